@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what flamefire needs on this machine (Debian/Ubuntu): perf, Node.js
+# (for the demo and the tests), curl, and Python's venv (for the emulator and
+# the Terraform linters). Idempotent: it installs only what is missing.
+set -euo pipefail
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "bootstrap: run as root or install sudo" >&2; exit 2; }
+    SUDO="sudo"
+fi
+
+need=()
+perf --version >/dev/null 2>&1 || need+=(linux-perf)
+command -v node >/dev/null || need+=(nodejs)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
+
+if ((${#need[@]})); then
+    echo "bootstrap: installing ${need[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+perf --version >/dev/null 2>&1 || {
+    echo "bootstrap: perf is still missing: install linux-perf (Debian) or linux-tools-\$(uname -r) (Ubuntu)" >&2
+    exit 2
+}

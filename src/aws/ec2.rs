@@ -1,0 +1,91 @@
+//! EC2 DescribeInstances: targets → instances with state and Name tag.
+
+use aws_sdk_ec2::types::Filter;
+
+use super::{Aws, errors};
+use crate::error::Result;
+use crate::targets::{InstanceId, Target};
+
+/// What EC2 says about one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Instance {
+    pub id: InstanceId,
+    /// `running`, `stopped`, `terminated`, …
+    pub state: String,
+    pub name: Option<String>,
+}
+
+/// DescribeInstances caps instance-id filter values; stay well below.
+const IDS_PER_CALL: usize = 200;
+
+impl Aws {
+    /// Every instance the target names, whatever its state, paginated.
+    /// Unknown ids are simply absent: `targets::classify` reports them.
+    pub async fn describe_instances(&self, target: &Target) -> Result<Vec<Ec2Instance>> {
+        let filter = |name: &str, values: Vec<String>| {
+            Filter::builder()
+                .name(name)
+                .set_values(Some(values))
+                .build()
+        };
+        let batches: Vec<Vec<Filter>> = match target {
+            Target::Ids(ids) => {
+                // Filtering (rather than InstanceIds=) means one unknown id
+                // does not fail the whole call with InvalidInstanceID.NotFound.
+                let ec2_ids: Vec<String> = ids
+                    .iter()
+                    .filter(|i| i.as_str().starts_with("i-"))
+                    .map(|i| i.to_string())
+                    .collect();
+                ec2_ids
+                    .chunks(IDS_PER_CALL)
+                    .map(|c| vec![filter("instance-id", c.to_vec())])
+                    .collect()
+            }
+            Target::Tags(tags) => vec![
+                tags.iter()
+                    .map(|(k, v)| filter(&format!("tag:{k}"), vec![v.clone()]))
+                    .collect(),
+            ],
+            Target::AutoScalingGroup(name) => {
+                vec![vec![filter(
+                    "tag:aws:autoscaling:groupName",
+                    vec![name.clone()],
+                )]]
+            }
+        };
+        let mut out = Vec::new();
+        for filters in batches {
+            let mut pages = self
+                .ec2
+                .describe_instances()
+                .set_filters(Some(filters))
+                .max_results(1000)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| errors::convert("ec2:DescribeInstances", e, None))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let Some(id) = instance.instance_id().and_then(InstanceId::parse) else {
+                        continue;
+                    };
+                    let state = instance
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into());
+                    let name = instance
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some("Name"))
+                        .and_then(|t| t.value())
+                        .map(str::to_string);
+                    out.push(Ec2Instance { id, state, name });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+}

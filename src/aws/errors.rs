@@ -1,0 +1,120 @@
+//! SDK errors → flamefire `Error`s, in one place.
+//!
+//! Each conversion keeps the service's error code and message and adds the
+//! next step an on-call engineer can take at 3 a.m.
+
+use std::error::Error as StdError;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::Error;
+
+/// The `source()` chain of any error, joined with `: `.
+pub fn chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// The service error code (`AccessDeniedException`, `NoSuchBucket`, …), if any.
+pub fn code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+pub fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("ThrottlingException" | "Throttling" | "RequestLimitExceeded" | "TooManyUpdates")
+    )
+}
+
+pub fn is_access_denied(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
+                | "AuthorizationError"
+                | "Forbidden"
+        )
+    )
+}
+
+/// Converts an SDK error from `call`. `resource` names what the call was about
+/// (a bucket, a document) so the next step can name it too.
+pub fn convert<E, R>(call: &'static str, err: SdkError<E, R>, resource: Option<&str>) -> Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = code(&err).map(str::to_string);
+    let message = match &err {
+        SdkError::ServiceError(s) => {
+            let m = s.err().message().unwrap_or("no message");
+            match &code {
+                Some(c) => format!("{c}: {m}"),
+                None => m.to_string(),
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => chain(&err),
+        _ => chain(&err),
+    };
+    let next = next_step(call, code.as_deref(), &err, resource);
+    Error::Aws {
+        call,
+        message,
+        next,
+    }
+}
+
+fn next_step<E, R>(
+    call: &str,
+    code: Option<&str>,
+    err: &SdkError<E, R>,
+    resource: Option<&str>,
+) -> String {
+    let what = resource.unwrap_or("the resource");
+    match code {
+        c if is_access_denied(c) => format!(
+            "your credentials may not call {call} on {what}: assume the flamefire on-call role (terraform/ output `role_arn`), or check --profile"
+        ),
+        Some(
+            "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AuthFailure",
+        ) => "your AWS credentials are invalid or expired: log in again (e.g. `aws sso login`) or check --profile".into(),
+        Some("NoSuchBucket") => format!(
+            "bucket {what} does not exist in this account/region: check --bucket (or FLAMEFIRE_BUCKET) and --region, or create it with terraform/"
+        ),
+        Some("InvalidDocument") => format!(
+            "document {what} is not deployed in this region: run `terraform apply` in terraform/ or `flamefire document deploy`, or pass --document"
+        ),
+        Some("InvalidParameters") => "the document in AWS does not accept these parameters: it may be older than this flamefire; redeploy it (`flamefire document deploy`)".into(),
+        c if is_throttling(c) => "AWS is throttling this account: wait a minute and retry, or target fewer hosts".into(),
+        _ => match err {
+            SdkError::DispatchFailure(_) => "could not reach AWS: check the network, --region and AWS_ENDPOINT_URL".into(),
+            SdkError::TimeoutError(_) => "AWS did not answer in time: check the network and retry".into(),
+            _ => "retry with -vv to see the request".into(),
+        },
+    }
+}

@@ -1,0 +1,237 @@
+//! SSM: which instances are managed, SendCommand, invocation statuses,
+//! CancelCommand, and the document itself.
+
+use std::collections::HashMap;
+
+use aws_sdk_ssm::types::{DocumentFormat, DocumentType, InstanceInformationStringFilter};
+
+use super::{Aws, errors};
+use crate::error::{Error, Result};
+use crate::targets::InstanceId;
+
+/// What SSM knows about a managed node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedInstance {
+    pub id: InstanceId,
+    /// `Online`, `ConnectionLost`, `Inactive`.
+    pub ping_status: String,
+    /// `Linux`, `Windows`, `MacOS`.
+    pub platform_type: String,
+    pub agent_version: Option<String>,
+}
+
+/// One SendCommand call (≤ 50 instances).
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub document: String,
+    pub instance_ids: Vec<InstanceId>,
+    pub parameters: Vec<(String, String)>,
+    /// Seconds SSM keeps trying to deliver to an unreachable instance.
+    pub delivery_timeout_s: i32,
+    pub comment: String,
+}
+
+/// One row of ListCommandInvocations, as SSM reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationReport {
+    pub instance_id: String,
+    pub status: String,
+    pub status_details: String,
+    pub response_code: Option<i32>,
+    /// The plugin's output: stdout then stderr, truncated by SSM to ~2,500 chars.
+    pub output: String,
+}
+
+/// The deployed document: content and default version.
+#[derive(Debug, Clone)]
+pub struct DocumentInfo {
+    pub content: String,
+    pub default_version: Option<String>,
+}
+
+/// SSM filter values per call; the API allows at most 50 instance ids.
+const IDS_PER_FILTER: usize = 50;
+
+impl Aws {
+    /// DescribeInstanceInformation for these ids (absent = not managed).
+    pub async fn managed_instances(&self, ids: &[InstanceId]) -> Result<Vec<ManagedInstance>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_FILTER) {
+            let filter = InstanceInformationStringFilter::builder()
+                .key("InstanceIds")
+                .set_values(Some(chunk.iter().map(|i| i.to_string()).collect()))
+                .build()
+                .expect("key and values are set");
+            let mut pages = self
+                .ssm
+                .describe_instance_information()
+                .filters(filter)
+                .max_results(50)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| errors::convert("ssm:DescribeInstanceInformation", e, None))?;
+                for info in page.instance_information_list() {
+                    let Some(id) = info.instance_id().and_then(InstanceId::parse) else {
+                        continue;
+                    };
+                    out.push(ManagedInstance {
+                        id,
+                        ping_status: info
+                            .ping_status()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_else(|| "Unknown".into()),
+                        platform_type: info
+                            .platform_type()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_else(|| "Unknown".into()),
+                        agent_version: info.agent_version().map(str::to_string),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// SendCommand; returns the command id.
+    pub async fn send_command(&self, req: &SendRequest) -> Result<String> {
+        let parameters: HashMap<String, Vec<String>> = req
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), vec![v.clone()]))
+            .collect();
+        let out = self
+            .ssm
+            .send_command()
+            .document_name(&req.document)
+            .set_instance_ids(Some(
+                req.instance_ids.iter().map(|i| i.to_string()).collect(),
+            ))
+            .set_parameters(Some(parameters))
+            .max_concurrency(req.instance_ids.len().to_string())
+            .max_errors("100%")
+            .timeout_seconds(req.delivery_timeout_s)
+            .comment(&req.comment)
+            .send()
+            .await
+            .map_err(|e| errors::convert("ssm:SendCommand", e, Some(&req.document)))?;
+        out.command()
+            .and_then(|c| c.command_id())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Aws {
+                call: "ssm:SendCommand",
+                message: "the response has no command id".into(),
+                next: "retry with -vv".into(),
+            })
+    }
+
+    /// Every invocation of a command, paginated, with plugin output.
+    pub async fn list_invocations(&self, command_id: &str) -> Result<Vec<InvocationReport>> {
+        let mut pages = self
+            .ssm
+            .list_command_invocations()
+            .command_id(command_id)
+            .details(true)
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(p) => p,
+                // Right after SendCommand the command may not be visible yet.
+                Err(e) if errors::code(&e) == Some("InvalidCommandId") => return Ok(out),
+                Err(e) => {
+                    return Err(errors::convert("ssm:ListCommandInvocations", e, None));
+                }
+            };
+            for inv in page.command_invocations() {
+                let plugin = inv.command_plugins().first();
+                out.push(InvocationReport {
+                    instance_id: inv.instance_id().unwrap_or_default().to_string(),
+                    status: inv
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "Pending".into()),
+                    status_details: inv.status_details().unwrap_or_default().to_string(),
+                    response_code: plugin.map(|p| p.response_code()),
+                    output: plugin
+                        .and_then(|p| p.output())
+                        .unwrap_or_default()
+                        .to_string(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// CancelCommand for these instances of a command.
+    pub async fn cancel_command(&self, command_id: &str, ids: &[InstanceId]) -> Result<()> {
+        self.ssm
+            .cancel_command()
+            .command_id(command_id)
+            .set_instance_ids(Some(ids.iter().map(|i| i.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| errors::convert("ssm:CancelCommand", e, None))?;
+        Ok(())
+    }
+
+    /// GetDocument (default version); `None` when it does not exist.
+    pub async fn get_document(&self, name: &str) -> Result<Option<DocumentInfo>> {
+        match self.ssm.get_document().name(name).send().await {
+            Ok(out) => Ok(Some(DocumentInfo {
+                content: out.content().unwrap_or_default().to_string(),
+                default_version: out.document_version().map(str::to_string),
+            })),
+            Err(e) if errors::code(&e) == Some("InvalidDocument") => Ok(None),
+            Err(e) => Err(errors::convert("ssm:GetDocument", e, Some(name))),
+        }
+    }
+
+    /// Creates the document, or adds a version and makes it the default.
+    /// Returns the new default version.
+    pub async fn deploy_document(&self, name: &str, yaml: &str) -> Result<String> {
+        if self.get_document(name).await?.is_none() {
+            let out = self
+                .ssm
+                .create_document()
+                .name(name)
+                .content(yaml)
+                .document_type(DocumentType::Command)
+                .document_format(DocumentFormat::Yaml)
+                .send()
+                .await
+                .map_err(|e| errors::convert("ssm:CreateDocument", e, Some(name)))?;
+            return Ok(out
+                .document_description()
+                .and_then(|d| d.document_version())
+                .unwrap_or("1")
+                .to_string());
+        }
+        let out = self
+            .ssm
+            .update_document()
+            .name(name)
+            .content(yaml)
+            .document_format(DocumentFormat::Yaml)
+            .document_version("$LATEST")
+            .send()
+            .await
+            .map_err(|e| errors::convert("ssm:UpdateDocument", e, Some(name)))?;
+        let version = out
+            .document_description()
+            .and_then(|d| d.document_version())
+            .unwrap_or("$LATEST")
+            .to_string();
+        self.ssm
+            .update_document_default_version()
+            .name(name)
+            .document_version(&version)
+            .send()
+            .await
+            .map_err(|e| errors::convert("ssm:UpdateDocumentDefaultVersion", e, Some(name)))?;
+        Ok(version)
+    }
+}

@@ -1,0 +1,498 @@
+//! Command-line arguments (clap) → validated plans.
+//!
+//! Each `*Args` turns into a plain `*Plan`; nothing past this file imports
+//! clap. Every value that ends up in the SSM document is checked against the
+//! document's own `allowedPattern` here, before any process or AWS call.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::document::{self, Pids, RecordParams};
+use crate::error::{Error, Result};
+use crate::targets::{InstanceId, Target};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every host (or the local run) produced a flamegraph
+  1    partial: some hosts failed, the others were rendered
+  2    nothing usable: bad arguments, no targets, every host failed, auth or config errors
+  130  interrupted by Ctrl-C (remote commands are cancelled first)";
+
+/// Why is this server on fire? CPU flamegraphs of Node.js processes.
+///
+/// flamefire records every Node.js process with `perf` (on this machine, or on
+/// EC2 instances through SSM Run Command, no SSH) and renders the flamegraphs
+/// locally. Results (paths, or --json) go to stdout; progress goes to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "flamefire", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More detail on stderr (-v: debug, -vv: trace, including AWS requests).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Plain lines instead of progress bars, and no summary table.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Profile Node.js processes on this machine (no AWS needed).
+    ///
+    /// Runs the same recorder script that `ssm` sends to instances, then
+    /// renders. Needs root (or perf_event_paranoid ≤ 1). Try `--demo` first: it
+    /// starts a small Node cluster with perf maps on and profiles it.
+    #[command(after_help = EXIT_CODES)]
+    Local(LocalArgs),
+
+    /// Render `perf script` output or folded stacks into flamegraphs.
+    ///
+    /// Each FILE (plain or .gz) gives an SVG and a .folded file; several give a
+    /// merged SVG too, with each file's name as the root frame.
+    #[command(after_help = EXIT_CODES)]
+    Render(RenderArgs),
+
+    /// Profile EC2 instances through SSM Run Command; render locally.
+    ///
+    /// Examples:
+    ///   flamefire ssm i-0abc                         # one host
+    ///   flamefire ssm i-0abc i-0def --duration 20    # several hosts
+    ///   flamefire ssm --tag Role=api --tag Env=prod  # all instances with these tags
+    ///   flamefire ssm --asg checkout-asg             # a whole autoscaling group
+    ///
+    /// Hosts upload their stacks to --bucket through a presigned POST signed
+    /// with your credentials, so instance roles need no S3 permission.
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Ssm(SsmArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// Seconds to record (1–300).
+    #[arg(short, long, default_value_t = 30, value_name = "SECONDS")]
+    pub duration: u32,
+
+    /// Sampling frequency in Hz (1–999). 99 avoids lockstep with timers.
+    #[arg(short = 'F', long, default_value_t = 99, value_name = "HZ")]
+    pub frequency: u32,
+
+    /// Record only this process id (repeatable, up to 64). Default: every
+    /// process whose executable is --process.
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pid: Vec<String>,
+
+    /// Executable name to select when no --pid is given (`node` also matches `nodejs`).
+    #[arg(long = "process", default_value = "node", value_name = "NAME")]
+    pub process: String,
+
+    /// Directory for the results. Default: ./flamefire-<run-id>/
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Open the flamegraph in the browser when done.
+    #[arg(long)]
+    pub open: bool,
+
+    /// Print a JSON document on stdout instead of paths.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    #[command(flatten)]
+    pub record: RecordArgs,
+
+    /// Start the bundled demo Node cluster (two workers with a hot HTML
+    /// tokenizer, perf maps on), profile it, then stop it.
+    #[arg(long, conflicts_with = "pid")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// `perf script` output (plain or .gz) or folded stacks.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Directory for the SVGs. Default: the current directory.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    /// Open the (merged) flamegraph in the browser when done.
+    #[arg(long)]
+    pub open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SsmArgs {
+    /// Instance ids (i-0123456789abcdef0).
+    #[arg(value_name = "INSTANCE_ID")]
+    pub instances: Vec<String>,
+
+    /// Every running instance with this tag (KEY=VALUE, repeatable: all must match).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+
+    /// Every running instance of this autoscaling group.
+    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
+    pub asg: Option<String>,
+
+    /// S3 bucket that hosts upload their stacks to.
+    #[arg(long, env = "FLAMEFIRE_BUCKET", value_name = "BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Key prefix in the bucket; runs go under <prefix><run-id>/.
+    #[arg(long, default_value = "flamefire/", value_name = "PREFIX")]
+    pub prefix: String,
+
+    /// Name of the SSM document (deployed by terraform/ or `flamefire document deploy`).
+    #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
+    pub document: String,
+
+    /// Give up on hosts that have not finished this many seconds after recording ends.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// AWS region (default: the standard chain: AWS_REGION, profile, …).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile (default: the standard chain: AWS_PROFILE, …).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// How the recording is parameterised, whatever runs it.
+#[derive(Debug, Clone)]
+pub struct RecordPlan {
+    pub params: RecordParams,
+    pub out: PathBuf,
+    pub open: bool,
+    pub json: bool,
+}
+
+#[derive(Debug)]
+pub struct LocalPlan {
+    pub record: RecordPlan,
+    pub demo: bool,
+}
+
+#[derive(Debug)]
+pub struct RenderPlan {
+    pub files: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub open: bool,
+}
+
+#[derive(Debug)]
+pub struct SsmPlan {
+    pub target: Target,
+    pub bucket: String,
+    pub prefix: String,
+    pub document: String,
+    pub timeout: Duration,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub record: RecordPlan,
+}
+
+/// A fresh run id: sortable by time, unique enough across engineers.
+pub fn new_run_id(now: SystemTime) -> String {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let stamp = crate::time::compact_utc(since.as_secs());
+    // Low bits of the clock and the pid: two runs in the same second differ.
+    let salt = (since.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!("{stamp}-{salt:04x}")
+}
+
+impl RecordArgs {
+    fn plan(&self, run_id: String) -> Result<RecordPlan> {
+        let doc = document::embedded()?;
+        let pids = if self.pid.is_empty() {
+            Pids::All
+        } else {
+            if self.pid.len() > 64 {
+                return Err(Error::Usage(format!(
+                    "--pid was given {} times; at most 64 processes can be recorded at once",
+                    self.pid.len()
+                )));
+            }
+            let mut pids = Vec::new();
+            for p in &self.pid {
+                doc.check("Pids", p, "--pid")?;
+                pids.push(p.parse().map_err(|_| {
+                    Error::Usage(format!(
+                        "--pid {p:?} is not a process id (expected a number)"
+                    ))
+                })?);
+            }
+            Pids::Listed(pids)
+        };
+        let params = RecordParams {
+            duration_s: self.duration,
+            frequency_hz: self.frequency,
+            pids,
+            process_name: self.process.clone(),
+            start_at: 0,
+            run_id: run_id.clone(),
+            upload: None,
+        };
+        params.validate(doc)?;
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("flamefire-{run_id}")));
+        Ok(RecordPlan {
+            params,
+            out,
+            open: self.open,
+            json: self.json,
+        })
+    }
+}
+
+impl LocalArgs {
+    pub fn plan(&self, run_id: String) -> Result<LocalPlan> {
+        Ok(LocalPlan {
+            record: self.record.plan(run_id)?,
+            demo: self.demo,
+        })
+    }
+}
+
+impl RenderArgs {
+    pub fn plan(&self) -> Result<RenderPlan> {
+        Ok(RenderPlan {
+            files: self.files.clone(),
+            out: self.out.clone(),
+            open: self.open,
+        })
+    }
+}
+
+impl SsmArgs {
+    pub fn plan(&self, run_id: String) -> Result<SsmPlan> {
+        let target = self.target()?;
+        let bucket = self.bucket.clone().ok_or_else(|| {
+            Error::Usage(
+                "no bucket: pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)"
+                    .into(),
+            )
+        })?;
+        check_bucket_name(&bucket)?;
+        let prefix = normalise_prefix(&self.prefix)?;
+        let record = self.record.plan(run_id)?;
+        // The hosts receive `<prefix><run-id>/`: check it with the document's pattern now.
+        document::embedded()?.check(
+            "UploadKeyPrefix",
+            &format!("{prefix}{}/", record.params.run_id),
+            "--prefix",
+        )?;
+        if !regex::Regex::new(r"^[A-Za-z0-9_.-]{1,128}$")
+            .expect("static regex")
+            .is_match(&self.document)
+        {
+            return Err(Error::Usage(format!(
+                "--document {:?} is not an SSM document name (letters, digits, `_.-`)",
+                self.document
+            )));
+        }
+        Ok(SsmPlan {
+            target,
+            bucket,
+            prefix,
+            document: self.document.clone(),
+            timeout: Duration::from_secs(self.timeout),
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            record,
+        })
+    }
+
+    fn target(&self) -> Result<Target> {
+        let chosen = [
+            !self.instances.is_empty(),
+            !self.tag.is_empty(),
+            self.asg.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        match chosen {
+            0 => {
+                return Err(Error::Usage(
+                    "no target: give instance ids, --tag KEY=VALUE or --asg NAME (see `flamefire ssm --help`)".into(),
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(Error::Usage(
+                    "give instance ids, --tag or --asg, not several kinds at once".into(),
+                ));
+            }
+        }
+        if let Some(asg) = &self.asg {
+            if asg.is_empty() || asg.len() > 255 {
+                return Err(Error::Usage(format!(
+                    "--asg {asg:?} is not an autoscaling group name"
+                )));
+            }
+            return Ok(Target::AutoScalingGroup(asg.clone()));
+        }
+        if !self.tag.is_empty() {
+            let mut tags = Vec::new();
+            for t in &self.tag {
+                let (k, v) = t.split_once('=').ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--tag {t:?} must be KEY=VALUE, e.g. --tag Role=api"
+                    ))
+                })?;
+                if k.is_empty() {
+                    return Err(Error::Usage(format!("--tag {t:?} has an empty key")));
+                }
+                tags.push((k.to_string(), v.to_string()));
+            }
+            return Ok(Target::Tags(tags));
+        }
+        let mut ids = Vec::new();
+        for raw in &self.instances {
+            let id = InstanceId::parse(raw).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{raw:?} is not an instance id (expected i- followed by 8 or 17 hex digits, e.g. i-0123456789abcdef0)"
+                ))
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(Target::Ids(ids))
+    }
+}
+
+/// S3's bucket naming rules, so a typo fails before any AWS call.
+fn check_bucket_name(bucket: &str) -> Result<()> {
+    let ok = regex::Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+        .expect("static regex")
+        .is_match(bucket)
+        && !bucket.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--bucket {bucket:?} is not a valid S3 bucket name (3–63 lowercase letters, digits, `.` and `-`)"
+        )))
+    }
+}
+
+/// `flamefire` and `flamefire/` mean the same prefix; the empty prefix is the bucket root.
+fn normalise_prefix(prefix: &str) -> Result<String> {
+    let trimmed = prefix.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let p = if trimmed.ends_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/")
+    };
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn ssm(args: &[&str]) -> Result<SsmPlan> {
+        let mut argv = vec!["flamefire", "ssm"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Ssm(a) => a.plan("20261127T080000Z-abcd".into()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn instance_ids_are_checked_before_any_call() {
+        let err = ssm(&["i-nothex", "--bucket", "b-ok"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"i-nothex\" is not an instance id")
+        );
+        let plan = ssm(&[
+            "i-0123456789abcdef0",
+            "i-0123456789abcdef0",
+            "--bucket",
+            "bkt",
+        ])
+        .unwrap();
+        assert!(matches!(plan.target, Target::Ids(ref v) if v.len() == 1));
+    }
+
+    #[test]
+    fn target_kinds_are_exclusive_and_required() {
+        assert!(
+            ssm(&["--bucket", "bkt"])
+                .unwrap_err()
+                .to_string()
+                .contains("no target")
+        );
+        let err = ssm(&["i-0123456789abcdef0", "--tag", "a=b", "--bucket", "bkt"]).unwrap_err();
+        assert!(err.to_string().contains("not several kinds"));
+        assert!(
+            Cli::try_parse_from(["flamefire", "ssm", "--tag", "a=b", "--asg", "x"]).is_err(),
+            "--tag and --asg conflict"
+        );
+        let err = ssm(&["--tag", "novalue", "--bucket", "bkt"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--tag \"novalue\" must be KEY=VALUE")
+        );
+    }
+
+    #[test]
+    fn values_are_checked_against_the_documents_patterns_naming_the_flag() {
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--duration", "0"]).unwrap_err();
+        assert!(err.to_string().starts_with("--duration \"0\""), "{err}");
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--pid", "1;reboot"]).unwrap_err();
+        assert!(err.to_string().starts_with("--pid"), "{err}");
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--process", "--output=/x"]).unwrap_err();
+        assert!(err.to_string().starts_with("--process"), "{err}");
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--prefix", "../etc"]).unwrap_err();
+        assert!(err.to_string().starts_with("--prefix"), "{err}");
+        let err = ssm(&["--asg", "a", "--bucket", "Bad_Bucket"]).unwrap_err();
+        assert!(err.to_string().starts_with("--bucket"), "{err}");
+        let err = ssm(&["--asg", "a"]).unwrap_err();
+        assert!(err.to_string().contains("FLAMEFIRE_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn prefix_is_normalised() {
+        assert_eq!(normalise_prefix("flamefire").unwrap(), "flamefire/");
+        assert_eq!(normalise_prefix("/a/b/").unwrap(), "a/b/");
+        assert_eq!(normalise_prefix("").unwrap(), "");
+    }
+
+    #[test]
+    fn run_ids_match_the_documents_pattern() {
+        let id = new_run_id(SystemTime::now());
+        document::embedded()
+            .unwrap()
+            .check("RunId", &id, "--run-id")
+            .unwrap();
+    }
+}

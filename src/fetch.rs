@@ -1,0 +1,280 @@
+//! Stage 4: succeeded hosts → verified stacks on local disk.
+//!
+//! Input: the hosts whose invocation succeeded. Output: for each host either
+//! `<out>/raw/<id>.perf` (decompressed `perf script` text, which speedscope and
+//! FlameScope open) plus its `meta.json`, or the reason that host's upload is
+//! unusable. Every download is bounded in size, its gzip stream is checked
+//! end to end, and its meta must parse and name this host and run. One bad
+//! upload fails that host alone. This stage never collapses or renders.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::aws::{Aws, FetchProblem};
+use crate::targets::Host;
+
+/// Largest compressed stacks file accepted (matches the POST policy).
+pub const MAX_STACKS_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest decompressed stacks accepted: a 300 s recording of 64 busy
+/// processes at 999 Hz stays well below.
+pub const MAX_PERF_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+const MAX_META_BYTES: u64 = 1024 * 1024;
+const PARALLEL_DOWNLOADS: usize = 8;
+
+/// The recorder's `meta.json` (docs/contracts.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Meta {
+    pub schema: u32,
+    pub run_id: String,
+    pub instance_id: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub kernel: String,
+    #[serde(default)]
+    pub distro: String,
+    #[serde(default)]
+    pub perf_version: String,
+    #[serde(default)]
+    pub duration_s: u64,
+    #[serde(default)]
+    pub frequency_hz: u64,
+    #[serde(default)]
+    pub started_at: u64,
+    #[serde(default)]
+    pub targets: Vec<MetaTarget>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub samples: u64,
+    #[serde(default)]
+    pub stacks_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MetaTarget {
+    pub pid: u64,
+    #[serde(default)]
+    pub cmdline: String,
+    #[serde(default)]
+    pub node_version: String,
+    #[serde(default)]
+    pub map: String,
+    #[serde(default)]
+    pub map_bytes: u64,
+}
+
+pub fn parse_meta(bytes: &[u8]) -> Result<Meta, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("meta.json does not parse: {e}"))
+}
+
+/// A host's verified files on disk.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub host: Host,
+    pub perf: PathBuf,
+    pub meta: Meta,
+}
+
+/// `<prefix><run-id>/<instance-id>/<file>`: the key layout hosts upload to.
+pub fn key(prefix: &str, run_id: &str, instance: &str, file: &str) -> String {
+    format!("{prefix}{run_id}/{instance}/{file}")
+}
+
+/// Downloads and verifies every host's upload, concurrently.
+pub async fn stacks(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    run_id: &str,
+    hosts: Vec<Host>,
+    out: &Path,
+) -> Vec<Result<Fetched, (Host, String)>> {
+    let raw = out.join("raw");
+    if let Err(e) = std::fs::create_dir_all(&raw) {
+        let cause = format!("cannot create {}: {e}", raw.display());
+        return hosts.into_iter().map(|h| Err((h, cause.clone()))).collect();
+    }
+    let limit = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
+    let mut tasks = JoinSet::new();
+    for (index, host) in hosts.into_iter().enumerate() {
+        let (aws, limit, raw) = (aws.clone(), limit.clone(), raw.clone());
+        let (bucket, prefix, run_id) = (bucket.to_string(), prefix.to_string(), run_id.to_string());
+        tasks.spawn(async move {
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let result = one(&aws, &bucket, &prefix, &run_id, &host, &raw).await;
+            (index, result.map_err(|cause| (host, cause)))
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined.expect("fetch task does not panic"));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+async fn one(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    run_id: &str,
+    host: &Host,
+    raw: &Path,
+) -> Result<Fetched, String> {
+    let id = host.id.as_str();
+    let meta_key = key(prefix, run_id, id, "meta.json");
+    let meta_bytes = aws
+        .get_bounded(bucket, &meta_key, MAX_META_BYTES)
+        .await
+        .map_err(|p| problem(&p, bucket, &meta_key))?;
+    let meta = parse_meta(&meta_bytes)?;
+    check_meta(&meta, id, run_id)?;
+    let stacks_key = key(prefix, run_id, id, "stacks.gz");
+    let gz = aws
+        .get_bounded(bucket, &stacks_key, MAX_STACKS_BYTES)
+        .await
+        .map_err(|p| problem(&p, bucket, &stacks_key))?;
+    let perf = raw.join(format!("{id}.perf"));
+    let target = perf.clone();
+    tokio::task::spawn_blocking(move || decompress_checked(&gz, &target))
+        .await
+        .map_err(|e| format!("decompression task failed: {e}"))??;
+    let meta_path = raw.join(format!("{id}.meta.json"));
+    std::fs::write(&meta_path, &meta_bytes)
+        .map_err(|e| format!("cannot write {}: {e}", meta_path.display()))?;
+    Ok(Fetched {
+        host: host.clone(),
+        perf,
+        meta,
+    })
+}
+
+fn problem(p: &FetchProblem, bucket: &str, key: &str) -> String {
+    match p {
+        FetchProblem::Missing => format!(
+            "s3://{bucket}/{key} is missing: the host reported success but its upload did not arrive (check the host's curl output above)"
+        ),
+        FetchProblem::TooLarge { bytes, limit } => {
+            format!("s3://{bucket}/{key} is {bytes} bytes, over the {limit}-byte limit")
+        }
+        FetchProblem::Failed(e) => format!("downloading s3://{bucket}/{key} failed: {e}"),
+    }
+}
+
+/// The meta must be ours: same host, same run (a stale or misplaced upload is not).
+pub fn check_meta(meta: &Meta, instance: &str, run_id: &str) -> Result<(), String> {
+    if meta.schema != 1 {
+        return Err(format!(
+            "meta.json has schema {}, expected 1 (upgrade flamefire?)",
+            meta.schema
+        ));
+    }
+    if meta.instance_id != instance {
+        return Err(format!(
+            "meta.json names instance {:?}, not {instance}: the upload is not this host's",
+            meta.instance_id
+        ));
+    }
+    if meta.run_id != run_id {
+        return Err(format!(
+            "meta.json names run {:?}, not {run_id}",
+            meta.run_id
+        ));
+    }
+    Ok(())
+}
+
+/// Streams the gzip to `target`, failing (and removing `target`) on a corrupt
+/// or truncated stream or one that inflates past `MAX_PERF_BYTES`.
+pub fn decompress_checked(gz: &[u8], target: &Path) -> Result<u64, String> {
+    let result = (|| {
+        if gz.len() < 18 || gz[..2] != [0x1f, 0x8b] {
+            return Err("stacks.gz is not gzip data (corrupt upload)".to_string());
+        }
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(target)
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?,
+        );
+        let mut decoder = MultiGzDecoder::new(gz);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = decoder
+                .read(&mut buf)
+                .map_err(|e| format!("stacks.gz is corrupt or truncated: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > MAX_PERF_BYTES {
+                return Err(format!("stacks.gz inflates past {MAX_PERF_BYTES} bytes"));
+            }
+            file.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        }
+        file.flush()
+            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        Ok(total)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(target);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn key_layout() {
+        assert_eq!(
+            key("flamefire/", "R1", "i-0123456789abcdef0", "stacks.gz"),
+            "flamefire/R1/i-0123456789abcdef0/stacks.gz"
+        );
+    }
+
+    #[test]
+    fn truncated_and_garbage_gzip_are_rejected_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.perf");
+        let good = gz(&b"node 1 [000] 1.0: 1 cpu-clock:\n\tffff f (x)\n\n".repeat(1000));
+        assert_eq!(decompress_checked(&good, &target).unwrap(), 45_000);
+        let truncated = &good[..good.len() / 2];
+        let err = decompress_checked(truncated, &target).unwrap_err();
+        assert!(err.contains("corrupt or truncated"), "{err}");
+        assert!(!target.exists());
+        assert!(decompress_checked(b"not gzip at all, really not", &target).is_err());
+    }
+
+    #[test]
+    fn meta_must_name_this_host_and_run() {
+        let meta = parse_meta(br#"{"schema":1,"run_id":"R1","instance_id":"i-01234567"}"#).unwrap();
+        assert!(check_meta(&meta, "i-01234567", "R1").is_ok());
+        assert!(
+            check_meta(&meta, "i-89abcdef", "R1")
+                .unwrap_err()
+                .contains("not this host")
+        );
+        assert!(check_meta(&meta, "i-01234567", "R2").is_err());
+        assert!(parse_meta(b"{\"schema\":").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! flamefire: why is this server on fire?
+//!
+//! A run is a pipeline, and the modules read in its order:
+//!
+//! ```text
+//! cli ─▶ targets ─▶ dispatch ─▶ wait ─▶ fetch ─▶ collapse ─▶ render ─▶ report
+//!          │            │         │        │
+//!          └────────────┴─ aws (the only code that touches the AWS SDK) ─┘
+//! ```
+//!
+//! `local` replaces targets…fetch with the same recorder script run on this
+//! machine; `render` starts at `collapse`. `document` holds the embedded SSM
+//! document that both run, `presign` the S3 POST policy hosts upload through.
+
+pub mod app;
+pub mod aws;
+pub mod cli;
+pub mod collapse;
+pub mod dispatch;
+pub mod document;
+pub mod error;
+pub mod fetch;
+pub mod local;
+pub mod presign;
+pub mod progress;
+pub mod render;
+pub mod report;
+pub mod targets;
+pub mod time;
+pub mod wait;

@@ -1,0 +1,234 @@
+//! The S3 presigned POST that hosts upload their stacks through.
+//!
+//! Input: the bucket, the run's key prefix, a clock and the caller's
+//! credentials. Output: the POST URL and form fields (SigV4, `AWS4-HMAC-SHA256`).
+//! One policy per run, limited to keys under `<prefix><run-id>/`, with a
+//! `content-length-range` and an expiry of the recording plus a margin, so
+//! instances need no S3 permission at all.
+//!
+//! The policy JSON is serialised exactly as botocore's `generate_presigned_post`
+//! does (Python `json.dumps` defaults), so that `tests/data/presign/vectors.json`,
+//! produced by botocore, pins it byte for byte. The HMAC chain is aws-sigv4's.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+use aws_smithy_types::base64;
+
+use crate::time::{compact_utc, iso_utc};
+
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// One element of the policy's `conditions` array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `{"field": "value"}`
+    Equals(String, String),
+    /// `["starts-with", "$field", "prefix"]`
+    StartsWith(String, String),
+    /// `["content-length-range", min, max]`
+    ContentLengthRange(u64, u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct PostRequest<'a> {
+    pub bucket: &'a str,
+    pub region: &'a str,
+    /// Conditions in order; the signer appends the `x-amz-*` ones (botocore's order).
+    pub conditions: Vec<Condition>,
+    pub now: SystemTime,
+    pub expires_in: Duration,
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPost {
+    pub credential: String,
+    pub date: String,
+    pub security_token: Option<String>,
+    /// base64 of `policy_json`.
+    pub policy: String,
+    pub policy_json: String,
+    pub signature: String,
+}
+
+/// The conditions flamefire uses for a run: botocore's client order
+/// (caller's conditions, then bucket, then key prefix).
+pub fn run_conditions(bucket: &str, key_prefix: &str, max_bytes: u64) -> Vec<Condition> {
+    vec![
+        Condition::ContentLengthRange(1, max_bytes),
+        Condition::Equals("bucket".into(), bucket.into()),
+        Condition::StartsWith("$key".into(), key_prefix.into()),
+    ]
+}
+
+pub fn sign(req: &PostRequest<'_>) -> SignedPost {
+    let now_s = req
+        .now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let date = compact_utc(now_s);
+    let credential = format!(
+        "{}/{}/{}/s3/aws4_request",
+        req.access_key_id,
+        &date[..8],
+        req.region
+    );
+    let mut conditions = req.conditions.clone();
+    conditions.push(Condition::Equals(
+        "x-amz-algorithm".into(),
+        ALGORITHM.into(),
+    ));
+    conditions.push(Condition::Equals(
+        "x-amz-credential".into(),
+        credential.clone(),
+    ));
+    conditions.push(Condition::Equals("x-amz-date".into(), date.clone()));
+    if let Some(token) = req.session_token {
+        conditions.push(Condition::Equals(
+            "x-amz-security-token".into(),
+            token.into(),
+        ));
+    }
+    let expiration = iso_utc(now_s + req.expires_in.as_secs());
+    let policy_json = policy_json(&expiration, &conditions);
+    let policy = base64::encode(policy_json.as_bytes());
+    let key = generate_signing_key(req.secret_access_key, req.now, req.region, "s3");
+    let signature = calculate_signature(key, policy.as_bytes());
+    SignedPost {
+        credential,
+        date,
+        security_token: req.session_token.map(str::to_string),
+        policy,
+        policy_json,
+        signature,
+    }
+}
+
+/// `json.dumps({"expiration": …, "conditions": […]})` with Python's defaults:
+/// `", "` and `": "` separators, ASCII-only output.
+fn policy_json(expiration: &str, conditions: &[Condition]) -> String {
+    let items: Vec<String> = conditions
+        .iter()
+        .map(|c| match c {
+            Condition::Equals(k, v) => format!("{{{}: {}}}", py_str(k), py_str(v)),
+            Condition::StartsWith(k, v) => {
+                format!("[\"starts-with\", {}, {}]", py_str(k), py_str(v))
+            }
+            Condition::ContentLengthRange(min, max) => {
+                format!("[\"content-length-range\", {min}, {max}]")
+            }
+        })
+        .collect();
+    format!(
+        "{{\"expiration\": {}, \"conditions\": [{}]}}",
+        py_str(expiration),
+        items.join(", ")
+    )
+}
+
+/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii=True`).
+fn py_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The POST URL for a bucket: virtual-hosted S3, or path style on a custom
+/// (emulator) endpoint.
+pub fn post_url(bucket: &str, region: &str, endpoint: Option<&str>) -> String {
+    match endpoint {
+        Some(e) => format!("{}/{bucket}/", e.trim_end_matches('/')),
+        None => {
+            let suffix = if region.starts_with("cn-") {
+                "amazonaws.com.cn"
+            } else {
+                "amazonaws.com"
+            };
+            format!("https://{bucket}.s3.{region}.{suffix}/")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_string_escaping() {
+        assert_eq!(py_str("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(py_str("é"), r#""\u00e9""#);
+        assert_eq!(py_str("😀"), r#""\ud83d\ude00""#);
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            post_url("b-1", "eu-west-1", None),
+            "https://b-1.s3.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            post_url("b-1", "cn-north-1", None),
+            "https://b-1.s3.cn-north-1.amazonaws.com.cn/"
+        );
+        assert_eq!(
+            post_url("b-1", "us-east-1", Some("http://127.0.0.1:5055/")),
+            "http://127.0.0.1:5055/b-1/"
+        );
+    }
+
+    #[test]
+    fn signature_changes_with_every_input() {
+        let base = PostRequest {
+            bucket: "b",
+            region: "eu-west-1",
+            conditions: run_conditions("b", "flamefire/r/", 10),
+            now: UNIX_EPOCH + Duration::from_secs(1_795_766_400),
+            expires_in: Duration::from_secs(900),
+            access_key_id: "AKIDEXAMPLE",
+            secret_access_key: "secret",
+            session_token: None,
+        };
+        let a = sign(&base);
+        assert!(
+            a.policy_json
+                .contains("\"expiration\": \"2026-11-27T08:15:00Z\"")
+        );
+        assert_eq!(a.date, "20261127T080000Z");
+        let b = sign(&PostRequest {
+            secret_access_key: "other",
+            ..base.clone()
+        });
+        assert_ne!(a.signature, b.signature);
+        let c = sign(&PostRequest {
+            session_token: Some("tok"),
+            ..base
+        });
+        assert!(
+            c.policy_json
+                .ends_with("{\"x-amz-security-token\": \"tok\"}]}")
+        );
+    }
+}

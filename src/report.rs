@@ -1,0 +1,230 @@
+//! Stage 7: host outcomes → the summary on stderr, the results on stdout.
+//!
+//! Input: one `HostOutcome` per host (rendered, failed or skipped). Output: a
+//! table on stderr (host, Name, status, samples, warnings, SVG or cause and
+//! next step), the SVG paths (or `--json`) on stdout, and the exit code. A
+//! broken pipe on stdout is not an error.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::error::exit;
+use crate::progress::Progress;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Rendered,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostOutcome {
+    pub host: String,
+    pub name: Option<String>,
+    pub status: Status,
+    /// SSM's status for this host (`Success`, `Failed`, `Undeliverable`, …).
+    pub ssm_status: Option<String>,
+    pub samples: Option<u64>,
+    pub warnings: Vec<String>,
+    pub svg: Option<PathBuf>,
+    pub folded: Option<PathBuf>,
+    pub stacks: Option<PathBuf>,
+    pub cause: Option<String>,
+    pub next_step: Option<String>,
+    /// Last lines the host printed, for failures.
+    pub output_tail: Option<String>,
+}
+
+impl HostOutcome {
+    pub fn new(host: String, name: Option<String>, status: Status) -> Self {
+        HostOutcome {
+            host,
+            name,
+            status,
+            ssm_status: None,
+            samples: None,
+            warnings: Vec::new(),
+            svg: None,
+            folded: None,
+            stacks: None,
+            cause: None,
+            next_step: None,
+            output_tail: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub out: PathBuf,
+    /// The merged flamegraph of every rendered host, when there are several.
+    pub merged_svg: Option<PathBuf>,
+    pub hosts: Vec<HostOutcome>,
+}
+
+impl RunReport {
+    /// 0 all rendered, 1 some failed, 2 none rendered. Skipped hosts were
+    /// reported before dispatch and do not make a run partial.
+    pub fn exit_code(&self) -> u8 {
+        let rendered = self
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.status, Status::Rendered))
+            .count();
+        let failed = self
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.status, Status::Failed | Status::Cancelled))
+            .count();
+        match (rendered, failed) {
+            (0, _) => exit::NOTHING,
+            (_, 0) => exit::OK,
+            _ => exit::PARTIAL,
+        }
+    }
+}
+
+/// The last `lines` non-empty lines of a host's output.
+pub fn tail(output: &str, lines: usize) -> String {
+    let kept: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    kept[kept.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The summary table, on stderr.
+pub fn table(progress: &Progress, report: &RunReport) {
+    let mut lines = vec![format!(
+        "{:<21} {:<18} {:<10} {:>8} {:>5}  {}",
+        "HOST", "NAME", "STATUS", "SAMPLES", "WARN", "RESULT"
+    )];
+    for h in &report.hosts {
+        let status = match h.status {
+            Status::Rendered => "ok",
+            Status::Failed => "FAILED",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        };
+        let result = match (&h.svg, &h.cause) {
+            (Some(svg), _) => svg.display().to_string(),
+            (None, Some(cause)) => cause.lines().next().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "{:<21} {:<18} {:<10} {:>8} {:>5}  {}",
+            h.host,
+            truncate(h.name.as_deref().unwrap_or("-"), 18),
+            status,
+            h.samples
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            h.warnings.len(),
+            result
+        ));
+    }
+    for h in &report.hosts {
+        if matches!(h.status, Status::Rendered) {
+            for w in &h.warnings {
+                lines.push(format!("warning: {}: {w}", h.host));
+            }
+            continue;
+        }
+        if matches!(h.status, Status::Skipped) {
+            continue;
+        }
+        lines.push(String::new());
+        lines.push(format!(
+            "{} failed: {}",
+            h.host,
+            h.cause.as_deref().unwrap_or("unknown cause")
+        ));
+        if let Some(t) = h.output_tail.as_deref().filter(|t| !t.is_empty()) {
+            for l in t.lines() {
+                lines.push(format!("  | {l}"));
+            }
+        }
+        if let Some(n) = h.next_step.as_deref().filter(|n| !n.is_empty()) {
+            lines.push(format!("  next step: {n}"));
+        }
+    }
+    if let Some(m) = &report.merged_svg {
+        lines.push(format!("merged flamegraph: {}", m.display()));
+    }
+    progress.note(&lines.join("\n"));
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+/// Results on stdout: one SVG path per line (merged first), or JSON.
+pub fn stdout(report: &RunReport, json: bool) {
+    let text = if json {
+        let mut s = serde_json::to_string_pretty(report).expect("report serialises");
+        s.push('\n');
+        s
+    } else {
+        let mut s = String::new();
+        if let Some(m) = &report.merged_svg {
+            s.push_str(&format!("{}\n", m.display()));
+        }
+        for h in &report.hosts {
+            if let Some(svg) = &h.svg {
+                s.push_str(&format!("{}\n", svg.display()));
+            }
+        }
+        s
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`flamefire … | head -1`) is the reader's choice, not an error.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Status) -> HostOutcome {
+        HostOutcome::new("i-01234567".into(), None, status)
+    }
+
+    fn report(statuses: Vec<Status>) -> RunReport {
+        RunReport {
+            run_id: "r".into(),
+            out: PathBuf::from("."),
+            merged_svg: None,
+            hosts: statuses.into_iter().map(outcome).collect(),
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(
+            report(vec![Status::Rendered, Status::Skipped]).exit_code(),
+            0
+        );
+        assert_eq!(
+            report(vec![Status::Rendered, Status::Failed]).exit_code(),
+            1
+        );
+        assert_eq!(
+            report(vec![Status::Failed, Status::Cancelled]).exit_code(),
+            2
+        );
+        assert_eq!(report(vec![]).exit_code(), 2);
+    }
+
+    #[test]
+    fn tail_keeps_last_non_empty_lines() {
+        assert_eq!(tail("a\n\nb\nc\n\n", 2), "b\nc");
+        assert_eq!(tail("", 3), "");
+    }
+}

@@ -1,0 +1,296 @@
+//! Stage 1: instance ids / tags / autoscaling group → hosts to profile.
+//!
+//! Input: a `Target` from the CLI. Output: the running, SSM-managed, online
+//! Linux hosts, plus every skipped instance with the reason. The decision
+//! (`classify`) is pure; `resolve` only gathers the facts from EC2 and SSM.
+
+use std::fmt;
+
+use crate::aws::{Aws, Ec2Instance, ManagedInstance};
+use crate::error::{Error, Result};
+
+/// An EC2 instance id (`i-` + 8 or 17 hex digits) or an SSM hybrid node id (`mi-` + 17).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    pub fn parse(raw: &str) -> Option<InstanceId> {
+        let (prefix, hex) = raw.split_once('-')?;
+        let hex_ok = hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = match prefix {
+            "i" => hex_ok && (hex.len() == 8 || hex.len() == 17),
+            "mi" => hex_ok && hex.len() == 17,
+            _ => false,
+        };
+        ok.then(|| InstanceId(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the user asked to profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Ids(Vec<InstanceId>),
+    /// All of these tags must match.
+    Tags(Vec<(String, String)>),
+    AutoScalingGroup(String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Ids(ids) => {
+                let ids: Vec<_> = ids.iter().map(InstanceId::as_str).collect();
+                write!(f, "instances {}", ids.join(", "))
+            }
+            Target::Tags(tags) => {
+                let tags: Vec<_> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "tag {}", tags.join(" and "))
+            }
+            Target::AutoScalingGroup(name) => write!(f, "autoscaling group {name}"),
+        }
+    }
+}
+
+/// A host that will be profiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub id: InstanceId,
+    /// The `Name` tag, for display.
+    pub name: Option<String>,
+}
+
+impl Host {
+    /// `i-0abc (web-1)`, or just the id.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{} ({n})", self.id),
+            None => self.id.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    NotFound,
+    NotRunning(String),
+    NotManaged,
+    Offline(String),
+    NotLinux(String),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::NotFound => write!(f, "no such instance in this region (check --region)"),
+            SkipReason::NotRunning(state) => write!(f, "not running ({state})"),
+            SkipReason::NotManaged => write!(
+                f,
+                "not managed by SSM (install/start the SSM agent and attach AmazonSSMManagedInstanceCore)"
+            ),
+            SkipReason::Offline(ping) => write!(
+                f,
+                "SSM agent offline ({ping}; check the agent and the instance's route to SSM)"
+            ),
+            SkipReason::NotLinux(platform) => write!(f, "not Linux ({platform})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub host: Host,
+    pub reason: SkipReason,
+}
+
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub hosts: Vec<Host>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Turns the target into hosts, listing every skipped instance and why.
+pub async fn resolve(aws: &Aws, target: &Target) -> Result<Resolved> {
+    let ec2 = aws.describe_instances(target).await?;
+    let candidates: Vec<InstanceId> = ec2
+        .iter()
+        .filter(|i| i.state == "running")
+        .map(|i| i.id.clone())
+        .collect();
+    // Hybrid (mi-) nodes are not EC2 instances: ask SSM about them directly.
+    let mut asked = candidates;
+    if let Target::Ids(ids) = target {
+        asked.extend(
+            ids.iter()
+                .filter(|i| i.as_str().starts_with("mi-"))
+                .cloned(),
+        );
+    }
+    let managed = aws.managed_instances(&asked).await?;
+    let resolved = classify(target, &ec2, &managed);
+    if resolved.hosts.is_empty() {
+        return Err(Error::NoTargets(nothing_left(
+            target,
+            &ec2,
+            &resolved,
+            aws.region(),
+        )));
+    }
+    Ok(resolved)
+}
+
+/// The pure decision: which instances are usable, and why the others are not.
+pub fn classify(target: &Target, ec2: &[Ec2Instance], managed: &[ManagedInstance]) -> Resolved {
+    let mut out = Resolved::default();
+    let mut consider = |id: &InstanceId, name: Option<String>, state: Option<&str>| {
+        let host = Host {
+            id: id.clone(),
+            name,
+        };
+        let reason = match (state, managed.iter().find(|m| &m.id == id)) {
+            (Some(s), _) if s != "running" => Some(SkipReason::NotRunning(s.to_string())),
+            (_, None) => Some(SkipReason::NotManaged),
+            (_, Some(m)) if m.ping_status != "Online" => {
+                Some(SkipReason::Offline(m.ping_status.clone()))
+            }
+            (_, Some(m)) if m.platform_type != "Linux" => {
+                Some(SkipReason::NotLinux(m.platform_type.clone()))
+            }
+            _ => None,
+        };
+        match reason {
+            None => out.hosts.push(host),
+            Some(reason) => out.skipped.push(Skipped { host, reason }),
+        }
+    };
+    for i in ec2 {
+        consider(&i.id, i.name.clone(), Some(&i.state));
+    }
+    let mut not_found = Vec::new();
+    if let Target::Ids(ids) = target {
+        for id in ids {
+            if ec2.iter().any(|i| &i.id == id) {
+                continue;
+            }
+            if id.as_str().starts_with("mi-") {
+                consider(id, None, None);
+            } else {
+                not_found.push(id.clone());
+            }
+        }
+    }
+    out.skipped.extend(not_found.into_iter().map(|id| Skipped {
+        host: Host { id, name: None },
+        reason: SkipReason::NotFound,
+    }));
+    out
+}
+
+fn nothing_left(target: &Target, ec2: &[Ec2Instance], r: &Resolved, region: &str) -> String {
+    if ec2.is_empty() && r.skipped.is_empty() {
+        let hint = match target {
+            Target::Tags(_) => "check the tag's spelling and case, and --region",
+            Target::AutoScalingGroup(_) => "check the group name and --region",
+            Target::Ids(_) => "check the ids and --region",
+        };
+        return format!("no instance matches {target} in {region} ({hint})");
+    }
+    format!(
+        "{} instance(s) match {target} in {region}, but none is running, SSM-managed, online and Linux (see the skipped list above; is the SSM agent installed and online?)",
+        ec2.len().max(r.skipped.len())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::parse(s).unwrap()
+    }
+
+    fn ec2(i: &str, state: &str) -> Ec2Instance {
+        Ec2Instance {
+            id: id(i),
+            state: state.into(),
+            name: Some(format!("name-{i}")),
+        }
+    }
+
+    fn ssm(i: &str, ping: &str, platform: &str) -> ManagedInstance {
+        ManagedInstance {
+            id: id(i),
+            ping_status: ping.into(),
+            platform_type: platform.into(),
+            agent_version: Some("3.3.2957.0".into()),
+        }
+    }
+
+    #[test]
+    fn parses_ids() {
+        assert!(InstanceId::parse("i-0123456789abcdef0").is_some());
+        assert!(InstanceId::parse("i-01234567").is_some());
+        assert!(InstanceId::parse("mi-0123456789abcdef0").is_some());
+        for bad in [
+            "i-0123",
+            "i-0123456789ABCDEF0",
+            "x-01234567",
+            "i-0123456789abcdef0;id",
+            "",
+        ] {
+            assert!(InstanceId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_skip_reason_is_reported() {
+        let a = "i-0000000000000000a";
+        let b = "i-0000000000000000b";
+        let c = "i-0000000000000000c";
+        let d = "i-0000000000000000d";
+        let e = "i-0000000000000000e";
+        let f = "i-0000000000000000f";
+        let target = Target::Ids(vec![id(a), id(b), id(c), id(d), id(e), id(f)]);
+        let instances = [
+            ec2(a, "running"),
+            ec2(b, "stopped"),
+            ec2(c, "running"),
+            ec2(d, "running"),
+            ec2(e, "running"),
+        ];
+        let managed = [
+            ssm(a, "Online", "Linux"),
+            ssm(d, "ConnectionLost", "Linux"),
+            ssm(e, "Online", "Windows"),
+        ];
+        let r = classify(&target, &instances, &managed);
+        assert_eq!(r.hosts.len(), 1);
+        assert_eq!(r.hosts[0].id, id(a));
+        let reasons: Vec<_> = r
+            .skipped
+            .iter()
+            .map(|s| (s.host.id.as_str(), &s.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (b, &SkipReason::NotRunning("stopped".into())),
+                (c, &SkipReason::NotManaged),
+                (d, &SkipReason::Offline("ConnectionLost".into())),
+                (e, &SkipReason::NotLinux("Windows".into())),
+                (f, &SkipReason::NotFound),
+            ]
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! Stage 3: sent commands → the final status of every host.
+//!
+//! Input: the batches `dispatch` sent. Output: each host's final
+//! `InvocationStatus` and plugin output. The decisions live in `Fleet`, a pure
+//! state machine fed with what ListCommandInvocations reports; the poll loop
+//! around it only fetches, sleeps (2 s and up) and draws progress. Statuses
+//! never go backwards, unknown instances are ignored, and an empty list or a
+//! missing invocation right after SendCommand just means "not visible yet".
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::aws::{Aws, InvocationReport};
+use crate::dispatch::Sent;
+use crate::progress::HostBars;
+use crate::targets::{Host, InstanceId};
+
+/// Every status SSM reports, plus the two flamefire adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationStatus {
+    /// Sent, but SSM does not list the invocation yet.
+    NotVisible,
+    Pending,
+    InProgress,
+    Delayed,
+    Cancelling,
+    Success,
+    Cancelled,
+    TimedOut,
+    Failed,
+    Undeliverable,
+    Terminated,
+    InvalidPlatform,
+    AccessDenied,
+    /// flamefire's own deadline passed before SSM reported an end.
+    GaveUp,
+}
+
+impl InvocationStatus {
+    /// Maps SSM's `Status` and `StatusDetails`; the details are more precise
+    /// (`Undeliverable`, `DeliveryTimedOut`, …) so they win.
+    pub fn from_ssm(status: &str, details: &str) -> Self {
+        use InvocationStatus::*;
+        match details {
+            "Undeliverable" => return Undeliverable,
+            "Terminated" => return Terminated,
+            "InvalidPlatform" => return InvalidPlatform,
+            "AccessDenied" => return AccessDenied,
+            "DeliveryTimedOut"
+            | "ExecutionTimedOut"
+            | "Delivery Timed Out"
+            | "Execution Timed Out" => return TimedOut,
+            _ => {}
+        }
+        match status {
+            "Pending" => Pending,
+            "InProgress" => InProgress,
+            "Delayed" => Delayed,
+            "Cancelling" => Cancelling,
+            "Success" => Success,
+            "Cancelled" => Cancelled,
+            "TimedOut" => TimedOut,
+            "Failed" => Failed,
+            // An unknown status is not progress: keep waiting, the deadline bounds it.
+            _ => Pending,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        use InvocationStatus::*;
+        !matches!(
+            self,
+            NotVisible | Pending | InProgress | Delayed | Cancelling
+        )
+    }
+
+    /// The next step shown for a host that ended in this status.
+    pub fn next_step(self) -> &'static str {
+        use InvocationStatus::*;
+        match self {
+            Success => "",
+            Failed => "read the host's stderr above; rerun with --pid or fix the cause on the host",
+            TimedOut => {
+                "the agent did not deliver or finish in time: check the instance is up and its agent online"
+            }
+            Undeliverable => {
+                "SSM could not reach the instance: check it is running and its SSM agent is online"
+            }
+            Terminated => "the instance was terminated during the run",
+            InvalidPlatform => "the document runs on Linux only",
+            AccessDenied => {
+                "the instance's SSM agent was denied: check its instance profile has AmazonSSMManagedInstanceCore"
+            }
+            Cancelled | Cancelling => "the command was cancelled (by Ctrl-C or in the console)",
+            GaveUp => "raise --timeout, or check the host with `flamefire doctor`",
+            NotVisible | Pending | InProgress | Delayed => "",
+        }
+    }
+}
+
+impl fmt::Display for InvocationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            InvocationStatus::NotVisible => "Sent",
+            InvocationStatus::GaveUp => "GaveUp",
+            other => return write!(f, "{other:?}"),
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostState {
+    pub host: Host,
+    pub command_id: String,
+    pub status: InvocationStatus,
+    pub response_code: Option<i32>,
+    pub output: String,
+}
+
+/// The whole fleet's progress. Pure: no I/O, no clock reads.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    hosts: BTreeMap<InstanceId, HostState>,
+}
+
+impl Fleet {
+    pub fn new(sent: &[Sent]) -> Self {
+        let mut hosts = BTreeMap::new();
+        for batch in sent {
+            for host in &batch.hosts {
+                hosts.insert(
+                    host.id.clone(),
+                    HostState {
+                        host: host.clone(),
+                        command_id: batch.command_id.clone(),
+                        status: InvocationStatus::NotVisible,
+                        response_code: None,
+                        output: String::new(),
+                    },
+                );
+            }
+        }
+        Fleet { hosts }
+    }
+
+    /// Applies one ListCommandInvocations answer for `command_id`; returns
+    /// the hosts whose status changed.
+    pub fn observe(
+        &mut self,
+        command_id: &str,
+        reports: &[InvocationReport],
+    ) -> Vec<(InstanceId, InvocationStatus)> {
+        let mut changed = Vec::new();
+        for r in reports {
+            let Some(id) = InstanceId::parse(&r.instance_id) else {
+                continue;
+            };
+            let Some(state) = self.hosts.get_mut(&id) else {
+                continue; // not ours (e.g. an emulator fanning out)
+            };
+            if state.command_id != command_id || state.status.is_terminal() {
+                continue;
+            }
+            let next = InvocationStatus::from_ssm(&r.status, &r.status_details);
+            state.output.clone_from(&r.output);
+            state.response_code = r.response_code;
+            if next != state.status {
+                state.status = next;
+                changed.push((id, next));
+            }
+        }
+        changed
+    }
+
+    /// Ends every unfinished host with `status` (deadline, or cancellation).
+    pub fn end_unfinished(&mut self, status: InvocationStatus) -> Vec<InstanceId> {
+        let mut ended = Vec::new();
+        for (id, s) in &mut self.hosts {
+            if !s.status.is_terminal() {
+                s.status = status;
+                ended.push(id.clone());
+            }
+        }
+        ended
+    }
+
+    /// Command ids that still have unfinished hosts, with those hosts.
+    pub fn in_flight(&self) -> BTreeMap<String, Vec<InstanceId>> {
+        let mut out: BTreeMap<String, Vec<InstanceId>> = BTreeMap::new();
+        for (id, s) in &self.hosts {
+            if !s.status.is_terminal() {
+                out.entry(s.command_id.clone())
+                    .or_default()
+                    .push(id.clone());
+            }
+        }
+        out
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.hosts.values().all(|s| s.status.is_terminal())
+    }
+
+    pub fn into_states(self) -> Vec<HostState> {
+        self.hosts.into_values().collect()
+    }
+}
+
+/// How the wait ended.
+pub enum Waited {
+    Done(Fleet),
+    /// Ctrl-C: the caller cancels what is still in flight.
+    Interrupted(Fleet),
+}
+
+/// Poll interval: 2 s at first (SSM needs that long to list a new command),
+/// growing to 5 s so a long recording costs few calls.
+pub fn poll_interval(round: u32) -> Duration {
+    let ms = 2000.0 * 1.25f64.powi(round.min(10) as i32);
+    Duration::from_millis(ms.min(5000.0) as u64)
+}
+
+/// Polls until every host ends, the deadline passes, or `interrupt` fires.
+pub async fn until_done(
+    aws: &Aws,
+    sent: &[Sent],
+    deadline: Instant,
+    bars: &HostBars,
+    interrupt: impl Future<Output = ()>,
+) -> Waited {
+    let mut fleet = Fleet::new(sent);
+    tokio::pin!(interrupt);
+    let mut round = 0;
+    loop {
+        for (command_id, _) in fleet.in_flight() {
+            let poll = aws.list_invocations(&command_id);
+            let reports = tokio::select! {
+                r = poll => r,
+                _ = &mut interrupt => return Waited::Interrupted(fleet),
+            };
+            match reports {
+                Ok(reports) => {
+                    for (id, status) in fleet.observe(&command_id, &reports) {
+                        bars.update(&id, status);
+                    }
+                }
+                // A failed poll is not a failed host: log it and poll again.
+                Err(e) => bars.note(&format!("polling {command_id} failed, retrying: {e}")),
+            }
+        }
+        if fleet.is_done() {
+            return Waited::Done(fleet);
+        }
+        if Instant::now() >= deadline {
+            for id in fleet.end_unfinished(InvocationStatus::GaveUp) {
+                bars.update(&id, InvocationStatus::GaveUp);
+            }
+            return Waited::Done(fleet);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll_interval(round)) => {}
+            _ = &mut interrupt => return Waited::Interrupted(fleet),
+        }
+        round += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use InvocationStatus::*;
+
+    fn host(n: u32) -> Host {
+        Host {
+            id: InstanceId::parse(&format!("i-{n:017x}")).unwrap(),
+            name: None,
+        }
+    }
+
+    fn report(n: u32, status: &str, details: &str) -> InvocationReport {
+        InvocationReport {
+            instance_id: format!("i-{n:017x}"),
+            status: status.into(),
+            status_details: details.into(),
+            response_code: Some(0),
+            output: format!("out {n}"),
+        }
+    }
+
+    fn fleet() -> Fleet {
+        Fleet::new(&[
+            Sent {
+                command_id: "c1".into(),
+                hosts: vec![host(1), host(2)],
+            },
+            Sent {
+                command_id: "c2".into(),
+                hosts: vec![host(3)],
+            },
+        ])
+    }
+
+    #[test]
+    fn maps_every_status() {
+        let cases = [
+            ("Pending", "Pending", Pending),
+            ("InProgress", "InProgress", InProgress),
+            ("Delayed", "Delayed", Delayed),
+            ("Success", "Success", Success),
+            ("Cancelled", "Cancelled", Cancelled),
+            ("TimedOut", "DeliveryTimedOut", TimedOut),
+            ("TimedOut", "ExecutionTimedOut", TimedOut),
+            ("Failed", "Failed", Failed),
+            ("Failed", "Undeliverable", Undeliverable),
+            ("Failed", "Terminated", Terminated),
+            ("Failed", "InvalidPlatform", InvalidPlatform),
+            ("Failed", "AccessDenied", AccessDenied),
+            ("Cancelling", "Cancelling", Cancelling),
+            ("SomethingNew", "", Pending),
+        ];
+        for (status, details, want) in cases {
+            assert_eq!(
+                InvocationStatus::from_ssm(status, details),
+                want,
+                "{status}/{details}"
+            );
+        }
+    }
+
+    #[test]
+    fn pending_inprogress_failed_sequence() {
+        let mut f = fleet();
+        assert!(
+            f.observe("c1", &[]).is_empty(),
+            "empty list right after send"
+        );
+        assert_eq!(
+            f.observe("c1", &[report(1, "Pending", "Pending")]),
+            vec![(host(1).id, Pending)]
+        );
+        f.observe("c1", &[report(1, "InProgress", "InProgress")]);
+        let changed = f.observe(
+            "c1",
+            &[
+                report(1, "Failed", "Failed"),
+                report(2, "Success", "Success"),
+            ],
+        );
+        assert_eq!(changed.len(), 2);
+        assert!(!f.is_done(), "c2's host is still unseen");
+        assert_eq!(f.in_flight().keys().collect::<Vec<_>>(), vec!["c2"]);
+        f.observe("c2", &[report(3, "Success", "Success")]);
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn terminal_statuses_are_sticky_and_strangers_ignored() {
+        let mut f = fleet();
+        f.observe("c1", &[report(1, "Success", "Success")]);
+        assert!(
+            f.observe("c1", &[report(1, "InProgress", "InProgress")])
+                .is_empty()
+        );
+        // An instance we never sent to (moto fans out), or a report under the wrong command.
+        assert!(
+            f.observe("c1", &[report(9, "Success", "Success")])
+                .is_empty()
+        );
+        assert!(
+            f.observe("c2", &[report(2, "Success", "Success")])
+                .is_empty()
+        );
+        let states = f.into_states();
+        assert_eq!(states[0].status, Success);
+        assert_eq!(states[1].status, NotVisible);
+    }
+
+    #[test]
+    fn deadline_ends_only_unfinished_hosts() {
+        let mut f = fleet();
+        f.observe(
+            "c1",
+            &[report(1, "Success", "Success"), report(2, "InProgress", "")],
+        );
+        let ended = f.end_unfinished(GaveUp);
+        assert_eq!(ended, vec![host(2).id, host(3).id]);
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn polling_backs_off_from_two_to_five_seconds() {
+        assert_eq!(poll_interval(0), Duration::from_secs(2));
+        assert!(poll_interval(2) > poll_interval(1));
+        assert_eq!(poll_interval(50), Duration::from_secs(5));
+    }
+}
