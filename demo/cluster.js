@@ -93,6 +93,10 @@ function isSpace(code) {
 
 // Tokenizes HTML into start tags (with attributes), end tags, text, comments
 // and doctypes. Roughly the WHATWG tokenizer states, minus error recovery.
+// Names, text and values are sliced out of the input by index rather than
+// built a character at a time: builtins called per character (toLowerCase,
+// string concatenation) run without a frame of their own, and perf's
+// frame-pointer unwinding would then charge their time to our caller.
 function tokenizeHtml(html) {
   const tokens = [];
   const DATA = 0, TAG_OPEN = 1, END_TAG_OPEN = 2, TAG_NAME = 3, BEFORE_ATTR = 4,
@@ -100,15 +104,16 @@ function tokenizeHtml(html) {
     VALUE_SQ = 9, VALUE_UQ = 10, SELF_CLOSING = 11, MARKUP = 12, COMMENT = 13,
     DOCTYPE = 14, CHAR_REF = 15;
   let state = DATA;
+  let start = 0; // where the text, name or value being read began
   let text = '';
   let tag = null;
   let attrName = '';
   let attrValue = '';
-  let ref = '';
+  let refStart = 0;
   let returnState = DATA;
-  let comment = '';
 
-  const flushText = () => {
+  const flushText = (end) => {
+    text += html.slice(start, end);
     if (text.length > 0) {
       tokens.push({ type: 'text', value: text });
       text = '';
@@ -139,147 +144,147 @@ function tokenizeHtml(html) {
   };
 
   for (let i = 0; i < html.length; i++) {
-    const ch = html[i];
     const code = html.charCodeAt(i);
     switch (state) {
       case DATA:
-        if (ch === '<') {
-          flushText();
+        if (code === 60 /* < */) {
+          flushText(i);
           state = TAG_OPEN;
-        } else if (ch === '&') {
+        } else if (code === 38 /* & */) {
+          text += html.slice(start, i);
           returnState = DATA;
-          ref = '';
+          refStart = i + 1;
           state = CHAR_REF;
-        } else {
-          text += ch;
         }
         break;
       case TAG_OPEN:
-        if (ch === '/') {
+        if (code === 47 /* / */) {
           state = END_TAG_OPEN;
-        } else if (ch === '!') {
-          comment = '';
+        } else if (code === 33 /* ! */) {
+          start = i + 1;
           state = MARKUP;
         } else if (isAsciiLetter(code)) {
-          tag = { type: 'start', name: ch.toLowerCase(), attrs: {}, selfClosing: false };
+          tag = { type: 'start', name: '', attrs: {}, selfClosing: false };
+          start = i;
           state = TAG_NAME;
         } else {
-          text += '<' + ch;
+          text = '<';
+          start = i;
+          i--; // reconsume as text
           state = DATA;
         }
         break;
       case END_TAG_OPEN:
         if (isAsciiLetter(code)) {
-          tag = { type: 'end', name: ch.toLowerCase(), attrs: {}, selfClosing: false };
+          tag = { type: 'end', name: '', attrs: {}, selfClosing: false };
+          start = i;
           state = TAG_NAME;
         } else {
+          start = i + 1;
           state = DATA;
         }
         break;
       case TAG_NAME:
-        if (isSpace(code)) {
-          state = BEFORE_ATTR;
-        } else if (ch === '/') {
-          state = SELF_CLOSING;
-        } else if (ch === '>') {
-          emitTag();
-          state = DATA;
-        } else {
-          tag.name += ch.toLowerCase();
+        if (isSpace(code) || code === 47 || code === 62) {
+          tag.name = html.slice(start, i).toLowerCase();
+          if (code === 62 /* > */) {
+            emitTag();
+            start = i + 1;
+            state = DATA;
+          } else {
+            state = code === 47 ? SELF_CLOSING : BEFORE_ATTR;
+          }
         }
         break;
       case BEFORE_ATTR:
-        if (isSpace(code)) {
-          // stay
-        } else if (ch === '/') {
+        if (code === 47) {
           state = SELF_CLOSING;
-        } else if (ch === '>') {
+        } else if (code === 62) {
           emitTag();
+          start = i + 1;
           state = DATA;
-        } else {
-          attrName = ch.toLowerCase();
+        } else if (!isSpace(code)) {
+          start = i;
           state = ATTR_NAME;
         }
         break;
       case ATTR_NAME:
-        if (isSpace(code)) {
-          state = AFTER_ATTR_NAME;
-        } else if (ch === '=') {
-          state = BEFORE_VALUE;
-        } else if (ch === '>') {
-          emitTag();
-          state = DATA;
-        } else if (ch === '/') {
-          finishAttr();
-          state = SELF_CLOSING;
-        } else {
-          attrName += ch.toLowerCase();
+        if (isSpace(code) || code === 61 /* = */ || code === 62 || code === 47) {
+          attrName = html.slice(start, i).toLowerCase();
+          if (code === 61) {
+            state = BEFORE_VALUE;
+          } else if (code === 62) {
+            emitTag();
+            start = i + 1;
+            state = DATA;
+          } else if (code === 47) {
+            finishAttr();
+            state = SELF_CLOSING;
+          } else {
+            state = AFTER_ATTR_NAME;
+          }
         }
         break;
       case AFTER_ATTR_NAME:
-        if (ch === '=') {
+        if (code === 61) {
           state = BEFORE_VALUE;
-        } else if (ch === '>') {
+        } else if (code === 62) {
           emitTag();
+          start = i + 1;
           state = DATA;
         } else if (!isSpace(code)) {
           finishAttr();
-          attrName = ch.toLowerCase();
+          start = i;
           state = ATTR_NAME;
         }
         break;
       case BEFORE_VALUE:
-        if (ch === '"') {
+        if (code === 34 /* " */) {
+          start = i + 1;
           state = VALUE_DQ;
-        } else if (ch === '\'') {
+        } else if (code === 39 /* ' */) {
+          start = i + 1;
           state = VALUE_SQ;
-        } else if (ch === '>') {
+        } else if (code === 62) {
           emitTag();
+          start = i + 1;
           state = DATA;
         } else if (!isSpace(code)) {
-          attrValue = ch;
+          start = i;
           state = VALUE_UQ;
         }
         break;
       case VALUE_DQ:
-        if (ch === '"') {
-          finishAttr();
-          state = BEFORE_ATTR;
-        } else if (ch === '&') {
-          returnState = VALUE_DQ;
-          ref = '';
-          state = CHAR_REF;
-        } else {
-          attrValue += ch;
-        }
-        break;
       case VALUE_SQ:
-        if (ch === '\'') {
+        if (code === (state === VALUE_DQ ? 34 : 39)) {
+          attrValue += html.slice(start, i);
           finishAttr();
           state = BEFORE_ATTR;
-        } else if (ch === '&') {
-          returnState = VALUE_SQ;
-          ref = '';
+        } else if (code === 38) {
+          attrValue += html.slice(start, i);
+          returnState = state;
+          refStart = i + 1;
           state = CHAR_REF;
-        } else {
-          attrValue += ch;
         }
         break;
       case VALUE_UQ:
-        if (isSpace(code)) {
+        if (isSpace(code) || code === 62) {
+          attrValue += html.slice(start, i);
           finishAttr();
-          state = BEFORE_ATTR;
-        } else if (ch === '>') {
-          emitTag();
-          state = DATA;
-        } else {
-          attrValue += ch;
+          if (code === 62) {
+            emitTag();
+            start = i + 1;
+            state = DATA;
+          } else {
+            state = BEFORE_ATTR;
+          }
         }
         break;
       case SELF_CLOSING:
-        if (ch === '>') {
+        if (code === 62) {
           tag.selfClosing = true;
           emitTag();
+          start = i + 1;
           state = DATA;
         } else {
           state = BEFORE_ATTR;
@@ -287,56 +292,53 @@ function tokenizeHtml(html) {
         }
         break;
       case MARKUP:
-        if (ch === '>') {
-          if (comment.startsWith('--') && comment.endsWith('--')) {
-            tokens.push({ type: 'comment', value: comment.slice(2, -2) });
-          } else {
-            tokens.push({ type: 'doctype', value: comment });
-          }
+        // After "<!": a comment ("--") or a doctype.
+        if (i - start === 1 && code === 45 && html.charCodeAt(start) === 45) {
+          start = i + 1;
+          state = COMMENT;
+        } else if (i - start === 6 && html.slice(start, i + 1).toUpperCase() === 'DOCTYPE') {
+          start = i + 1;
+          state = DOCTYPE;
+        } else if (code === 62) {
+          tokens.push({ type: 'doctype', value: html.slice(start, i) });
+          start = i + 1;
           state = DATA;
-        } else {
-          comment += ch;
-          if (comment === '--') {
-            state = COMMENT;
-          } else if (comment.length === 7 && comment.toUpperCase() === 'DOCTYPE') {
-            state = DOCTYPE;
-          }
         }
         break;
       case COMMENT:
-        comment += ch;
-        if (ch === '>' && comment.endsWith('-->')) {
-          tokens.push({ type: 'comment', value: comment.slice(2, -3) });
+        if (code === 62 && i - start >= 2 && html.charCodeAt(i - 1) === 45 && html.charCodeAt(i - 2) === 45) {
+          tokens.push({ type: 'comment', value: html.slice(start, i - 2) });
+          start = i + 1;
           state = DATA;
         }
         break;
       case DOCTYPE:
-        if (ch === '>') {
-          tokens.push({ type: 'doctype', value: comment.slice(7).trim() });
+        if (code === 62) {
+          tokens.push({ type: 'doctype', value: html.slice(start, i).trim() });
+          start = i + 1;
           state = DATA;
-        } else {
-          comment += ch;
         }
         break;
       case CHAR_REF:
-        if (ch === ';') {
-          const decoded = decodeRef(ref);
+        if (code === 59 /* ; */ || !isAsciiLetter(code) || i - refStart >= 8) {
+          const done = code === 59;
+          const decoded = done ? decodeRef(html.slice(refStart, i)) : '&' + html.slice(refStart, i);
           if (returnState === DATA) text += decoded; else attrValue += decoded;
           state = returnState;
-        } else if (isAsciiLetter(code) && ref.length < 8) {
-          ref += ch;
-        } else {
-          const raw = '&' + ref;
-          if (returnState === DATA) text += raw; else attrValue += raw;
-          state = returnState;
-          i--; // reconsume
+          start = done ? i + 1 : i;
+          if (!done) i--; // reconsume
         }
         break;
       default:
         throw new Error(`tokenizer reached unknown state ${state}`);
     }
   }
-  flushText();
+  if (state === CHAR_REF && returnState === DATA) {
+    text += '&' + html.slice(refStart);
+    start = html.length;
+    state = DATA;
+  }
+  if (state === DATA) flushText(html.length);
   return tokens;
 }
 
