@@ -48,8 +48,8 @@ while IFS= read -r line || [[ -n $line ]]; do
     (
       cd "$out"
       export SSM_Duration=1 SSM_Frequency=99 SSM_Pids=all SSM_ProcessName=flamefire-no-such-process
-      export SSM_StartAt=0 SSM_RunId=hostile SSM_UploadUrl= SSM_UploadKeyPrefix= SSM_UploadPolicy=
-      export SSM_UploadCredential= SSM_UploadDate= SSM_UploadSignature= SSM_UploadSecurityToken=
+      export SSM_StartAt=0 SSM_RunId=hostile SSM_UploadUrl='' SSM_UploadKeyPrefix='' SSM_UploadPolicy=''
+      export SSM_UploadCredential='' SSM_UploadDate='' SSM_UploadSignature='' SSM_UploadSecurityToken=''
       export "SSM_$name=$value"
       exec sh "$script" >"$tmp/stdout" 2>"$tmp/stderr"
     ) || rc=$?
