@@ -1,0 +1,1759 @@
+#!/usr/bin/env python3
+"""flamefire's local AWS emulator for tests: moto server plus the Run Command
+pieces moto lacks.
+
+One process. moto's server listens on an internal loopback port; a front HTTP
+server on 127.0.0.1:$FLAMEFIRE_EMULATOR_PORT forwards every request to it byte
+for byte, except the SSM Run Command operations listed in `EMULATED_SSM_OPS`,
+which this file answers itself with awsJson1.1 shapes taken from botocore's
+service model (`botocore/data/ssm/2014-11-06/service-2.json`). A stand-in for
+the SSM agent runs the document's real script on this machine.
+
+Only moto's public server API (ThreadedMotoServer, /moto-api/reset) and boto3
+calls to it are used; moto internals are not touched.
+
+See README.md beside this file for the admin API, the test-only EC2 tags and
+the error codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import gzip
+import hashlib
+import http.client
+import json
+import logging
+import math
+import os
+import platform as pyplatform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+DEFAULT_REGION = "us-east-1"
+TAG_PREFIX = "flamefire-test:"
+TAG_SSM = TAG_PREFIX + "ssm"
+TAG_PLATFORM = TAG_PREFIX + "platform"
+TAG_AGENT = TAG_PREFIX + "agent-version"
+TAG_BEHAVIOUR = TAG_PREFIX + "behaviour"
+TAG_DELIVERY_TIMEOUT = TAG_PREFIX + "delivery-timeout"
+TAG_REPLAY_CAPTURE = TAG_PREFIX + "replay-capture"
+DEFAULT_AGENT_VERSION = "3.3.2957.0"
+# Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
+ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
+BEHAVIOURS = ("record", "no-node", "undeliverable", "corrupt-upload", "replay")
+SSM_MODES = ("online", "offline", "unmanaged")
+
+# What the SSM agent keeps of a plugin's output (GetCommandInvocation docs:
+# "The first 24,000 characters written by the plugin to stdout", first 8,000 of
+# stderr; CommandPlugin.Output is at most 2,500).
+MAX_STDOUT = 24000
+MAX_STDERR = 8000
+MAX_PLUGIN_OUTPUT = 2500
+# amazon-ssm-agent: exit code of a command killed on timeout (128 + SIGKILL).
+STOPPED_PREEMPTIVELY_EXIT_CODE = 137
+DEFAULT_DELIVERY_TIMEOUT = 3600  # SendCommand TimeoutSeconds default
+DEFAULT_EXECUTION_TIMEOUT = 3600  # aws:runShellScript inputs.timeoutSeconds default
+DELIVERY_LATENCY_S = 0.1  # Pending -> InProgress for an online instance
+OFFLINE_POLL_S = 1.0  # how often a Pending invocation re-reads its instance
+
+EMULATED_SSM_OPS = (
+    "SendCommand",
+    "ListCommandInvocations",
+    "GetCommandInvocation",
+    "ListCommands",
+    "CancelCommand",
+    "DescribeInstanceInformation",
+)
+TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
+    "proxy-connection",
+}
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+log = logging.getLogger("flamefire-emulator")
+
+
+def now() -> float:
+    return time.time()
+
+
+def ts(t: float | None) -> float | None:
+    """awsJson1.1 timestamps are epoch seconds (numbers); keep milliseconds."""
+    return None if t is None else round(t, 3)
+
+
+def iso(t: float | None) -> str:
+    """GetCommandInvocation's StringDateTime fields, e.g. 2026-11-27T08:00:00.123Z."""
+    if t is None:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def prune(d: dict) -> dict:
+    """Drop None values: absent optional members are omitted, never null."""
+    return {k: v for k, v in d.items() if v is not None}
+
+
+class ApiError(Exception):
+    """An AWS error answered as awsJson1.1: HTTP status + {"__type", "message"}."""
+
+    def __init__(self, code: str, message: str = "", status: int = 400):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+def validation_error(message: str) -> ApiError:
+    return ApiError("ValidationException", "1 validation error detected: " + message)
+
+
+# --------------------------------------------------------------------------- moto access
+
+
+class Moto:
+    """The moto server in this process, and boto3 clients that talk to it directly."""
+
+    def __init__(self, port: int = 0):
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server.start()
+        self.host, self.port = self.server.get_host_and_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._clients: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, tuple[float, dict]] = {}
+        self._generation = 0
+        self._region_locks: dict[str, threading.Lock] = {}
+        self._config = botocore.config.Config(
+            retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=64,
+            s3={"addressing_style": "path"},
+        )
+
+    def client(self, service: str, region: str):
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                session = boto3.session.Session(
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    region_name=region,
+                )
+                self._clients[key] = session.client(
+                    service, endpoint_url=self.endpoint, config=self._config
+                )
+            return self._clients[key]
+
+    def reset(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", "/moto-api/reset")
+        conn.getresponse().read()
+        conn.close()
+
+    # ---- EC2 view of "managed instances"
+    #
+    # moto's DescribeInstances takes seconds with hundreds of instances (more
+    # under load), and tag targets and DescribeInstanceInformation need the whole
+    # region. So keep one snapshot per region. It is dropped whenever an EC2
+    # write goes through the front server (tags or states may have changed),
+    # extended in place by the seed endpoint, and expires after CACHE_TTL_S as a
+    # safety net. Lookups by id without a fresh snapshot ask moto for just those.
+
+    CACHE_TTL_S = 60.0
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snapshots = {}
+            self._generation += 1
+
+    def add(self, region: str, raws: list[dict]) -> None:
+        """Fold freshly launched instances into the region's snapshot, if any."""
+        with self._lock:
+            self._generation += 1  # a read in flight would miss them: discard it
+            hit = self._snapshots.get(region)
+            if hit:
+                hit[1].update({r["InstanceId"]: Instance(r, region) for r in raws})
+
+    def _fresh(self, region: str) -> dict[str, "Instance"] | None:
+        with self._lock:
+            hit = self._snapshots.get(region)
+            if hit and now() - hit[0] < self.CACHE_TTL_S:
+                return hit[1]
+            return None
+
+    def _describe(self, region: str, instance_ids: list[str] | None) -> dict[str, "Instance"]:
+        kwargs = {}
+        if instance_ids is not None:
+            kwargs["Filters"] = [{"Name": "instance-id", "Values": list(instance_ids)}]
+        found: dict[str, Instance] = {}
+        for page in self.client("ec2", region).get_paginator("describe_instances").paginate(**kwargs):
+            for res in page["Reservations"]:
+                for raw in res["Instances"]:
+                    found[raw["InstanceId"]] = Instance(raw, region)
+        return found
+
+    def _snapshot(self, region: str) -> dict[str, "Instance"]:
+        snap = self._fresh(region)
+        if snap is not None:
+            return snap
+        with self._lock:
+            region_lock = self._region_locks.setdefault(region, threading.Lock())
+        with region_lock:  # one full DescribeInstances per region at a time
+            snap = self._fresh(region)
+            if snap is not None:
+                return snap
+            with self._lock:
+                taken, generation = now(), self._generation
+            found = self._describe(region, None)
+            with self._lock:
+                if generation == self._generation:  # no EC2 write raced with the read
+                    self._snapshots[region] = (taken, found)
+            return found
+
+    def instances(self, region: str, instance_ids: list[str] | None = None) -> list["Instance"]:
+        if instance_ids is None:
+            return list(self._snapshot(region).values())
+        if not instance_ids:
+            return []
+        snap = self._fresh(region)
+        found = snap if snap is not None else self._describe(region, instance_ids)
+        return [found[i] for i in instance_ids if i in found]
+
+    def instance(self, region: str, instance_id: str) -> "Instance | None":
+        found = self.instances(region, [instance_id])
+        return found[0] if found else None
+
+
+class Instance:
+    """An EC2 instance from moto plus what its test-only tags say about SSM."""
+
+    def __init__(self, raw: dict, region: str):
+        self.raw = raw
+        self.region = region
+        self.id = raw["InstanceId"]
+        self.state = raw.get("State", {}).get("Name", "running")
+        self.tags = {t["Key"]: t["Value"] for t in raw.get("Tags", []) or []}
+        ssm = self.tags.get(TAG_SSM, "unmanaged").strip().lower()
+        self.ssm_mode = ssm if ssm in SSM_MODES else "unmanaged"
+        plat = self.tags.get(TAG_PLATFORM, "Linux").strip().lower()
+        self.platform = "Windows" if plat == "windows" else "Linux"
+        self.agent_version = self.tags.get(TAG_AGENT, DEFAULT_AGENT_VERSION).strip()
+        beh = self.tags.get(TAG_BEHAVIOUR, "record").strip().lower()
+        self.behaviour = beh if beh in BEHAVIOURS else "record"
+        try:
+            self.delivery_timeout = float(self.tags[TAG_DELIVERY_TIMEOUT])
+        except (KeyError, ValueError):
+            self.delivery_timeout = None
+        self.name = self.tags.get("Name", "")
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("terminated", "shutting-down")
+
+    @property
+    def managed(self) -> bool:
+        """Registered with SSM: has an ssm tag of online/offline and is not terminated."""
+        return self.alive and self.ssm_mode in ("online", "offline")
+
+    @property
+    def online(self) -> bool:
+        return self.managed and self.ssm_mode == "online" and self.state in ("pending", "running")
+
+    def information(self) -> dict:
+        """An InstanceInformation object (DescribeInstanceInformation)."""
+        windows = self.platform == "Windows"
+        ip = self.raw.get("PrivateIpAddress", "")
+        dns = self.raw.get("PrivateDnsName", "") or f"ip-{ip.replace('.', '-')}"
+        launch = self.raw.get("LaunchTime")
+        launched = launch.timestamp() if hasattr(launch, "timestamp") else now()
+        return prune({
+            "InstanceId": self.id,
+            "PingStatus": "Online" if self.online else "ConnectionLost",
+            "LastPingDateTime": ts(now() if self.online else launched),
+            "AgentVersion": self.agent_version,
+            "IsLatestVersion": False,
+            "PlatformType": self.platform,
+            "PlatformName": "Microsoft Windows Server 2022 Datacenter" if windows else "Amazon Linux",
+            "PlatformVersion": "10.0.20348" if windows else "2023",
+            "ResourceType": "EC2Instance",
+            "IPAddress": ip,
+            "ComputerName": (dns.split(".")[0].upper()[:15] if windows else dns),
+            "SourceId": self.id,
+            "SourceType": "AWS::EC2::Instance",
+        })
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def java_pattern(pattern: str) -> re.Pattern:
+    """Compile an SSM allowedPattern (Java regex) for Python. `\\z` -> `\\Z`."""
+    return re.compile(re.sub(r"(?<!\\)\\z", r"\\Z", pattern))
+
+
+def version_tuple(v: str) -> tuple[int, ...]:
+    parts = []
+    for p in v.split("."):
+        m = re.match(r"\d+", p)
+        parts.append(int(m.group()) if m else 0)
+    return tuple(parts + [0] * (4 - len(parts)))
+
+
+class Document:
+    """A Command document fetched from moto (GetDocument, JSON format)."""
+
+    def __init__(self, name: str, version: str, content: dict):
+        self.name, self.version, self.content = name, version, content
+        self.parameters: dict = content.get("parameters") or {}
+        steps = content.get("mainSteps") or []
+        self.step = steps[0] if steps else {}
+        self.step_name = self.step.get("name", "aws:runShellScript")
+        self.action = self.step.get("action", "")
+        self.inputs = self.step.get("inputs") or {}
+
+    @property
+    def platforms(self) -> set[str]:
+        return {"aws:runShellScript": {"Linux", "MacOS"},
+                "aws:runPowerShellScript": {"Windows", "Linux"}}.get(self.action, {"Linux"})
+
+    @classmethod
+    def fetch(cls, moto: Moto, region: str, name: str, version: str | None) -> "Document":
+        ssm = moto.client("ssm", region)
+        name = name.split("document/")[-1] if name.startswith("arn:") else name
+        kwargs = {"Name": name, "DocumentFormat": "JSON"}
+        if version and version not in ("$DEFAULT", "$LATEST"):
+            kwargs["DocumentVersion"] = version
+        try:
+            doc = ssm.get_document(**kwargs)
+        except botocore.exceptions.ClientError as e:
+            if "DocumentVersion" in kwargs:
+                try:
+                    ssm.get_document(Name=name)
+                except botocore.exceptions.ClientError:
+                    pass
+                else:
+                    raise ApiError("InvalidDocumentVersion",
+                                   f"Document {name} does not have version {version}.")
+            raise ApiError("InvalidDocument", "The specified document does not exist.") from e
+        if doc.get("DocumentType", "Command") != "Command":
+            raise ApiError("InvalidDocument",
+                           f"Document {name} is of type {doc.get('DocumentType')}, not Command.")
+        try:
+            content = json.loads(doc["Content"])
+        except ValueError as e:
+            raise ApiError("InvalidDocument", f"Document {name} content is not valid JSON: {e}")
+        return cls(name, doc.get("DocumentVersion", "1"), content)
+
+    def resolve(self, given: dict) -> dict[str, str]:
+        """Validate SendCommand Parameters the way SSM does; return name -> value."""
+        if not isinstance(given, dict):
+            raise ApiError("InvalidParameters", "Parameters must be a map of lists.")
+        for name in given:
+            if name not in self.parameters:
+                raise ApiError("InvalidParameters",
+                               f"Parameter \"{name}\" is not defined in document {self.name}.")
+        out = {}
+        for name, spec in self.parameters.items():
+            spec = spec or {}
+            ptype = spec.get("type", "String")
+            if name in given:
+                values = given[name]
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise ApiError("InvalidParameters",
+                                   f"Parameter \"{name}\" must be a list of strings.")
+                if ptype != "StringList" and len(values) != 1:
+                    raise ApiError("InvalidParameters",
+                                   f"Parameter \"{name}\" of type {ptype} takes exactly one value, "
+                                   f"got {len(values)}.")
+                pattern = spec.get("allowedPattern")
+                allowed = spec.get("allowedValues")
+                for v in values:
+                    # SSM matches like Java's Matcher.find(): `$` also matches before a
+                    # final "\n", and so does Python's re.search. Keep that leniency so
+                    # the host script's own checks are exercised.
+                    if pattern is not None and not java_pattern(pattern).search(v):
+                        raise ApiError("InvalidParameters",
+                                       f"Parameter \"{name}\" \"{v}\" failed to satisfy "
+                                       f"constraint: allowedPattern {pattern}")
+                    if allowed is not None and v not in [str(a) for a in allowed]:
+                        raise ApiError("InvalidParameters",
+                                       f"Parameter \"{name}\" \"{v}\" is not one of the "
+                                       f"allowedValues {allowed}")
+            elif "default" in spec:
+                d = spec["default"]
+                values = [str(x) for x in d] if isinstance(d, list) else [
+                    json.dumps(d) if isinstance(d, (dict, bool)) else str(d)]
+            else:
+                raise ApiError("InvalidParameters",
+                               f"Parameter \"{name}\" is required by document {self.name} and "
+                               "has no default.")
+            out[name] = ",".join(values) if ptype == "StringList" else (values[0] if values else "")
+        return out
+
+    def script(self, params: dict[str, str]) -> str:
+        run = self.inputs.get("runCommand", [])
+        text = "\n".join(run) if isinstance(run, list) else str(run)
+        # Classic {{ Name }} substitution, as the agent does for every parameter.
+        return re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}",
+                      lambda m: params.get(m.group(1), m.group(0)), text)
+
+    def execution_timeout(self, params: dict[str, str]) -> int:
+        raw = self.inputs.get("timeoutSeconds", DEFAULT_EXECUTION_TIMEOUT)
+        raw = re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}",
+                     lambda m: params.get(m.group(1), ""), str(raw))
+        try:
+            return max(1, int(float(raw)))
+        except ValueError:
+            return DEFAULT_EXECUTION_TIMEOUT
+
+    def env_var_params(self) -> list[str]:
+        return [n for n, s in self.parameters.items()
+                if (s or {}).get("interpolationType") == "ENV_VAR"]
+
+
+# --------------------------------------------------------------------------- run command state
+
+
+class Invocation:
+    def __init__(self, command: "Command", inst: Instance | None, instance_id: str, undeliverable: bool):
+        self.command = command
+        self.instance_id = instance_id
+        self.instance = inst
+        self.status = "Pending"
+        self.details = "Pending"
+        self.response_code = -1
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.stdout = ""
+        self.stderr = ""
+        self.dir: str | None = None
+        self.pid: int | None = None
+        self.force_undeliverable = undeliverable
+        self.cancel = threading.Event()
+        self.note = ""  # emulator-side diagnostics, only in /_flamefire/invocations
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def finish(self, status: str, details: str, code: int | None = None) -> None:
+        with STATE.lock:
+            if self.terminal:
+                return
+            self.status, self.details = status, details
+            if code is not None:
+                self.response_code = code
+            self.finished = now()
+
+    def plugin(self) -> dict:
+        cmd = self.command
+        output = ""
+        if self.terminal:
+            output = plugin_output(self.stdout, self.stderr)
+        return prune({
+            "Name": cmd.document.step_name,
+            "Status": self.status,
+            "StatusDetails": self.details,
+            "ResponseCode": self.response_code,
+            "ResponseStartDateTime": ts(self.started),
+            "ResponseFinishDateTime": ts(self.finished),
+            "Output": output,
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "OutputS3Region": cmd.output_s3_region or cmd.region,
+            "OutputS3BucketName": cmd.output_s3_bucket,
+            "OutputS3KeyPrefix": cmd.output_s3_prefix,
+        })
+
+    def shape(self, details: bool) -> dict:
+        cmd = self.command
+        return prune({
+            "CommandId": cmd.id,
+            "InstanceId": self.instance_id,
+            "InstanceName": self.instance.name if self.instance else "",
+            "Comment": cmd.comment,
+            "DocumentName": cmd.document.name,
+            "DocumentVersion": cmd.document_version,
+            "RequestedDateTime": ts(cmd.requested),
+            "Status": self.status,
+            "StatusDetails": self.details,
+            "TraceOutput": "",
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "CommandPlugins": [self.plugin()] if details else [],
+            "ServiceRole": cmd.service_role,
+            "NotificationConfig": cmd.notification_config,
+            "CloudWatchOutputConfig": cmd.cloudwatch,
+        })
+
+    def get_shape(self) -> dict:
+        cmd = self.command
+        done = self.terminal
+        elapsed = ""
+        if self.started is not None:
+            end = self.finished if self.finished is not None else now()
+            elapsed = "PT%.3fS" % max(0.0, end - self.started)
+        return {
+            "CommandId": cmd.id,
+            "InstanceId": self.instance_id,
+            "Comment": cmd.comment,
+            "DocumentName": cmd.document.name,
+            "DocumentVersion": cmd.document_version,
+            "PluginName": cmd.document.step_name,
+            "ResponseCode": self.response_code,
+            "ExecutionStartDateTime": iso(self.started),
+            "ExecutionElapsedTime": elapsed,
+            "ExecutionEndDateTime": iso(self.finished if self.started is not None else None),
+            "Status": self.status,
+            "StatusDetails": self.details,
+            "StandardOutputContent": self.stdout if done else "",
+            "StandardOutputUrl": "",
+            "StandardErrorContent": self.stderr if done else "",
+            "StandardErrorUrl": "",
+            "CloudWatchOutputConfig": cmd.cloudwatch,
+        }
+
+    def debug(self) -> dict:
+        d = self.get_shape()
+        d.update({"dir": self.dir, "pid": self.pid, "note": self.note,
+                  "behaviour": self.instance.behaviour if self.instance else None,
+                  "ssm_mode": self.instance.ssm_mode if self.instance else None,
+                  "visible": self.command.visible()})
+        return d
+
+
+def plugin_output(stdout: str, stderr: str) -> str:
+    """CommandPlugin.Output as the agent builds it: stdout, then stderr, ≤ 2500 chars."""
+    suffix = "\n---Output truncated---"
+    out = stdout
+    if stderr:
+        out += "\n----------ERROR-------\n" + stderr
+    if len(out) > MAX_PLUGIN_OUTPUT:
+        out = out[: MAX_PLUGIN_OUTPUT - len(suffix)] + suffix
+    return out
+
+
+def limit_from(spec: str, total: int) -> int:
+    """MaxConcurrency / MaxErrors: "10" or "10%" of the target count."""
+    if spec.endswith("%"):
+        return max(0, math.ceil(total * int(spec[:-1]) / 100))
+    return int(spec)
+
+
+class Command:
+    def __init__(self, region: str, document: Document, req: dict, params: dict[str, str]):
+        self.id = str(uuid.uuid4())
+        self.region = region
+        self.document = document
+        self.document_version = req.get("DocumentVersion") or "$DEFAULT"
+        self.given_params = req.get("Parameters") or {}
+        self.params = params
+        self.comment = req.get("Comment", "")
+        self.requested = now()
+        self.delivery_timeout = int(req.get("TimeoutSeconds") or DEFAULT_DELIVERY_TIMEOUT)
+        self.execution_timeout = document.execution_timeout(params)
+        self.max_concurrency = req.get("MaxConcurrency") or "50"
+        self.max_errors = req.get("MaxErrors") or "0"
+        self.instance_ids = list(req.get("InstanceIds") or [])
+        self.targets = req.get("Targets") or []
+        self.output_s3_region = req.get("OutputS3Region", "")
+        self.output_s3_bucket = req.get("OutputS3BucketName", "")
+        self.output_s3_prefix = req.get("OutputS3KeyPrefix", "")
+        self.service_role = req.get("ServiceRoleArn", "")
+        nc = req.get("NotificationConfig") or {}
+        self.notification_config = {
+            "NotificationArn": nc.get("NotificationArn", ""),
+            "NotificationEvents": nc.get("NotificationEvents", []),
+            "NotificationType": nc.get("NotificationType", ""),
+        }
+        cw = req.get("CloudWatchOutputConfig") or {}
+        self.cloudwatch = {
+            "CloudWatchLogGroupName": cw.get("CloudWatchLogGroupName", ""),
+            "CloudWatchOutputEnabled": bool(cw.get("CloudWatchOutputEnabled", False)),
+        }
+        self.invocations: "collections.OrderedDict[str, Invocation]" = collections.OrderedDict()
+        self.cancel_requested = False
+        self.consistency_delay = CONFIG.consistency_delay
+
+    @property
+    def expires(self) -> float:
+        # "ExpiresAfter is calculated based on the total timeout for the overall
+        # command": delivery timeout + execution timeout.
+        return self.requested + self.delivery_timeout + self.execution_timeout
+
+    def visible(self) -> bool:
+        """Real SSM is eventually consistent: new invocations show up a moment late."""
+        return now() - self.requested >= self.consistency_delay
+
+    def error_count(self) -> int:
+        # Undeliverable and Delivery Timed Out do not count against MaxErrors.
+        return sum(1 for i in self.invocations.values()
+                   if (i.status == "Failed" and i.details != "Undeliverable")
+                   or i.details == "ExecutionTimedOut")
+
+    def aggregate(self) -> tuple[str, str]:
+        invs = list(self.invocations.values())
+        if not invs:
+            return ("Cancelled", "Cancelled") if self.cancel_requested else ("Success", "Success")
+        if not all(i.terminal for i in invs):
+            if self.cancel_requested:
+                return "Cancelling", "Cancelling"
+            if all(i.status == "Pending" for i in invs):
+                return "Pending", "Pending"
+            return "InProgress", "InProgress"
+        if self.cancel_requested:
+            return "Cancelled", "Cancelled"
+        if all(i.status == "Success" for i in invs):
+            return "Success", "Success"
+        max_errors = limit_from(self.max_errors, len(invs))
+        errors = self.error_count()
+        timed_out = sum(1 for i in invs if i.details == "DeliveryTimedOut")
+        undeliverable = sum(1 for i in invs if i.details == "Undeliverable")
+        if errors > max_errors:
+            execution_timeouts = sum(1 for i in invs if i.details == "ExecutionTimedOut")
+            if execution_timeouts == errors:
+                return "TimedOut", "ExecutionTimedOut"
+            return "Failed", "Failed"
+        if timed_out and timed_out > max_errors:
+            return "TimedOut", "DeliveryTimedOut"
+        if undeliverable == len(invs):
+            return "Failed", "Undeliverable"
+        if any(i.status == "Success" for i in invs) and errors == 0 and not timed_out:
+            return "Success", "Success"
+        return "Success", "Incomplete"
+
+    def shape(self) -> dict:
+        status, details = self.aggregate()
+        invs = list(self.invocations.values())
+        return {
+            "CommandId": self.id,
+            "DocumentName": self.document.name,
+            "DocumentVersion": self.document_version,
+            "Comment": self.comment,
+            "ExpiresAfter": ts(self.expires),
+            "Parameters": self.given_params,
+            "InstanceIds": self.instance_ids,
+            "Targets": self.targets,
+            "RequestedDateTime": ts(self.requested),
+            "Status": status,
+            "StatusDetails": details,
+            "OutputS3Region": self.output_s3_region or self.region,
+            "OutputS3BucketName": self.output_s3_bucket,
+            "OutputS3KeyPrefix": self.output_s3_prefix,
+            "MaxConcurrency": self.max_concurrency,
+            "MaxErrors": self.max_errors,
+            "TargetCount": len(invs),
+            "CompletedCount": sum(1 for i in invs if i.terminal),
+            "ErrorCount": self.error_count(),
+            "DeliveryTimedOutCount": sum(1 for i in invs if i.details == "DeliveryTimedOut"),
+            "ServiceRole": self.service_role,
+            "NotificationConfig": self.notification_config,
+            "CloudWatchOutputConfig": self.cloudwatch,
+            "TimeoutSeconds": self.delivery_timeout,
+        }
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.commands: "collections.OrderedDict[str, Command]" = collections.OrderedDict()
+        self.stats: collections.Counter = collections.Counter()
+        self.errors: collections.Counter = collections.Counter()
+        self.stats_since = now()
+        self.faults: dict[str, dict] = {}
+        self.started = now()
+
+
+class Config:
+    port = 5055
+    dir = ""
+    max_procs = 64
+    consistency_delay = 0.5
+
+
+CONFIG = Config()
+STATE = State()
+MOTO: Moto
+PROC_SLOTS: threading.BoundedSemaphore
+
+
+# --------------------------------------------------------------------------- the agent stand-in
+
+
+def dispatch(cmd: Command) -> None:
+    """Send a command's invocations out, honouring MaxConcurrency and MaxErrors."""
+    invs = list(cmd.invocations.values())
+    slots = threading.BoundedSemaphore(max(1, limit_from(cmd.max_concurrency, len(invs))))
+    max_errors = limit_from(cmd.max_errors, len(invs))
+    for inv in invs:
+        acquired = False
+        while not inv.cancel.is_set():
+            acquired = slots.acquire(timeout=0.2)
+            if acquired:
+                break
+        if inv.cancel.is_set():
+            inv.finish("Cancelled", "Cancelled")
+            if acquired:
+                slots.release()
+            continue
+        if cmd.error_count() > max_errors:
+            # "When the command fails one more time beyond the value of MaxErrors,
+            # the system stops sending the command to additional targets."
+            inv.finish("Cancelled", "Terminated")
+            slots.release()
+            continue
+        threading.Thread(target=run_invocation, args=(inv, slots), daemon=True,
+                         name=f"inv-{inv.instance_id}").start()
+
+
+def run_invocation(inv: Invocation, slots: threading.BoundedSemaphore) -> None:
+    try:
+        deliver_and_run(inv)
+    except Exception as e:  # never leave an invocation hanging on an emulator bug
+        log.error("invocation %s/%s crashed: %s", inv.command.id, inv.instance_id,
+                  traceback.format_exc())
+        inv.stderr = f"flamefire emulator error: {e}"
+        inv.finish("Failed", "Failed", 1)
+    finally:
+        slots.release()
+
+
+def deliver_and_run(inv: Invocation) -> None:
+    cmd = inv.command
+    inst = inv.instance
+    if inv.force_undeliverable or inst is None or not inst.managed \
+            or inst.behaviour == "undeliverable":
+        inv.finish("Failed", "Undeliverable")
+        return
+    deadline = cmd.expires
+    if inst.delivery_timeout is not None:  # test-only shortcut, see README
+        deadline = min(deadline, cmd.requested + inst.delivery_timeout)
+    # Wait for the agent to pick the command up.
+    while not inst.online:
+        remaining = deadline - now()
+        if remaining <= 0:
+            inv.finish("TimedOut", "DeliveryTimedOut")
+            return
+        if inv.cancel.wait(min(OFFLINE_POLL_S, remaining)):
+            inv.finish("Cancelled", "Cancelled")
+            return
+        try:
+            inst = MOTO.instance(cmd.region, inst.id) or inst
+            inv.instance = inst
+        except Exception as e:  # moto hiccup: keep waiting
+            log.warning("re-reading %s failed: %s", inst.id, e)
+    if inv.cancel.wait(DELIVERY_LATENCY_S):
+        inv.finish("Cancelled", "Cancelled")
+        return
+    # The emulator's own cap on concurrent processes; the invocation stays
+    # Pending meanwhile, as it would until a real agent starts it.
+    while not PROC_SLOTS.acquire(timeout=0.2):
+        if inv.cancel.is_set():
+            inv.finish("Cancelled", "Cancelled")
+            return
+        if now() >= deadline:
+            inv.finish("TimedOut", "DeliveryTimedOut")
+            return
+    try:
+        if inv.cancel.is_set():
+            inv.finish("Cancelled", "Cancelled")
+            return
+        with STATE.lock:
+            inv.status, inv.details, inv.started = "InProgress", "InProgress", now()
+        if inst.platform not in cmd.document.platforms:
+            inv.stdout = ("Step execution skipped due to incompatible platform. "
+                          f"Step name: {cmd.document.step_name}")
+            inv.finish("Success", "Success", 0)
+            return
+        if inst.behaviour == "replay":
+            run_replay(inv)
+        else:
+            run_script(inv, inst)
+    finally:
+        PROC_SLOTS.release()
+
+
+def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
+    cmd = inv.command
+    env = {
+        "PATH": CLEAN_PATH,
+        "HOME": os.environ.get("HOME", "/root"),
+        "AWS_SSM_INSTANCE_ID": inst.id,
+        "AWS_SSM_REGION_NAME": cmd.region,
+    }
+    for var in ("AWS_EC2_METADATA_DISABLED",):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    if version_tuple(inst.agent_version) >= ENV_VAR_AGENT_VERSION:
+        for name in cmd.document.env_var_params():
+            env["SSM_" + name] = cmd.params.get(name, "")
+    return env
+
+
+def run_script(inv: Invocation, inst: Instance) -> None:
+    cmd = inv.command
+    d = os.path.join(CONFIG.dir, "orchestration", cmd.id, inst.id)
+    os.makedirs(d, exist_ok=True)
+    inv.dir = d
+    script = os.path.join(d, "_script.sh")
+    with open(script, "w") as f:
+        f.write(cmd.document.script(cmd.params))
+    os.chmod(script, 0o700)
+    argv = ["sh", "_script.sh"]
+    if inst.behaviour == "no-node":
+        # A fresh PID namespace with its own /proc: the script genuinely sees no
+        # Node process (needs root, as on this test machine).
+        argv = ["unshare", "--pid", "--fork", "--mount-proc"] + argv
+    # The document's execution timeout runs from the start of the script.
+    exec_deadline = now() + cmd.execution_timeout
+    out_path, err_path = os.path.join(d, "stdout"), os.path.join(d, "stderr")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=d, env=agent_env(inv, inst), stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=err, start_new_session=True)
+    inv.pid = proc.pid
+    outcome = None
+    while True:
+        try:
+            rc = proc.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if inv.cancel.is_set():
+            outcome = "cancel"
+        elif now() >= exec_deadline:
+            outcome = "timeout"
+        if outcome:
+            kill_group(proc)
+            rc = proc.wait()
+            break
+    inv.stdout = read_head(out_path, MAX_STDOUT)
+    inv.stderr = read_head(err_path, MAX_STDERR)
+    if outcome == "cancel":
+        inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
+    elif outcome == "timeout":
+        inv.finish("TimedOut", "ExecutionTimedOut", STOPPED_PREEMPTIVELY_EXIT_CODE)
+    else:
+        code = rc if rc >= 0 else 128 - rc
+        if code == 0 and inst.behaviour == "corrupt-upload":
+            corrupt_upload(inv)
+        inv.finish("Success" if code == 0 else "Failed", "Success" if code == 0 else "Failed", code)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """The agent kills the whole process group of the script (SIGKILL)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def read_head(path: str, limit: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit * 4)
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace")[:limit]
+
+
+def upload_target(params: dict[str, str]) -> tuple[str, str] | None:
+    """(bucket, key prefix incl. instance dir parent) from UploadUrl/UploadKeyPrefix."""
+    url = params.get("UploadUrl", "")
+    if not url:
+        return None
+    u = urllib.parse.urlsplit(url)
+    host = u.hostname or ""
+    if host in ("127.0.0.1", "localhost"):
+        bucket = u.path.strip("/").split("/")[0]
+    else:
+        bucket = host.split(".s3.")[0]
+    return bucket, params.get("UploadKeyPrefix", "")
+
+
+def corrupt_upload(inv: Invocation) -> None:
+    cmd = inv.command
+    tgt = upload_target(cmd.params)
+    if not tgt:
+        inv.note = "corrupt-upload: UploadUrl is empty, nothing to corrupt"
+        return
+    bucket, prefix = tgt
+    key = f"{prefix}{inv.instance_id}/stacks.gz"
+    s3 = MOTO.client("s3", cmd.region)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        truncated = body[: max(1, len(body) // 2)]
+        s3.put_object(Bucket=bucket, Key=key, Body=truncated)
+        inv.note = f"corrupt-upload: s3://{bucket}/{key} truncated {len(body)} -> {len(truncated)} bytes"
+    except Exception as e:
+        inv.note = f"corrupt-upload: could not truncate s3://{bucket}/{key}: {e}"
+    log.info("%s", inv.note)
+
+
+_CAPTURE_CACHE: dict[str, tuple[float, int]] = {}
+
+
+def capture_samples(path: str) -> int:
+    """Samples in a gz `perf script` capture: blank-line separated records."""
+    mtime = os.path.getmtime(path)
+    cached = _CAPTURE_CACHE.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    samples, in_record = 0, False
+    with gzip.open(path, "rt", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                if not in_record:
+                    samples += 1
+                in_record = True
+            else:
+                in_record = False
+    _CAPTURE_CACHE[path] = (mtime, samples)
+    return samples
+
+
+def run_replay(inv: Invocation) -> None:
+    """Upload a recorded capture + synthesized meta.json like the real script would."""
+    cmd, p = inv.command, inv.command.params
+    capture = (inv.instance.tags.get(TAG_REPLAY_CAPTURE) if inv.instance else None) \
+        or os.environ.get("FLAMEFIRE_REPLAY_CAPTURE", "")
+    d = os.path.join(CONFIG.dir, "orchestration", cmd.id, inv.instance_id)
+    os.makedirs(d, exist_ok=True)
+    inv.dir = d
+    if not capture or not os.path.isfile(capture):
+        inv.stderr = ("replay: set FLAMEFIRE_REPLAY_CAPTURE (in the emulator's environment) or the "
+                      f"tag {TAG_REPLAY_CAPTURE} to a gzipped perf script file; got {capture!r}")
+        inv.finish("Failed", "Failed", 1)
+        return
+    if not p.get("UploadUrl"):
+        inv.stderr = "replay: UploadUrl is empty; replay only supports upload mode"
+        inv.finish("Failed", "Failed", 1)
+        return
+    sleep_s = float(os.environ.get("FLAMEFIRE_REPLAY_SLEEP_S", "0") or 0)
+    if sleep_s and inv.cancel.wait(sleep_s):
+        inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
+        return
+    ip = (inv.instance.raw.get("PrivateIpAddress", "10.0.0.1") if inv.instance else "10.0.0.1")
+    stacks_bytes = os.path.getsize(capture)
+    meta = {
+        "schema": 1,
+        "run_id": p.get("RunId", "local"),
+        "instance_id": inv.instance_id,
+        "hostname": "ip-" + ip.replace(".", "-"),
+        "kernel": pyplatform.release(),
+        "distro": "Amazon Linux 2023 (flamefire emulator replay)",
+        "perf_version": "perf version 6.1 (replay)",
+        "duration_s": int(p.get("Duration", "30") or 30),
+        "frequency_hz": int(p.get("Frequency", "99") or 99),
+        "started_at": int(inv.started or now()),
+        "targets": [{"pid": 4242, "cmdline": "node server.js", "node_version": "v20.11.1",
+                     "map": "ok", "map_bytes": 0}],
+        "warnings": ["replayed capture " + os.path.basename(capture)],
+        "samples": capture_samples(capture),
+        "stacks_bytes": stacks_bytes,
+        "phases": {"install_s": 0.0, "record_s": 0.0, "script_s": 0.0, "compress_s": 0.0},
+    }
+    meta_path = os.path.join(d, "meta.json")
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    prefix = p.get("UploadKeyPrefix", "")
+    errors = []
+    for name, path in (("stacks.gz", capture), ("meta.json", meta_path)):
+        argv = ["curl", "-sS", "--fail-with-body", "--max-time", "120", "-o", "/dev/null",
+                "-w", "%{http_code}",
+                "--form-string", f"key={prefix}{inv.instance_id}/{name}",
+                "--form-string", "x-amz-algorithm=AWS4-HMAC-SHA256",
+                "--form-string", f"x-amz-credential={p.get('UploadCredential', '')}",
+                "--form-string", f"x-amz-date={p.get('UploadDate', '')}"]
+        if p.get("UploadSecurityToken"):
+            argv += ["--form-string", f"x-amz-security-token={p['UploadSecurityToken']}"]
+        argv += ["--form-string", f"policy={p.get('UploadPolicy', '')}",
+                 "--form-string", f"x-amz-signature={p.get('UploadSignature', '')}",
+                 "-F", f"file=@{path}", p["UploadUrl"]]
+        r = subprocess.run(argv, capture_output=True, text=True, env={"PATH": CLEAN_PATH})
+        if r.returncode != 0:
+            errors.append(f"upload of {name} failed (curl exit {r.returncode}, "
+                          f"HTTP {r.stdout.strip()}): {r.stderr.strip()}")
+            break
+    if errors:
+        inv.stderr = "\n".join(errors)[:MAX_STDERR]
+        inv.finish("Failed", "Failed", 1)
+        return
+    inv.stdout = (f"flamefire: replayed {meta['samples']} samples ({stacks_bytes} bytes) to "
+                  f"{prefix}{inv.instance_id}/")
+    inv.finish("Success", "Success", 0)
+
+
+# --------------------------------------------------------------------------- SSM operations
+
+INSTANCE_ID_RE = re.compile(r"(^i-(\w{8}|\w{17})$)|(^mi-\w{17}$)")
+
+
+def request_region(headers) -> str:
+    auth = headers.get("Authorization", "")
+    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", auth)
+    return m.group(1) if m else DEFAULT_REGION
+
+
+def page(items: list, req: dict, key: str, default_max: int, lo: int, hi: int) -> tuple[list, str | None]:
+    max_results = req.get("MaxResults")
+    if max_results is None:
+        max_results = default_max
+    if not isinstance(max_results, int) or not lo <= max_results <= hi:
+        raise validation_error(
+            f"Value '{max_results}' at 'maxResults' failed to satisfy constraint: Member must "
+            f"have value between {lo} and {hi}")
+    start = 0
+    token = req.get("NextToken")
+    if token:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(token.encode()))
+            start, k = int(raw["o"]), raw["k"]
+            if k != key or start < 0:
+                raise ValueError
+        except Exception:
+            raise ApiError("InvalidNextToken", "The specified token isn't valid.")
+    chunk = items[start:start + max_results]
+    nxt = None
+    if start + max_results < len(items):
+        nxt = base64.urlsafe_b64encode(json.dumps({"o": start + max_results, "k": key}).encode()).decode()
+    return chunk, nxt
+
+
+def token_key(op: str, req: dict) -> str:
+    stable = {k: v for k, v in req.items() if k not in ("NextToken", "MaxResults")}
+    return hashlib.sha256((op + json.dumps(stable, sort_keys=True)).encode()).hexdigest()[:16]
+
+
+def check_instance_ids(ids: list, field: str) -> None:
+    if not isinstance(ids, list):
+        raise validation_error(f"Value at '{field}' must be a list")
+    if len(ids) > 50:
+        raise validation_error(
+            f"Value '[{', '.join(map(str, ids))}]' at '{field}' failed to satisfy constraint: "
+            "Member must have length less than or equal to 50")
+    for i in ids:
+        if not isinstance(i, str) or not INSTANCE_ID_RE.search(i):
+            raise ApiError("InvalidInstanceId", f"Instance id {i!r} is not valid.")
+    if len(set(ids)) != len(ids):
+        raise ApiError("DuplicateInstanceId", "Instance ids must not be repeated.")
+
+
+def not_valid(ids: list[str]) -> ApiError:
+    return ApiError("InvalidInstanceId",
+                    f"Instances [[{', '.join(ids)}]] not in a valid state for account {ACCOUNT_ID}")
+
+
+def op_send_command(req: dict, region: str) -> dict:
+    if not req.get("DocumentName"):
+        raise validation_error("Value null at 'documentName' failed to satisfy constraint: "
+                               "Member must not be null")
+    ids = req.get("InstanceIds") or []
+    targets = req.get("Targets") or []
+    check_instance_ids(ids, "instanceIds")
+    if len(targets) > 5:
+        raise validation_error("Value at 'targets' failed to satisfy constraint: Member must have "
+                               "length less than or equal to 5")
+    if ids and targets:
+        raise ApiError("InvalidParameters", "Specify either InstanceIds or Targets, not both.")
+    if not ids and not targets:
+        raise ApiError("InvalidParameters", "Specify either InstanceIds or Targets.")
+    t = req.get("TimeoutSeconds")
+    if t is not None and (not isinstance(t, int) or not 30 <= t <= 2592000):
+        raise validation_error(f"Value '{t}' at 'timeoutSeconds' failed to satisfy constraint: "
+                               "Member must have value between 30 and 2592000")
+    for field, pat in (("MaxConcurrency", r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"),
+                       ("MaxErrors", r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$")):
+        v = req.get(field)
+        if v is not None and (not isinstance(v, str) or len(v) > 7 or not re.search(pat, v)):
+            raise validation_error(f"Value '{v}' at '{field[0].lower() + field[1:]}' failed to "
+                                   f"satisfy constraint: Member must satisfy regular expression "
+                                   f"pattern: {pat}")
+    if len(req.get("Comment", "")) > 100:
+        raise validation_error("Value at 'comment' failed to satisfy constraint: Member must have "
+                               "length less than or equal to 100")
+
+    document = Document.fetch(MOTO, region, req["DocumentName"], req.get("DocumentVersion"))
+    params = document.resolve(req.get("Parameters") or {})
+
+    # Resolve targets -> [(instance_id, Instance|None, undeliverable)]
+    resolved: list[tuple[str, Instance | None, bool]] = []
+    if ids:
+        insts = {i.id: i for i in MOTO.instances(region, ids)}
+        bad = [i for i in ids if i not in insts or not insts[i].managed]
+        if bad:
+            raise not_valid(bad)
+        wrong = [i for i in ids if insts[i].platform not in document.platforms]
+        if wrong:
+            raise ApiError("UnsupportedPlatformType",
+                           f"The document {document.name} does not support the platform of "
+                           f"instances {wrong}.")
+        resolved = [(i, insts[i], False) for i in ids]
+    else:
+        candidates = None
+        for tgt in targets:
+            key, values = tgt.get("Key", ""), tgt.get("Values") or []
+            if len(values) > 50:
+                raise validation_error("Value at 'targets.member.values' failed to satisfy "
+                                       "constraint: Member must have length less than or equal to 50")
+            if key == "InstanceIds":
+                check_instance_ids(values, "targets.member.values")
+                insts = {i.id: i for i in MOTO.instances(region, values)}
+                bad = [i for i in values if i not in insts or not insts[i].managed]
+                if bad:
+                    raise not_valid(bad)
+                match = {i: insts[i] for i in values}
+            elif key.startswith("tag:"):
+                tag = key[4:]
+                match = {i.id: i for i in MOTO.instances(region)
+                         if i.alive and i.tags.get(tag) in values}
+            elif key == "tag-key":
+                match = {i.id: i for i in MOTO.instances(region)
+                         if i.alive and any(v in i.tags for v in values)}
+            else:
+                raise ApiError("InvalidParameters",
+                               f"Target key {key!r} is not supported by the flamefire emulator "
+                               "(use tag:<Key>, tag-key or InstanceIds).")
+            candidates = match if candidates is None else {
+                k: v for k, v in candidates.items() if k in match}
+        for iid, inst in (candidates or {}).items():
+            # With tag targets an instance that is not a managed node is reported
+            # as Undeliverable instead of failing the whole call.
+            resolved.append((iid, inst, not inst.managed))
+
+    cmd = Command(region, document, req, params)
+    for iid, inst, undeliverable in resolved:
+        cmd.invocations[iid] = Invocation(cmd, inst, iid, undeliverable)
+    with STATE.lock:
+        STATE.commands[cmd.id] = cmd
+    threading.Thread(target=dispatch, args=(cmd,), daemon=True, name=f"cmd-{cmd.id[:8]}").start()
+    return {"Command": cmd.shape()}
+
+
+COMMAND_FILTER_KEYS = ("InvokedAfter", "InvokedBefore", "Status", "ExecutionStage", "DocumentName")
+
+
+def filter_time(v: str) -> float:
+    try:
+        from datetime import datetime
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ApiError("InvalidFilterKey", f"Filter value {v!r} is not an ISO-8601 timestamp.")
+
+
+def command_filter(filters: list, requested: float, status: str, document: str) -> bool:
+    for f in filters or []:
+        key, value = f.get("key"), f.get("value", "")
+        if key not in COMMAND_FILTER_KEYS:
+            raise ApiError("InvalidFilterKey", f"Filter key {key!r} is not valid.")
+        if key == "InvokedAfter" and requested < filter_time(value):
+            return False
+        if key == "InvokedBefore" and requested > filter_time(value):
+            return False
+        if key == "Status" and status != value:
+            return False
+        if key == "DocumentName" and document != value:
+            return False
+        if key == "ExecutionStage":
+            terminal = status in TERMINAL
+            if (value == "Executing") == terminal:
+                return False
+    return True
+
+
+def op_list_command_invocations(req: dict, region: str) -> dict:
+    with STATE.lock:
+        cmds = list(reversed(STATE.commands.values()))
+        if req.get("CommandId"):
+            cmds = [c for c in cmds if c.id == req["CommandId"]]
+        rows = []
+        for c in cmds:
+            if c.region != region or not c.visible():
+                continue
+            for inv in c.invocations.values():
+                if req.get("InstanceId") and inv.instance_id != req["InstanceId"]:
+                    continue
+                if not command_filter(req.get("Filters"), c.requested, inv.status, c.document.name):
+                    continue
+                rows.append(inv)
+        chunk, nxt = page(rows, req, token_key("lci", req), 50, 1, 50)
+        out = {"CommandInvocations": [i.shape(bool(req.get("Details"))) for i in chunk]}
+    if nxt:
+        out["NextToken"] = nxt
+    return out
+
+
+def op_get_command_invocation(req: dict, region: str) -> dict:
+    cid, iid = req.get("CommandId"), req.get("InstanceId")
+    if not cid or not iid:
+        raise validation_error("CommandId and InstanceId are required")
+    with STATE.lock:
+        cmd = STATE.commands.get(cid)
+        inv = cmd.invocations.get(iid) if cmd and cmd.region == region else None
+        if inv is None or not cmd.visible():
+            raise ApiError("InvocationDoesNotExist",
+                           "An invocation with this command ID and instance ID does not exist.")
+        plugin = req.get("PluginName")
+        if plugin and plugin != cmd.document.step_name:
+            raise ApiError("InvalidPluginName", f"Plugin {plugin} is not part of the document.")
+        return inv.get_shape()
+
+
+def op_list_commands(req: dict, region: str) -> dict:
+    with STATE.lock:
+        cmds = [c for c in reversed(STATE.commands.values()) if c.region == region]
+        if req.get("CommandId"):
+            cmds = [c for c in cmds if c.id == req["CommandId"]]
+            if not cmds:
+                raise ApiError("InvalidCommandId", "The command ID is not valid.")
+        if req.get("InstanceId"):
+            cmds = [c for c in cmds if req["InstanceId"] in c.invocations]
+        cmds = [c for c in cmds
+                if command_filter(req.get("Filters"), c.requested, c.aggregate()[0], c.document.name)]
+        chunk, nxt = page(cmds, req, token_key("lc", req), 50, 1, 50)
+        out = {"Commands": [c.shape() for c in chunk]}
+    if nxt:
+        out["NextToken"] = nxt
+    return out
+
+
+def op_cancel_command(req: dict, region: str) -> dict:
+    cid = req.get("CommandId", "")
+    with STATE.lock:
+        cmd = STATE.commands.get(cid)
+        if cmd is None or cmd.region != region:
+            raise ApiError("InvalidCommandId", "The command ID is not valid.")
+        ids = req.get("InstanceIds") or []
+        if ids:
+            check_instance_ids(ids, "instanceIds")
+            missing = [i for i in ids if i not in cmd.invocations]
+            if missing:
+                raise ApiError("InvalidInstanceId",
+                               f"Instances {missing} are not part of command {cid}.")
+        else:
+            cmd.cancel_requested = True
+        for iid, inv in cmd.invocations.items():
+            if (not ids or iid in ids) and not inv.terminal:
+                inv.cancel.set()
+    return {}
+
+
+def op_describe_instance_information(req: dict, region: str) -> dict:
+    insts = [i for i in MOTO.instances(region) if i.managed]
+    filters = []
+    for f in req.get("InstanceInformationFilterList") or []:
+        filters.append((f.get("key"), f.get("valueSet") or []))
+    for f in req.get("Filters") or []:
+        filters.append((f.get("Key"), f.get("Values") or []))
+    for key, values in filters:
+        if not values:
+            raise ApiError("InvalidInstanceInformationFilterValue",
+                           f"Filter {key} needs at least one value.")
+        if key == "InstanceIds":
+            insts = [i for i in insts if i.id in values]
+        elif key == "PingStatus":
+            insts = [i for i in insts if i.information()["PingStatus"] in values]
+        elif key == "PlatformTypes":
+            insts = [i for i in insts if i.platform in values]
+        elif key == "AgentVersion":
+            insts = [i for i in insts if i.agent_version in values]
+        elif key == "ResourceType":
+            insts = [i for i in insts if "EC2Instance" in values]
+        elif key and key.startswith("tag:"):
+            insts = [i for i in insts if i.tags.get(key[4:]) in values]
+        elif key == "tag-key":
+            insts = [i for i in insts if any(v in i.tags for v in values)]
+        else:
+            raise ApiError("InvalidFilterKey", f"Filter key {key!r} is not valid.")
+    chunk, nxt = page(insts, req, token_key("dii", req), 10, 5, 50)
+    out = {"InstanceInformationList": [i.information() for i in chunk]}
+    if nxt:
+        out["NextToken"] = nxt
+    return out
+
+
+SSM_HANDLERS = {
+    "SendCommand": op_send_command,
+    "ListCommandInvocations": op_list_command_invocations,
+    "GetCommandInvocation": op_get_command_invocation,
+    "ListCommands": op_list_commands,
+    "CancelCommand": op_cancel_command,
+    "DescribeInstanceInformation": op_describe_instance_information,
+}
+
+
+# --------------------------------------------------------------------------- admin API
+
+
+def admin_seed(body: dict) -> dict:
+    count = int(body.get("count", 1))
+    if not 1 <= count <= 1000:
+        raise ApiError("ValidationException", "count must be between 1 and 1000")
+    region = body.get("region") or DEFAULT_REGION
+    tags = body.get("tags") or {}
+    ec2 = MOTO.client("ec2", region)
+    kwargs = {"ImageId": body.get("ami") or "ami-12c6146b", "MinCount": count, "MaxCount": count,
+              "InstanceType": body.get("instance_type") or "t3.micro"}
+    if tags:
+        kwargs["TagSpecifications"] = [{"ResourceType": "instance",
+                                        "Tags": [{"Key": k, "Value": str(v)} for k, v in tags.items()]}]
+    state = body.get("state")
+    if state not in (None, "running", "stopped", "terminated"):
+        raise ApiError("ValidationException", "state must be running, stopped or terminated")
+    try:
+        raws = ec2.run_instances(**kwargs)["Instances"]
+    except Exception:
+        MOTO.invalidate()
+        raise
+    ids = [r["InstanceId"] for r in raws]
+    if state is None or state == "running":
+        MOTO.add(region, raws)
+    else:
+        try:
+            if state == "stopped":
+                ec2.stop_instances(InstanceIds=ids)
+            else:
+                ec2.terminate_instances(InstanceIds=ids)
+        finally:
+            MOTO.invalidate()
+    return {"instance_ids": ids, "region": region}
+
+
+def admin_invocations(query: dict) -> dict:
+    cid = (query.get("command_id") or [""])[0]
+    with STATE.lock:
+        cmds = [STATE.commands[cid]] if cid in STATE.commands else (
+            [] if cid else list(STATE.commands.values()))
+        return {"commands": [
+            {**c.shape(), "region": c.region, "execution_timeout": c.execution_timeout,
+             "resolved_parameters": c.params,
+             "invocations": [i.debug() for i in c.invocations.values()]}
+            for c in cmds]}
+
+
+def admin_reset() -> dict:
+    with STATE.lock:
+        for c in STATE.commands.values():
+            for i in c.invocations.values():
+                i.cancel.set()
+        STATE.commands.clear()
+        STATE.stats.clear()
+        STATE.errors.clear()
+        STATE.faults.clear()
+        STATE.stats_since = now()
+    MOTO.reset()
+    MOTO.invalidate()
+    return {"reset": True}
+
+
+# --------------------------------------------------------------------------- the front server
+
+S3_SUBRESOURCE_OPS = {
+    ("GET", "location"): "GetBucketLocation", ("GET", "versioning"): "GetBucketVersioning",
+    ("GET", "tagging"): "GetBucketTagging", ("PUT", "tagging"): "PutBucketTagging",
+    ("GET", "policy"): "GetBucketPolicy", ("PUT", "policy"): "PutBucketPolicy",
+    ("GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("GET", "encryption"): "GetBucketEncryption", ("PUT", "encryption"): "PutBucketEncryption",
+    ("POST", "delete"): "DeleteObjects", ("GET", "uploads"): "ListMultipartUploads",
+    ("GET", "acl"): "GetBucketAcl", ("PUT", "acl"): "PutBucketAcl",
+    ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+}
+
+
+def s3_operation(method: str, path: str, query: dict, headers) -> str:
+    parts = urllib.parse.unquote(path).lstrip("/").split("/", 1)
+    bucket = parts[0]
+    key = parts[1] if len(parts) > 1 else ""
+    if not bucket:
+        return "ListBuckets" if method == "GET" else method
+    if not key:
+        for (m, sub), op in S3_SUBRESOURCE_OPS.items():
+            if m == method and sub in query:
+                return op
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        if method == "POST" and "multipart/form-data" in headers.get("Content-Type", ""):
+            return "PostObject"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(
+            method, "Bucket" + method)
+    if method == "PUT":
+        if "partNumber" in query:
+            return "UploadPart"
+        return "CopyObject" if headers.get("x-amz-copy-source") else "PutObject"
+    if method == "POST":
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        if "uploadId" in query:
+            return "CompleteMultipartUpload"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
+    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
+        method, "Object" + method)
+
+
+def service_of(headers, query: dict) -> str:
+    auth = headers.get("Authorization", "")
+    m = re.search(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/", auth)
+    if m:
+        return m.group(1)
+    cred = (query.get("X-Amz-Credential") or [""])[0]
+    if cred.count("/") >= 3:
+        return cred.split("/")[3]
+    target = headers.get("X-Amz-Target", "")
+    if target.startswith("AmazonSSM."):
+        return "ssm"
+    if "multipart/form-data" in headers.get("Content-Type", ""):
+        return "s3"
+    return "unknown"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "flamefire-emulator"
+
+    def log_message(self, fmt, *args):  # we log one line per request ourselves
+        pass
+
+    def do_GET(self):
+        self.dispatch_request()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = do_GET
+
+    # ---- plumbing
+
+    def body_chunks(self):
+        """Yield the request body as it arrives (Content-Length or chunked)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining > 0:
+                chunk = self.rfile.read(min(65536, remaining))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
+                yield chunk
+
+    def read_body(self) -> bytes:
+        return b"".join(self.body_chunks())
+
+    def reply(self, status: int, body: bytes, content_type: str = "application/json",
+              extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def reply_json(self, status: int, obj) -> None:
+        self.reply(status, json.dumps(obj).encode(), "application/json")
+
+    def reply_aws_error(self, err: ApiError, op: str) -> None:
+        if op.startswith("s3:"):
+            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{err.code}</Code>"
+                    f"<Message>{err.message}</Message></Error>").encode()
+            self.reply(err.status, body, "application/xml")
+            return
+        body = json.dumps({"__type": err.code, "message": err.message, "Message": err.message})
+        self.reply(err.status, body.encode(), "application/x-amz-json-1.1",
+                   {"x-amzn-ErrorType": err.code})
+
+    # ---- routing
+
+    def dispatch_request(self):
+        t0 = time.monotonic()
+        op, status = "?", 0
+        try:
+            url = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+            if url.path.startswith("/_flamefire/"):
+                op = "admin:" + url.path[len("/_flamefire/"):]
+                status = self.admin(url.path, query)
+                return
+            target = self.headers.get("X-Amz-Target", "")
+            service = service_of(self.headers, query)
+            body = None
+            if target:
+                op = f"{service}:{target.split('.')[-1]}"
+            elif service == "s3":
+                op = "s3:" + s3_operation(self.command, url.path, query, self.headers)
+            else:
+                action = (query.get("Action") or [""])[0]
+                ctype = self.headers.get("Content-Type", "")
+                if not action and "x-www-form-urlencoded" in ctype \
+                        and int(self.headers.get("Content-Length") or 0) <= 1 << 20:
+                    body = self.read_body()
+                    action = (urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
+                              or [""])[0]
+                op = f"{service}:{action or self.command}"
+            with STATE.lock:
+                STATE.stats[op] += 1
+                fault = STATE.faults.get(op)
+                if fault and fault["count"] > 0:
+                    fault["count"] -= 1
+                else:
+                    fault = None
+            if fault:
+                if body is None:
+                    self.read_body()
+                status = fault["status"]
+                self.reply_aws_error(ApiError(fault["error"], fault["message"], status), op)
+                return
+            ssm_op = target[len("AmazonSSM."):] if target.startswith("AmazonSSM.") else ""
+            if ssm_op in SSM_HANDLERS:
+                status = self.emulate(ssm_op, op, body if body is not None else self.read_body())
+            else:
+                try:
+                    status = self.forward(url, body)
+                finally:
+                    if op.startswith("ec2:") and not op[4:].startswith(("Describe", "Get")):
+                        MOTO.invalidate()  # tags or states may have changed
+        except (BrokenPipeError, ConnectionResetError):
+            status = 499
+        except Exception:
+            status = 500
+            log.error("%s %s failed:\n%s", self.command, self.path, traceback.format_exc())
+            try:
+                self.reply_aws_error(ApiError("InternalServerError", "flamefire emulator bug; "
+                                              "see its log", 500), op)
+            except Exception:
+                pass
+        finally:
+            if status >= 400 and not op.startswith("admin:"):
+                with STATE.lock:
+                    STATE.errors[op] += 1
+            sys.stderr.write("%s %-40s %3d %6.1fms\n" % (
+                time.strftime("%H:%M:%S"), op, status, (time.monotonic() - t0) * 1000))
+            sys.stderr.flush()
+
+    def emulate(self, ssm_op: str, op: str, body: bytes) -> int:
+        region = request_region(self.headers)
+        try:
+            req = json.loads(body or b"{}")
+            if not isinstance(req, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            err = ApiError("SerializationException", f"request body is not JSON: {e}")
+            self.reply_aws_error(err, op)
+            return err.status
+        try:
+            resp = SSM_HANDLERS[ssm_op](req, region)
+        except ApiError as err:
+            self.reply_aws_error(err, op)
+            return err.status
+        self.reply(200, json.dumps(resp).encode(), "application/x-amz-json-1.1")
+        return 200
+
+    def forward(self, url, body: bytes | None) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", MOTO.port, timeout=600)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
+            for k, v in self.headers.items():
+                if k.lower() in HOP_BY_HOP:
+                    continue
+                if body is not None and k.lower() == "content-length":
+                    continue
+                conn.putheader(k, v)
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            elif chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            conn.endheaders()
+            if body is not None:
+                conn.send(body)
+            else:  # stream the body through as it arrives, in the same framing
+                for chunk in self.body_chunks():
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    conn.send(b"0\r\n\r\n")
+            resp = conn.getresponse()
+            self.send_response_only(resp.status, resp.reason)
+            length = resp.getheader("Content-Length")
+            no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
+            for k, v in resp.getheaders():
+                if k.lower() not in HOP_BY_HOP:
+                    self.send_header(k, v)
+            if not no_body and length is None:
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if not no_body:
+                while True:
+                    chunk = resp.read(65536)
+                    if not chunk:
+                        break
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if length is None else chunk)
+                if length is None:
+                    self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return resp.status
+        finally:
+            conn.close()
+
+    def admin(self, path: str, query: dict) -> int:
+        m = self.command
+        try:
+            if path == "/_flamefire/health" and m == "GET":
+                import moto
+                self.reply_json(200, {"status": "ok", "pid": os.getpid(), "port": CONFIG.port,
+                                      "moto_port": MOTO.port, "moto_version": moto.__version__,
+                                      "dir": CONFIG.dir, "uptime_s": round(now() - STATE.started, 3)})
+            elif path == "/_flamefire/stats" and m == "GET":
+                with STATE.lock:
+                    self.reply_json(200, {"since": ts(STATE.stats_since),
+                                          "total": sum(STATE.stats.values()),
+                                          "operations": dict(sorted(STATE.stats.items())),
+                                          "errors": dict(sorted(STATE.errors.items()))})
+            elif path == "/_flamefire/stats/reset" and m == "POST":
+                self.read_body()
+                with STATE.lock:
+                    STATE.stats.clear()
+                    STATE.errors.clear()
+                    STATE.stats_since = now()
+                self.reply_json(200, {"reset": True})
+            elif path == "/_flamefire/seed" and m == "POST":
+                self.reply_json(200, admin_seed(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/invocations" and m == "GET":
+                self.reply_json(200, admin_invocations(query))
+            elif path == "/_flamefire/faults" and m == "GET":
+                with STATE.lock:
+                    self.reply_json(200, {"faults": STATE.faults})
+            elif path == "/_flamefire/faults" and m == "POST":
+                f = json.loads(self.read_body() or b"{}")
+                if not f.get("operation"):
+                    raise ApiError("ValidationException", "operation is required, e.g. "
+                                   "ssm:ListCommandInvocations")
+                with STATE.lock:
+                    STATE.faults[f["operation"]] = {
+                        "error": f.get("error", "ThrottlingException"),
+                        "message": f.get("message", "Rate exceeded"),
+                        "status": int(f.get("status", 400)),
+                        "count": int(f.get("count", 1))}
+                self.reply_json(200, {"faults": STATE.faults})
+            elif path == "/_flamefire/faults" and m == "DELETE":
+                with STATE.lock:
+                    STATE.faults.clear()
+                self.reply_json(200, {"faults": {}})
+            elif path == "/_flamefire/reset" and m == "POST":
+                self.read_body()
+                self.reply_json(200, admin_reset())
+            else:
+                self.reply_json(404, {"error": f"no admin route {m} {path}"})
+                return 404
+            return 200
+        except ApiError as e:
+            self.reply_json(400, {"error": e.code, "message": e.message})
+            return 400
+        except (ValueError, botocore.exceptions.ClientError) as e:
+            self.reply_json(400, {"error": type(e).__name__, "message": str(e)})
+            return 400
+
+
+class FrontServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+
+def shutdown_children(*_):
+    with STATE.lock:
+        for c in STATE.commands.values():
+            for i in c.invocations.values():
+                i.cancel.set()
+    sys.exit(0)
+
+
+def warm_up() -> None:
+    """moto builds a region's SSM and EC2 backends on first use (seconds for SSM's
+    AWS-owned documents); do it for the default region before tests need it."""
+    try:
+        MOTO.client("ssm", DEFAULT_REGION).list_documents(MaxResults=1)
+        MOTO.instances(DEFAULT_REGION)
+    except Exception as e:
+        log.warning("warm-up failed: %s", e)
+
+
+def main(argv=None) -> None:
+    global MOTO, PROC_SLOTS
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=int(os.environ.get("FLAMEFIRE_EMULATOR_PORT", "5055")))
+    ap.add_argument("--dir", default=os.environ.get("FLAMEFIRE_EMULATOR_DIR")
+                    or os.path.join(repo, "target", "emulator"))
+    ap.add_argument("--max-procs", type=int,
+                    default=int(os.environ.get("FLAMEFIRE_EMULATOR_MAX_PROCS", "64")))
+    ap.add_argument("--consistency-delay", type=float,
+                    default=float(os.environ.get("FLAMEFIRE_EMULATOR_CONSISTENCY_DELAY", "0.5")))
+    args = ap.parse_args(argv)
+    # Never reach out to a real metadata endpoint or real credentials.
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
+    for var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(var, None)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    CONFIG.port, CONFIG.dir = args.port, os.path.abspath(args.dir)
+    CONFIG.max_procs, CONFIG.consistency_delay = args.max_procs, args.consistency_delay
+    os.makedirs(os.path.join(CONFIG.dir, "orchestration"), exist_ok=True)
+    PROC_SLOTS = threading.BoundedSemaphore(CONFIG.max_procs)
+    for tool in ("sh", "curl", "unshare"):
+        if not shutil.which(tool):
+            log.warning("%s not found on PATH; some behaviours will fail", tool)
+    MOTO = Moto()
+    server = FrontServer(("127.0.0.1", CONFIG.port), Handler)
+    signal.signal(signal.SIGTERM, shutdown_children)
+    threading.Thread(target=warm_up, daemon=True, name="warm-up").start()
+    log.info("flamefire emulator on http://127.0.0.1:%d (moto on %d), dir %s",
+             CONFIG.port, MOTO.port, CONFIG.dir)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        with STATE.lock:
+            running = [i for c in STATE.commands.values() for i in c.invocations.values()
+                       if i.pid and not i.terminal]
+        for inv in running:
+            try:
+                os.killpg(inv.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+if __name__ == "__main__":
+    main()
