@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::Aws;
-use crate::cli::{Cli, Command, LocalPlan, RenderPlan, SsmPlan, new_run_id};
+use crate::cli::{
+    Cli, Command, DeployArgs, DocumentCommand, LocalPlan, RenderPlan, SsmPlan, check_document_name,
+    new_run_id,
+};
 use crate::collapse::{self, Folded};
 use crate::dispatch::{self, DispatchPlan};
 use crate::document::{self, Pids, UploadFields};
@@ -38,7 +41,26 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Local(args) => local(args.plan(run_id)?, &progress).await,
         Command::Render(args) => render_files(args.plan()?, &progress).await,
         Command::Ssm(args) => ssm(args.plan(run_id)?, &progress).await,
+        Command::Document(DocumentCommand::Print) => {
+            report::print_stdout(document::YAML);
+            Ok(exit::OK)
+        }
+        Command::Document(DocumentCommand::Deploy(args)) => deploy(args, &progress).await,
     }
+}
+
+async fn deploy(args: DeployArgs, progress: &Progress) -> Result<u8> {
+    check_document_name(&args.document)?;
+    document::embedded()?;
+    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let version = aws.deploy_document(&args.document, document::YAML).await?;
+    progress.info(&format!(
+        "deployed {} in {} (default version {version})",
+        args.document,
+        aws.region()
+    ));
+    report::print_stdout(&format!("{}\n", args.document));
+    Ok(exit::OK)
 }
 
 async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {

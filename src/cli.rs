@@ -69,6 +69,33 @@ pub enum Command {
     /// with your credentials, so instance roles need no S3 permission.
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Ssm(SsmArgs),
+
+    /// Print or deploy the embedded SSM document (for teams without Terraform).
+    #[command(subcommand)]
+    Document(DocumentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocumentCommand {
+    /// Write the embedded document (YAML) to stdout.
+    Print,
+    /// Create the document in SSM, or add a version and make it the default.
+    Deploy(DeployArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Name to deploy the document under.
+    #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
+    pub document: String,
+
+    /// AWS region (default: the standard chain).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile (default: the standard chain).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -297,15 +324,7 @@ impl SsmArgs {
             &format!("{prefix}{}/", record.params.run_id),
             "--prefix",
         )?;
-        if !regex::Regex::new(r"^[A-Za-z0-9_.-]{1,128}$")
-            .expect("static regex")
-            .is_match(&self.document)
-        {
-            return Err(Error::Usage(format!(
-                "--document {:?} is not an SSM document name (letters, digits, `_.-`)",
-                self.document
-            )));
-        }
+        check_document_name(&self.document)?;
         Ok(SsmPlan {
             target,
             bucket,
@@ -378,6 +397,20 @@ impl SsmArgs {
     }
 }
 
+/// SSM document names: 3–128 of letters, digits, `_.-`.
+pub fn check_document_name(name: &str) -> Result<()> {
+    let ok = regex::Regex::new(r"^[A-Za-z0-9_.-]{3,128}$")
+        .expect("static regex")
+        .is_match(name);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--document {name:?} is not an SSM document name (3–128 letters, digits, `_.-`)"
+        )))
+    }
+}
+
 /// S3's bucket naming rules, so a typo fails before any AWS call.
 fn check_bucket_name(bucket: &str) -> Result<()> {
     let ok = regex::Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -393,18 +426,26 @@ fn check_bucket_name(bucket: &str) -> Result<()> {
     }
 }
 
-/// `flamefire` and `flamefire/` mean the same prefix; the empty prefix is the bucket root.
+/// `flamefire` and `flamefire/` mean the same prefix; the empty prefix is the
+/// bucket root. Segments must start with a letter, digit or `_`, so that no
+/// key looks like an option (`-o…`) or climbs (`..`).
 fn normalise_prefix(prefix: &str) -> Result<String> {
-    let trimmed = prefix.trim_start_matches('/');
-    if trimmed.is_empty() {
+    if prefix.is_empty() {
         return Ok(String::new());
     }
-    let p = if trimmed.ends_with('/') {
-        trimmed.to_string()
-    } else {
-        format!("{trimmed}/")
-    };
-    Ok(p)
+    let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+    let segment = regex::Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$").expect("static regex");
+    if !trimmed.split('/').all(|s| segment.is_match(s)) {
+        return Err(Error::Usage(format!(
+            "--prefix {:?} is not allowed: use path segments of letters, digits and `_.-` that start with a letter, digit or `_`, e.g. flamefire/",
+            shorten_arg(prefix)
+        )));
+    }
+    Ok(format!("{trimmed}/"))
+}
+
+fn shorten_arg(s: &str) -> String {
+    s.chars().take(80).collect()
 }
 
 #[cfg(test)]
@@ -470,7 +511,7 @@ mod tests {
         assert!(err.to_string().starts_with("--duration \"0\""), "{err}");
         let err = ssm(&["--asg", "a", "--bucket", "bkt", "--pid", "1;reboot"]).unwrap_err();
         assert!(err.to_string().starts_with("--pid"), "{err}");
-        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--process", "--output=/x"]).unwrap_err();
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--process=--output=/x"]).unwrap_err();
         assert!(err.to_string().starts_with("--process"), "{err}");
         let err = ssm(&["--asg", "a", "--bucket", "bkt", "--prefix", "../etc"]).unwrap_err();
         assert!(err.to_string().starts_with("--prefix"), "{err}");
@@ -483,8 +524,11 @@ mod tests {
     #[test]
     fn prefix_is_normalised() {
         assert_eq!(normalise_prefix("flamefire").unwrap(), "flamefire/");
-        assert_eq!(normalise_prefix("/a/b/").unwrap(), "a/b/");
+        assert_eq!(normalise_prefix("a/b/").unwrap(), "a/b/");
         assert_eq!(normalise_prefix("").unwrap(), "");
+        for bad in ["/a", "-o/x", "a/../b", "a//b", ".hidden/", "a b/"] {
+            assert!(normalise_prefix(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

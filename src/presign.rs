@@ -54,13 +54,13 @@ pub struct SignedPost {
     pub signature: String,
 }
 
-/// The conditions flamefire uses for a run: botocore's client order
-/// (caller's conditions, then bucket, then key prefix).
+/// The conditions flamefire signs for a run, in the order the botocore test
+/// vectors pin: this bucket, keys under the run's prefix, a size range.
 pub fn run_conditions(bucket: &str, key_prefix: &str, max_bytes: u64) -> Vec<Condition> {
     vec![
-        Condition::ContentLengthRange(1, max_bytes),
         Condition::Equals("bucket".into(), bucket.into()),
         Condition::StartsWith("$key".into(), key_prefix.into()),
+        Condition::ContentLengthRange(1, max_bytes),
     ]
 }
 

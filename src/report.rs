@@ -183,8 +183,13 @@ pub fn stdout(report: &RunReport, json: bool) {
         }
         s
     };
+    print_stdout(&text);
+}
+
+/// Writes results to stdout. A closed pipe (`flamefire … | head -1`) is the
+/// reader's choice, not an error.
+pub fn print_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`flamefire … | head -1`) is the reader's choice, not an error.
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 

@@ -75,7 +75,7 @@ where
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => chain(&err),
         _ => chain(&err),
     };
-    let next = next_step(call, code.as_deref(), &err, resource);
+    let next = next_step(call, code.as_deref(), &err, &chain(&err), resource);
     Error::Aws {
         call,
         message,
@@ -87,6 +87,7 @@ fn next_step<E, R>(
     call: &str,
     code: Option<&str>,
     err: &SdkError<E, R>,
+    chained: &str,
     resource: Option<&str>,
 ) -> String {
     let what = resource.unwrap_or("the resource");
@@ -112,6 +113,9 @@ fn next_step<E, R>(
         Some("InvalidParameters") => "the document in AWS does not accept these parameters: it may be older than this flamefire; redeploy it (`flamefire document deploy`)".into(),
         c if is_throttling(c) => "AWS is throttling this account: wait a minute and retry, or target fewer hosts".into(),
         _ => match err {
+            SdkError::DispatchFailure(_) if chained.contains("no credentials") => {
+                "no AWS credentials found: log in (e.g. `aws sso login`), pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into()
+            }
             SdkError::DispatchFailure(_) => "could not reach AWS: check the network, --region and AWS_ENDPOINT_URL".into(),
             SdkError::TimeoutError(_) => "AWS did not answer in time: check the network and retry".into(),
             _ => "retry with -vv to see the request".into(),

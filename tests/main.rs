@@ -1,0 +1,11 @@
+//! flamefire's integration tests: one binary (ripgrep's layout).
+//!
+//! Needs perf, node and the emulator: run `scripts/test.sh`, which installs
+//! and starts them. A missing tool fails a test with that hint; nothing skips.
+
+mod cli;
+mod golden;
+mod local;
+mod presign;
+mod security;
+mod support;

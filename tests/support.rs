@@ -1,0 +1,180 @@
+//! Shared test fixtures: the real binary with a hygienic environment, real
+//! Node processes, and the embedded document's script.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (never skips) when a tool the tests need is missing.
+pub fn require(tool: &str) {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`{tool}` is missing: run scripts/test.sh (the README's test command), which installs perf, node and the emulator"
+    );
+}
+
+/// The emulator's endpoint, as scripts/test.sh exports it.
+pub fn endpoint() -> String {
+    let port = std::env::var("FLAMEFIRE_EMULATOR_PORT").unwrap_or_else(|_| "5055".into());
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The real binary, with no way to reach real AWS or instance metadata
+/// (bat's test hygiene): no profiles, dummy credentials, the emulator endpoint.
+pub fn flamefire() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("flamefire").expect("binary is built");
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_SESSION_TOKEN",
+        "FLAMEFIRE_BUCKET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_CONFIG_FILE", "/nonexistent/flamefire-test")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/flamefire-test");
+    cmd
+}
+
+/// The demo cluster (`demo/cluster.js`) with perf maps on: real Node
+/// processes with a known hot function (`tokenizeHtml` in sick mode).
+pub struct NodeApp {
+    child: Child,
+    pub pids: Vec<u32>,
+}
+
+impl NodeApp {
+    // The child is owned by the returned guard, whose Drop kills and waits for it.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(mode: &str, workers: usize, node_flags: &[&str]) -> NodeApp {
+        require("node");
+        let child = Command::new("node")
+            .args(node_flags)
+            .arg(repo().join("demo/cluster.js"))
+            .env("FLAMEFIRE_DEMO_MODE", mode)
+            .env("FLAMEFIRE_DEMO_WORKERS", workers.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("node starts");
+        let primary = child.id();
+        let started = Instant::now();
+        loop {
+            let kids = children(primary);
+            if kids.len() >= workers {
+                std::thread::sleep(Duration::from_millis(800)); // let the JIT map the hot code
+                let mut pids = vec![primary];
+                pids.extend(kids);
+                return NodeApp { child, pids };
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "demo workers did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `--pid` arguments for all of its processes.
+    pub fn pid_args(&self) -> Vec<String> {
+        self.pids
+            .iter()
+            .flat_map(|p| ["--pid".to_string(), p.to_string()])
+            .collect()
+    }
+}
+
+impl Drop for NodeApp {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Every live process whose command name is `perf`.
+pub fn perf_processes() -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "perf") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Shares of samples: (samples in stacks containing `frame`, all samples).
+pub fn share_of(folded: &Path, frame: &str) -> (u64, u64) {
+    let text = std::fs::read_to_string(folded).expect("folded file");
+    let mut hit = 0;
+    let mut all = 0;
+    for line in text.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("folded line");
+        let count: u64 = count.parse().expect("count");
+        all += count;
+        if stack.split(';').any(|f| f.contains(frame)) {
+            hit += count;
+        }
+    }
+    (hit, all)
+}
+
+/// Checks that an SVG is well-formed XML and returns the text of every
+/// `<title>` (inferno's frame labels), entities decoded.
+pub fn svg_titles(svg: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(svg).expect("svg exists");
+    let mut reader = quick_xml::Reader::from_str(&text);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Err(e) => panic!("{} is not well-formed XML: {e}", svg.display()),
+            _ => {}
+        }
+    }
+    text.split("<title>")
+        .skip(1)
+        .filter_map(|t| t.split_once("</title>").map(|(title, _)| title))
+        .map(|t| {
+            t.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
