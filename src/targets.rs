@@ -206,9 +206,20 @@ fn nothing_left(target: &Target, ec2: &[Ec2Instance], r: &Resolved, region: &str
         };
         return format!("no instance matches {target} in {region} ({hint})");
     }
+    const SHOWN: usize = 10;
+    let mut lines: Vec<String> = r
+        .skipped
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("\n  {}: {}", s.host.label(), s.reason))
+        .collect();
+    if r.skipped.len() > SHOWN {
+        lines.push(format!("\n  … and {} more", r.skipped.len() - SHOWN));
+    }
     format!(
-        "{} instance(s) match {target} in {region}, but none is running, SSM-managed, online and Linux (see the skipped list above; is the SSM agent installed and online?)",
-        ec2.len().max(r.skipped.len())
+        "{} instance(s) match {target} in {region}, but none is running, SSM-managed, online and Linux (is the SSM agent installed and online?):{}",
+        r.skipped.len(),
+        lines.concat()
     )
 }
 

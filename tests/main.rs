@@ -8,4 +8,5 @@ mod golden;
 mod local;
 mod presign;
 mod security;
+mod ssm;
 mod support;

@@ -52,9 +52,7 @@ pub fn flamefire() -> assert_cmd::Command {
             "AWS_SECRET_ACCESS_KEY",
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         )
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_CONFIG_FILE", "/nonexistent/flamefire-test")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/flamefire-test");
+        .env("AWS_ENDPOINT_URL", endpoint());
     cmd
 }
 
@@ -177,4 +175,114 @@ pub fn svg_titles(svg: &Path) -> Vec<String> {
                 .replace("&amp;", "&")
         })
         .collect()
+}
+
+/// A name no other test (or earlier run against the same emulator) uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        nanos & 0xffff
+    )
+}
+
+/// One HTTP call to the emulator with curl; returns the body.
+fn emulator_http(method: &str, path: &str, body: Option<&str>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "60", "-X", method])
+        .arg(format!("{}{path}", endpoint()));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = cmd.output().expect("curl runs");
+    assert!(
+        out.status.success(),
+        "the emulator at {} does not answer {method} {path}: start it with tests/emulator/start.sh (scripts/test.sh does): {}",
+        endpoint(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The emulator with a fresh bucket and the embedded document deployed
+/// under a fresh name: each test gets its own.
+pub struct Emulator {
+    pub bucket: String,
+    pub document: String,
+}
+
+impl Emulator {
+    pub fn new() -> Emulator {
+        let health = emulator_http("GET", "/_flamefire/health", None);
+        assert!(health.contains("\"ok\""), "emulator unhealthy: {health}");
+        let bucket = unique("ff-bucket").to_lowercase();
+        emulator_http("PUT", &format!("/{bucket}"), None);
+        let document = unique("flamefire-record");
+        flamefire()
+            .args(["document", "deploy", "--document", &document])
+            .assert()
+            .success();
+        Emulator { bucket, document }
+    }
+
+    /// Seeds `count` running instances with these tags; returns their ids.
+    pub fn seed(&self, count: usize, tags: &[(&str, &str)]) -> Vec<String> {
+        let tags: serde_json::Map<String, serde_json::Value> = tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        let body = serde_json::json!({"count": count, "tags": tags}).to_string();
+        let reply: serde_json::Value =
+            serde_json::from_str(&emulator_http("POST", "/_flamefire/seed", Some(&body))).unwrap();
+        reply["instance_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// `flamefire ssm` against this bucket and document.
+    pub fn ssm(&self) -> assert_cmd::Command {
+        let mut cmd = flamefire();
+        cmd.args([
+            "ssm",
+            "--bucket",
+            &self.bucket,
+            "--document",
+            &self.document,
+        ]);
+        cmd
+    }
+
+    /// Every invocation of this emulator's commands for `instance`: (status, details).
+    pub fn invocations_of(&self, instance: &str) -> Vec<(String, String)> {
+        let all: serde_json::Value =
+            serde_json::from_str(&emulator_http("GET", "/_flamefire/invocations", None)).unwrap();
+        let mut out = Vec::new();
+        for cmd in all["commands"].as_array().unwrap() {
+            if cmd["DocumentName"].as_str() != Some(self.document.as_str()) {
+                continue;
+            }
+            for inv in cmd["invocations"].as_array().unwrap() {
+                if inv["InstanceId"].as_str() == Some(instance) {
+                    out.push((
+                        inv["Status"].as_str().unwrap_or_default().to_string(),
+                        inv["StatusDetails"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
