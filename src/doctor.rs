@@ -1,0 +1,294 @@
+//! `flamefire doctor`: the pre-flight checklist.
+//!
+//! Input: the same bucket, document and targets an `ssm` run would use.
+//! Output: one `Check` per item (✔, ! or ✖ with the next step) and an exit
+//! code: 0 all good, 1 warnings, 2 a blocking problem. It sends no command
+//! and writes nothing; every check is a read-only AWS call.
+
+use crate::aws::Aws;
+use crate::document;
+use crate::error::exit;
+use crate::targets::{self, Target};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub level: Level,
+    pub what: String,
+    pub detail: String,
+    pub next: Option<String>,
+}
+
+impl Check {
+    fn ok(what: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            level: Level::Ok,
+            what: what.into(),
+            detail: detail.into(),
+            next: None,
+        }
+    }
+
+    fn bad(
+        level: Level,
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        next: impl Into<String>,
+    ) -> Check {
+        Check {
+            level,
+            what: what.into(),
+            detail: detail.into(),
+            next: Some(next.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorPlan {
+    pub bucket: Option<String>,
+    pub document: String,
+    pub target: Option<Target>,
+}
+
+/// The first agent version that exports `SSM_*` variables for ENV_VAR parameters.
+pub const MIN_AGENT: [u32; 4] = [3, 3, 2746, 0];
+
+/// Whether an agent version (`3.3.2957.0`) is at least [`MIN_AGENT`].
+pub fn agent_supports_env_vars(version: &str) -> bool {
+    let parts: Vec<u32> = version
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .chain(std::iter::repeat(0))
+        .take(4)
+        .collect();
+    parts.as_slice() >= MIN_AGENT.as_slice()
+}
+
+/// Runs every check; later checks still run when earlier ones fail, so one
+/// `doctor` shows everything that needs fixing.
+pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
+    let mut checks = vec![Check::ok("region", aws.region())];
+    match aws.caller_identity().await {
+        Ok((account, arn)) => checks.push(Check::ok(
+            "credentials",
+            format!("{arn} (account {account})"),
+        )),
+        Err(e) => checks.push(Check::bad(
+            Level::Fail,
+            "credentials",
+            first_line(&e.to_string()),
+            "log in (e.g. `aws sso login`) or pass --profile",
+        )),
+    }
+    match &plan.bucket {
+        None => checks.push(Check::bad(
+            Level::Fail,
+            "bucket",
+            "no bucket given",
+            "pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)",
+        )),
+        Some(b) => match aws.check_bucket(b).await {
+            Ok(()) => checks.push(Check::ok("bucket", format!("s3://{b} is reachable"))),
+            Err(e) => checks.push(Check::bad(
+                Level::Fail,
+                "bucket",
+                first_line(&e.to_string()),
+                next_of(&e.to_string()),
+            )),
+        },
+    }
+    checks.push(document_check(aws, &plan.document).await);
+    if let Some(target) = &plan.target {
+        checks.extend(target_checks(aws, target).await);
+    }
+    checks
+}
+
+async fn document_check(aws: &Aws, name: &str) -> Check {
+    match aws.get_document(name).await {
+        Ok(None) => Check::bad(
+            Level::Fail,
+            "document",
+            format!("{name} does not exist in {}", aws.region()),
+            format!(
+                "run `flamefire document deploy --document {name}` or `terraform apply` in terraform/"
+            ),
+        ),
+        Ok(Some(doc)) if same_document(&doc.content, document::YAML) => Check::ok(
+            "document",
+            format!(
+                "{name} (version {}) matches this flamefire",
+                doc.default_version.as_deref().unwrap_or("?")
+            ),
+        ),
+        Ok(Some(_)) => Check::bad(
+            Level::Warn,
+            "document",
+            format!("{name} differs from the one embedded in this flamefire (drift)"),
+            format!(
+                "update it: `flamefire document deploy --document {name}`, or `terraform apply` with this repository's ssm-documents/"
+            ),
+        ),
+        Err(e) => Check::bad(
+            Level::Fail,
+            "document",
+            first_line(&e.to_string()),
+            next_of(&e.to_string()),
+        ),
+    }
+}
+
+/// Content equality that ignores line endings and trailing white space,
+/// which SSM and editors may change without changing the document.
+fn same_document(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+            .to_string()
+    };
+    norm(a) == norm(b)
+}
+
+async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
+    let ec2 = match aws.describe_instances(target).await {
+        Ok(e) => e,
+        Err(e) => {
+            return vec![Check::bad(
+                Level::Fail,
+                "targets",
+                first_line(&e.to_string()),
+                next_of(&e.to_string()),
+            )];
+        }
+    };
+    let ids: Vec<_> = ec2.iter().map(|i| i.id.clone()).collect();
+    let managed = match aws.managed_instances(&ids).await {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![Check::bad(
+                Level::Fail,
+                "targets",
+                first_line(&e.to_string()),
+                next_of(&e.to_string()),
+            )];
+        }
+    };
+    let resolved = targets::classify(target, &ec2, &managed);
+    let mut checks = Vec::new();
+    if resolved.hosts.is_empty() && resolved.skipped.is_empty() {
+        checks.push(Check::bad(
+            Level::Fail,
+            "targets",
+            format!("no instance matches {target} in {}", aws.region()),
+            "check the ids, the tag's spelling and --region",
+        ));
+    }
+    for host in &resolved.hosts {
+        let version = managed
+            .iter()
+            .find(|m| m.id == host.id)
+            .and_then(|m| m.agent_version.clone())
+            .unwrap_or_default();
+        if agent_supports_env_vars(&version) {
+            checks.push(Check::ok(
+                host.label(),
+                format!("managed, online, Linux, agent {version}"),
+            ));
+        } else {
+            checks.push(Check::bad(
+                Level::Fail,
+                host.label(),
+                format!("SSM agent {version} is older than 3.3.2746.0: it does not pass parameters as environment variables, so the document would refuse to run"),
+                "update amazon-ssm-agent on the instance (e.g. the AWS-UpdateSSMAgent document)",
+            ));
+        }
+    }
+    for s in &resolved.skipped {
+        checks.push(Check::bad(
+            Level::Fail,
+            s.host.label(),
+            s.reason.to_string(),
+            "fix it, or leave this host out of the targets",
+        ));
+    }
+    checks
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+/// The `next step:` part of a flamefire error message, if it has one.
+fn next_of(s: &str) -> String {
+    s.lines()
+        .find_map(|l| l.trim().strip_prefix("next step: "))
+        .unwrap_or("rerun with -vv to see the request")
+        .to_string()
+}
+
+/// ✔ / ! / ✖ lines for the terminal.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.level {
+            Level::Ok => "✔",
+            Level::Warn => "!",
+            Level::Fail => "✖",
+        };
+        out.push_str(&format!("{mark} {:<28} {}\n", c.what, c.detail));
+        if let Some(n) = &c.next {
+            out.push_str(&format!("  {:<28} next step: {n}\n", ""));
+        }
+    }
+    out
+}
+
+pub fn exit_code(checks: &[Check]) -> u8 {
+    match checks.iter().map(|c| c.level).max() {
+        Some(Level::Fail) => exit::NOTHING,
+        Some(Level::Warn) => exit::PARTIAL,
+        _ => exit::OK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_versions() {
+        assert!(agent_supports_env_vars("3.3.2746.0"));
+        assert!(agent_supports_env_vars("3.3.2957.0"));
+        assert!(agent_supports_env_vars("3.10.0.0"));
+        assert!(agent_supports_env_vars("4.0"));
+        assert!(!agent_supports_env_vars("3.3.2745.9"));
+        assert!(!agent_supports_env_vars("3.2.1000.0"));
+        assert!(!agent_supports_env_vars(""));
+    }
+
+    #[test]
+    fn exit_code_is_the_worst_level() {
+        let ok = Check::ok("a", "b");
+        let warn = Check::bad(Level::Warn, "a", "b", "c");
+        let fail = Check::bad(Level::Fail, "a", "b", "c");
+        assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
+        assert_eq!(exit_code(&[ok.clone(), warn.clone()]), 1);
+        assert_eq!(exit_code(&[warn, fail, ok]), 2);
+    }
+
+    #[test]
+    fn documents_compare_modulo_line_endings() {
+        assert!(same_document("a: 1\r\nb: 2\n", "a: 1\nb: 2"));
+        assert!(!same_document("a: 1\n", "a: 2\n"));
+    }
+}
