@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use inferno::flamegraph::{self, Options, Palette, color::MultiPalette};
 
 use crate::collapse::Folded;
+use crate::diff::Differential;
 
 /// Frames narrower than this share of all samples (in percent) are left
 /// out: at the default 1200 px width they would be under a pixel wide, and
@@ -65,6 +66,34 @@ pub fn merged(parts: &[&Folded], labels: &Labels, out: &Path) -> Result<(), Rend
     svg(&all, labels, out)
 }
 
+/// Renders a differential flamegraph (see `diff::growth` and
+/// `diff::negated`): widths from the second profile, red where a frame's
+/// share grew, blue where it shrank. The three-column folded text goes
+/// beside it with the extension `.folded`, for `inferno-flamegraph`.
+pub fn differential(diff: &Differential, labels: &Labels, out: &Path) -> Result<(), RenderError> {
+    if diff.samples == 0 {
+        return Err(RenderError::Empty {
+            path: out.to_path_buf(),
+        });
+    }
+    let mut options = options(labels);
+    options.negate_differentials = diff.negate;
+    write_atomically(out, |file| {
+        flamegraph::from_lines(
+            &mut options,
+            diff.lines.iter().map(String::as_str),
+            BufWriter::new(file),
+        )
+    })?;
+    write_atomically(&out.with_extension("folded"), |file| {
+        let mut writer = BufWriter::new(file);
+        for line in &diff.lines {
+            writeln!(writer, "{line}")?;
+        }
+        writer.flush()
+    })
+}
+
 /// Writes `folded` in the standard folded format to `out`.
 pub fn folded(folded: &Folded, out: &Path) -> Result<(), RenderError> {
     write_atomically(out, |file| folded.write_to(file))
@@ -76,16 +105,7 @@ fn draw(folded: &Folded, labels: &Labels, out: &Path) -> Result<(), RenderError>
             path: out.to_path_buf(),
         });
     }
-    let mut options = Options::default();
-    options.colors = Palette::Multi(MultiPalette::Js);
-    options.hash = true;
-    options.title = labels.title.clone();
-    options.subtitle = Some(labels.subtitle.clone()).filter(|s| !s.is_empty());
-    options.count_name = "samples".to_string();
-    options.min_width = MIN_WIDTH_PERCENT;
-    // `Folded` keeps its stacks sorted, which is what inferno would do.
-    options.no_sort = true;
-
+    let mut options = options(labels);
     let lines: Vec<String> = folded
         .stacks
         .iter()
@@ -98,6 +118,20 @@ fn draw(folded: &Folded, labels: &Labels, out: &Path) -> Result<(), RenderError>
             BufWriter::new(file),
         )
     })
+}
+
+/// Options shared by every flamegraph: deterministic colours, our labels,
+/// and input that callers have already sorted (as inferno would).
+fn options(labels: &Labels) -> Options<'static> {
+    let mut options = Options::default();
+    options.colors = Palette::Multi(MultiPalette::Js);
+    options.hash = true;
+    options.title = labels.title.clone();
+    options.subtitle = Some(labels.subtitle.clone()).filter(|s| !s.is_empty());
+    options.count_name = "samples".to_string();
+    options.min_width = MIN_WIDTH_PERCENT;
+    options.no_sort = true;
+    options
 }
 
 /// Writes through a temporary file in `out`'s directory, then renames it
@@ -185,6 +219,62 @@ mod tests {
         assert!(
             svg.contains("<title>i-0aaa (12 samples, 50.00%)</title>"),
             "{svg}"
+        );
+    }
+
+    #[test]
+    fn differential_graphs_colour_growth_red_and_shrinkage_blue() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = Folded::new(
+            "b",
+            [
+                ("node;main;old".to_string(), 5),
+                ("node;main;same".to_string(), 5),
+            ],
+        );
+        let after = Folded::new(
+            "a",
+            [
+                ("node;main;new".to_string(), 5),
+                ("node;main;same".to_string(), 5),
+            ],
+        );
+        let fill = |svg: &str, name: &str| -> String {
+            let at = svg
+                .find(&format!("<title>{name} ("))
+                .unwrap_or_else(|| panic!("{name}: {svg}"));
+            let rest = &svg[at..];
+            let start = rest.find("fill=\"").unwrap() + 6;
+            rest[start..start + rest[start..].find('"').unwrap()].to_string()
+        };
+        let out = dir.path().join("diff.svg");
+        differential(&crate::diff::growth(&before, &after), &labels(), &out).unwrap();
+        let svg = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            fill(&svg, "new").starts_with("rgb(255,"),
+            "{}",
+            fill(&svg, "new")
+        );
+        assert!(
+            !svg.contains("<title>old ("),
+            "only AFTER's frames are drawn"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("diff.folded"))
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+
+        let out = dir.path().join("diff-negated.svg");
+        differential(&crate::diff::negated(&before, &after), &labels(), &out).unwrap();
+        let svg = std::fs::read_to_string(&out).unwrap();
+        let old = fill(&svg, "old");
+        assert!(old.starts_with("rgb(") && old.ends_with(",255)"), "{old}");
+        assert!(
+            !svg.contains("<title>new ("),
+            "only BEFORE's frames are drawn"
         );
     }
 
