@@ -681,6 +681,11 @@ class State:
         self.stats_since = now()
         self.faults: dict[str, dict] = {}
         self.started = now()
+        # Per access key id (from the SigV4 Credential): operation -> count.
+        self.key_stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.key_errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        # Opt-in IAM enforcement: access key id -> {"policy", "principal"} (see IAM below).
+        self.iam: dict[str, dict] = {}
 
 
 class Config:
@@ -1300,6 +1305,255 @@ SSM_HANDLERS = {
 }
 
 
+# --------------------------------------------------------------------------- IAM (opt-in)
+#
+# moto's IAM mode checks SSM actions against `*` only, so it cannot show what an
+# on-call policy's resource-level limits do. This optional layer evaluates an
+# identity policy registered for one access key id (POST /_flamefire/iam) on
+# ssm:SendCommand, the way IAM does for the statement shapes flamefire's
+# policies use. Keys without a registered policy are not checked at all.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+
+IAM_ACTION = "ssm:SendCommand"
+# Condition operators evaluated here; `...IfExists` variants of the String/Arn/Bool
+# ones too. Anything else is refused at registration rather than misjudged.
+IAM_STRING_OPS = ("StringEquals", "StringNotEquals", "StringEqualsIgnoreCase",
+                  "StringNotEqualsIgnoreCase", "StringLike", "StringNotLike",
+                  "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike", "Bool")
+IAM_OPS = IAM_STRING_OPS + ("Null",)
+ACCESS_KEY_RE = re.compile(r"Credential=([A-Za-z0-9]+)/")
+
+
+def access_key_of(headers, query: dict) -> str:
+    """The access key id a request is signed with (SigV4 header or presigned query)."""
+    m = ACCESS_KEY_RE.search(headers.get("Authorization", ""))
+    if m:
+        return m.group(1)
+    cred = (query.get("X-Amz-Credential") or [""])[0]
+    return cred.split("/")[0] if "/" in cred else ""
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def as_list(v) -> list:
+    return v if isinstance(v, list) else [v]
+
+
+def iam_glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM wildcards: `*` any run of characters, `?` one character; nothing else."""
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, re.S | (re.I if ignore_case else 0)) is not None
+
+
+def iam_validate(policy) -> list[dict]:
+    """The policy's statements, or ApiError naming what this evaluator cannot judge."""
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError as e:
+            raise ApiError("MalformedPolicyDocument", f"policy is not JSON: {e}")
+    if not isinstance(policy, dict) or "Statement" not in policy:
+        raise ApiError("MalformedPolicyDocument", "policy must be an object with a Statement")
+    if "${" in json.dumps(policy):
+        raise ApiError("MalformedPolicyDocument", "policy variables (${...}) are not evaluated "
+                       "here; render the template first")
+    statements = as_list(policy["Statement"])
+    for i, st in enumerate(statements):
+        where = f"Statement[{i}]" + (f" ({st.get('Sid')})" if isinstance(st, dict) and st.get("Sid") else "")
+        if not isinstance(st, dict):
+            raise ApiError("MalformedPolicyDocument", f"{where} is not an object")
+        if st.get("Effect") not in ("Allow", "Deny"):
+            raise ApiError("MalformedPolicyDocument", f"{where}: Effect must be Allow or Deny")
+        if ("Action" in st) == ("NotAction" in st):
+            raise ApiError("MalformedPolicyDocument", f"{where}: exactly one of Action, NotAction")
+        if ("Resource" in st) == ("NotResource" in st):
+            raise ApiError("MalformedPolicyDocument", f"{where}: exactly one of Resource, NotResource")
+        if "Principal" in st or "NotPrincipal" in st:
+            raise ApiError("MalformedPolicyDocument", f"{where}: an identity policy has no Principal")
+        for op, block in (st.get("Condition") or {}).items():
+            base = op[:-len("IfExists")] if op.endswith("IfExists") else op
+            if base not in IAM_OPS or (base == "Null" and base != op):
+                raise ApiError("MalformedPolicyDocument",
+                               f"{where}: condition operator {op} is not evaluated by the "
+                               f"flamefire emulator (it knows {', '.join(IAM_OPS)} and "
+                               "...IfExists); see tests/emulator/README.md")
+            if not isinstance(block, dict):
+                raise ApiError("MalformedPolicyDocument", f"{where}: {op} must map keys to values")
+    return statements
+
+
+def iam_condition_value(key: str, ctx: dict[str, str]) -> str | None:
+    """The request context value of a condition key; None when absent. Key names
+    are case-insensitive, as IAM's are (tag keys included)."""
+    return ctx.get(key.lower())
+
+
+def iam_conditions_hold(conditions: dict, ctx: dict[str, str]) -> bool:
+    """AND across operators and keys, OR across a key's values."""
+    for op, block in (conditions or {}).items():
+        if_exists = op.endswith("IfExists")
+        base = op[:-len("IfExists")] if if_exists else op
+        for key, wanted in block.items():
+            values = [str(v).lower() if isinstance(v, bool) else str(v) for v in as_list(wanted)]
+            have = iam_condition_value(key, ctx)
+            if base == "Null":
+                # "true": the key must be absent; "false": present.
+                if not any((have is None) == (v.lower() == "true") for v in values):
+                    return False
+                continue
+            negated = "Not" in base
+            if have is None:
+                # Absent keys: positive operators fail, negated ones hold.
+                if not (if_exists or negated):
+                    return False
+                continue
+            if base == "Bool":
+                hit = any(have.lower() == v.lower() for v in values)
+            elif base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
+                hit = any(have.lower() == v.lower() for v in values)
+            elif base in ("StringEquals", "StringNotEquals"):
+                hit = have in values
+            else:  # StringLike / ArnEquals / ArnLike and their negations
+                hit = any(iam_glob(v, have) for v in values)
+            if hit == negated:
+                return False
+    return True
+
+
+def iam_statement_applies(st: dict, action: str, resource: str, ctx: dict[str, str]) -> bool:
+    if "Action" in st:
+        if not any(iam_glob(a, action, ignore_case=True) for a in as_list(st["Action"])):
+            return False
+    elif any(iam_glob(a, action, ignore_case=True) for a in as_list(st["NotAction"])):
+        return False
+    if "Resource" in st:
+        if not any(iam_glob(r, resource) for r in as_list(st["Resource"])):
+            return False
+    elif any(iam_glob(r, resource) for r in as_list(st["NotResource"])):
+        return False
+    return iam_conditions_hold(st.get("Condition") or {}, ctx)
+
+
+def iam_decide(statements: list[dict], action: str, resource: str, ctx: dict[str, str]) -> str:
+    """"deny" (explicit), "allow", or "implicit" (no statement allows)."""
+    applying = [st for st in statements if iam_statement_applies(st, action, resource, ctx)]
+    if any(st["Effect"] == "Deny" for st in applying):
+        return "deny"
+    return "allow" if applying else "implicit"
+
+
+def document_arn(name: str, region: str) -> str:
+    if name.startswith("arn:"):
+        return name
+    # AWS-owned documents (reserved prefixes aws, amazon, amzn) have no account in their ARN.
+    owner = "" if name.lower().startswith(("aws", "amazon", "amzn")) else ACCOUNT_ID
+    return f"arn:{partition_of(region)}:ssm:{region}:{owner}:document/{name}"
+
+
+def document_tags(name: str, region: str) -> dict[str, str]:
+    if name.startswith("arn:") or document_arn(name, region).split(":")[4] == "":
+        return {}
+    try:
+        raw = MOTO.client("ssm", region).list_tags_for_resource(ResourceType="Document", ResourceId=name)
+        return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
+    except Exception:
+        return {}
+
+
+def send_command_instances(req: dict, region: str) -> list[tuple[str, "Instance | None"]]:
+    """The instances a SendCommand would reach: explicit ids, or what tag targets match."""
+    ids = req.get("InstanceIds") or []
+    if ids:
+        found = {i.id: i for i in MOTO.instances(region, [i for i in ids if isinstance(i, str)])}
+        return [(i, found.get(i)) for i in ids if isinstance(i, str)]
+    matched: dict[str, Instance] | None = None
+    for tgt in req.get("Targets") or []:
+        key, values = tgt.get("Key", ""), tgt.get("Values") or []
+        if key == "InstanceIds":
+            found = {i.id: i for i in MOTO.instances(region, values)}
+            match = {i: found.get(i) for i in values}
+        elif key.startswith("tag:"):
+            match = {i.id: i for i in MOTO.instances(region) if i.alive and i.tags.get(key[4:]) in values}
+        elif key == "tag-key":
+            match = {i.id: i for i in MOTO.instances(region) if i.alive and any(v in i.tags for v in values)}
+        else:
+            match = {}
+        matched = match if matched is None else {k: v for k, v in matched.items() if k in match}
+    return list((matched or {}).items())
+
+
+def iam_base_context(region: str, principal: str) -> dict[str, str]:
+    ctx = {
+        "aws:requestedregion": region,
+        "aws:principalaccount": ACCOUNT_ID,
+        "aws:principalarn": principal,
+        "aws:principaltype": "AssumedRole" if ":assumed-role/" in principal else "User",
+        # The emulator stands in for AWS endpoints, which take TLS only.
+        "aws:securetransport": "true",
+    }
+    return ctx
+
+
+def iam_check_send_command(entry: dict, req: dict, region: str) -> None:
+    """Raises AccessDeniedException unless the policy allows the document and
+    every instance the command would reach."""
+    name = req.get("DocumentName")
+    if not isinstance(name, str) or not name:
+        return  # the handler answers ValidationException
+    principal = entry["principal"]
+    partition = partition_of(region)
+    resources: list[tuple[str, dict[str, str]]] = []
+    doc_arn = document_arn(name, region)
+    resources.append((doc_arn, {"account": doc_arn.split(":")[4], "tags": None, "doc": name}))
+    for iid, inst in send_command_instances(req, region):
+        arn = f"arn:{partition}:ec2:{region}:{ACCOUNT_ID}:instance/{iid}"
+        resources.append((arn, {"account": ACCOUNT_ID, "tags": inst.tags if inst else {}}))
+    for arn, facts in resources:
+        ctx = iam_base_context(region, principal)
+        if facts["account"]:
+            ctx["aws:resourceaccount"] = facts["account"]
+        tags = facts["tags"]
+        if tags is None:  # the document: its own tags, looked up only when asked for
+            wants_tags = any("resourcetag/" in json.dumps(st.get("Condition") or {}).lower()
+                             for st in entry["statements"])
+            tags = document_tags(facts["doc"], region) if wants_tags else {}
+        for k, v in tags.items():
+            ctx[f"ssm:resourcetag/{k}".lower()] = v
+            ctx[f"aws:resourcetag/{k}".lower()] = v
+        decision = iam_decide(entry["statements"], IAM_ACTION, arn, ctx)
+        if decision != "allow":
+            why = ("with an explicit deny in an identity-based policy" if decision == "deny"
+                   else f"because no identity-based policy allows the {IAM_ACTION} action")
+            raise ApiError("AccessDeniedException",
+                           f"User: {principal} is not authorized to perform: {IAM_ACTION} on "
+                           f"resource: {arn} {why}")
+
+
+def admin_iam_register(body: dict) -> dict:
+    key = body.get("access_key_id")
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key):
+        raise ApiError("ValidationException", "access_key_id must be an access key id "
+                       "(16-128 uppercase letters and digits, e.g. AKIA...)")
+    statements = iam_validate(body.get("policy"))
+    principal = body.get("principal") or f"arn:aws:iam::{ACCOUNT_ID}:user/{key}"
+    with STATE.lock:
+        STATE.iam[key] = {"policy": body.get("policy"), "statements": statements,
+                          "principal": principal}
+    return {"access_key_id": key, "principal": principal, "statements": len(statements)}
+
+
+def admin_iam_list() -> dict:
+    with STATE.lock:
+        return {"policies": {k: {"principal": v["principal"], "policy": v["policy"]}
+                             for k, v in STATE.iam.items()}}
+
+
 # --------------------------------------------------------------------------- admin API
 
 
@@ -1358,6 +1612,9 @@ def admin_reset() -> dict:
         STATE.stats.clear()
         STATE.errors.clear()
         STATE.faults.clear()
+        STATE.key_stats.clear()
+        STATE.key_errors.clear()
+        STATE.iam.clear()
         STATE.stats_since = now()
     MOTO.reset()
     MOTO.invalidate()
@@ -1493,7 +1750,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch_request(self):
         t0 = time.monotonic()
-        op, status = "?", 0
+        op, status, key = "?", 0, ""
         try:
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
@@ -1517,8 +1774,11 @@ class Handler(BaseHTTPRequestHandler):
                     action = (urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
                               or [""])[0]
                 op = f"{service}:{action or self.command}"
+            key = access_key_of(self.headers, query)
             with STATE.lock:
                 STATE.stats[op] += 1
+                if key:
+                    STATE.key_stats[key][op] += 1
                 fault = STATE.faults.get(op)
                 if fault and fault["count"] > 0:
                     fault["count"] -= 1
@@ -1553,6 +1813,8 @@ class Handler(BaseHTTPRequestHandler):
             if status >= 400 and not op.startswith("admin:"):
                 with STATE.lock:
                     STATE.errors[op] += 1
+                    if key:
+                        STATE.key_errors[key][op] += 1
             sys.stderr.write("%s %-40s %3d %6.1fms\n" % (
                 time.strftime("%H:%M:%S"), op, status, (time.monotonic() - t0) * 1000))
             sys.stderr.flush()
@@ -1568,6 +1830,11 @@ class Handler(BaseHTTPRequestHandler):
             self.reply_aws_error(err, op)
             return err.status
         try:
+            if ssm_op == "SendCommand":
+                with STATE.lock:
+                    entry = STATE.iam.get(access_key_of(self.headers, {}))
+                if entry:
+                    iam_check_send_command(entry, req, region)
             resp = SSM_HANDLERS[ssm_op](req, region)
         except ApiError as err:
             self.reply_aws_error(err, op)
@@ -1630,16 +1897,23 @@ class Handler(BaseHTTPRequestHandler):
                                       "moto_port": MOTO.port, "moto_version": moto.__version__,
                                       "dir": CONFIG.dir, "uptime_s": round(now() - STATE.started, 3)})
             elif path == "/_flamefire/stats" and m == "GET":
+                key = (query.get("access_key_id") or [""])[0]
                 with STATE.lock:
-                    self.reply_json(200, {"since": ts(STATE.stats_since),
-                                          "total": sum(STATE.stats.values()),
-                                          "operations": dict(sorted(STATE.stats.items())),
-                                          "errors": dict(sorted(STATE.errors.items()))})
+                    stats = STATE.key_stats.get(key, {}) if key else STATE.stats
+                    errors = STATE.key_errors.get(key, {}) if key else STATE.errors
+                    reply = {"since": ts(STATE.stats_since), "total": sum(stats.values()),
+                             "operations": dict(sorted(stats.items())),
+                             "errors": dict(sorted(errors.items()))}
+                    if key:
+                        reply["access_key_id"] = key
+                    self.reply_json(200, reply)
             elif path == "/_flamefire/stats/reset" and m == "POST":
                 self.read_body()
                 with STATE.lock:
                     STATE.stats.clear()
                     STATE.errors.clear()
+                    STATE.key_stats.clear()
+                    STATE.key_errors.clear()
                     STATE.stats_since = now()
                 self.reply_json(200, {"reset": True})
             elif path == "/_flamefire/seed" and m == "POST":
@@ -1665,6 +1939,19 @@ class Handler(BaseHTTPRequestHandler):
                 with STATE.lock:
                     STATE.faults.clear()
                 self.reply_json(200, {"faults": {}})
+            elif path == "/_flamefire/iam" and m == "POST":
+                self.reply_json(200, admin_iam_register(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/iam" and m == "GET":
+                self.reply_json(200, admin_iam_list())
+            elif path == "/_flamefire/iam" and m == "DELETE":
+                self.read_body()
+                key = (query.get("access_key_id") or [""])[0]
+                with STATE.lock:
+                    if key:
+                        STATE.iam.pop(key, None)
+                    else:
+                        STATE.iam.clear()
+                self.reply_json(200, admin_iam_list())
             elif path == "/_flamefire/reset" and m == "POST":
                 self.read_body()
                 self.reply_json(200, admin_reset())
