@@ -54,10 +54,14 @@ TAG_AGENT = TAG_PREFIX + "agent-version"
 TAG_BEHAVIOUR = TAG_PREFIX + "behaviour"
 TAG_DELIVERY_TIMEOUT = TAG_PREFIX + "delivery-timeout"
 TAG_REPLAY_CAPTURE = TAG_PREFIX + "replay-capture"
+TAG_REPLAY_TIMING = TAG_PREFIX + "replay-timing"
 DEFAULT_AGENT_VERSION = "3.3.2957.0"
 # Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
 ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
 BEHAVIOURS = ("record", "no-node", "undeliverable", "corrupt-upload", "replay")
+# `instant`: replay uploads as soon as it runs; `real`: it first waits for the
+# document's StartAt and Duration like the real script (for benchmarks).
+REPLAY_TIMINGS = ("instant", "real")
 SSM_MODES = ("online", "offline", "unmanaged")
 
 # What the SSM agent keeps of a plugin's output (GetCommandInvocation docs:
@@ -264,6 +268,8 @@ class Instance:
         except (KeyError, ValueError):
             self.delivery_timeout = None
         self.name = self.tags.get("Name", "")
+        timing = self.tags.get(TAG_REPLAY_TIMING, "instant").strip().lower()
+        self.replay_timing = timing if timing in REPLAY_TIMINGS else "instant"
 
     @property
     def alive(self) -> bool:
@@ -450,6 +456,7 @@ class Invocation:
         self.force_undeliverable = undeliverable
         self.cancel = threading.Event()
         self.note = ""  # emulator-side diagnostics, only in /_flamefire/invocations
+        self.recorded: tuple[float, int] | None = None  # replay-timing=real: (start, seconds)
 
     @property
     def terminal(self) -> bool:
@@ -769,6 +776,9 @@ def deliver_and_run(inv: Invocation) -> None:
     if inv.cancel.wait(DELIVERY_LATENCY_S):
         inv.finish("Cancelled", "Cancelled")
         return
+    if inst.behaviour == "replay" and inst.replay_timing == "real" \
+            and inst.platform in cmd.document.platforms and not replay_wait(inv):
+        return
     # The emulator's own cap on concurrent processes; the invocation stays
     # Pending meanwhile, as it would until a real agent starts it.
     while not PROC_SLOTS.acquire(timeout=0.2):
@@ -783,7 +793,8 @@ def deliver_and_run(inv: Invocation) -> None:
             inv.finish("Cancelled", "Cancelled")
             return
         with STATE.lock:
-            inv.status, inv.details, inv.started = "InProgress", "InProgress", now()
+            # (replay-timing=real has been InProgress since its wait began)
+            inv.status, inv.details, inv.started = "InProgress", "InProgress", inv.started or now()
         if inst.platform not in cmd.document.platforms:
             inv.stdout = ("Step execution skipped due to incompatible platform. "
                           f"Step name: {cmd.document.step_name}")
@@ -935,6 +946,29 @@ def capture_samples(path: str) -> int:
     return samples
 
 
+def replay_wait(inv: Invocation) -> bool:
+    """replay-timing=real: InProgress until StartAt + Duration, as the real script
+    waits for the shared start and records; holds no MAX_PROCS slot meanwhile, as
+    each real host waits on its own. False when the invocation ended instead."""
+    cmd, p = inv.command, inv.command.params
+    with STATE.lock:
+        inv.status, inv.details, inv.started = "InProgress", "InProgress", now()
+    try:
+        start_at, duration = int(p.get("StartAt", "0") or 0), int(p.get("Duration", "0") or 0)
+    except ValueError:
+        start_at, duration = 0, 0
+    start = max(inv.started, float(start_at))
+    ends, exec_deadline = start + duration, inv.started + cmd.execution_timeout
+    if inv.cancel.wait(max(0.0, min(ends, exec_deadline) - now())):
+        inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
+        return False
+    if ends > exec_deadline:
+        inv.finish("TimedOut", "ExecutionTimedOut", STOPPED_PREEMPTIVELY_EXIT_CODE)
+        return False
+    inv.recorded = (start, duration)
+    return True
+
+
 def run_replay(inv: Invocation) -> None:
     """Upload a recorded capture + synthesized meta.json like the real script would."""
     cmd, p = inv.command, inv.command.params
@@ -968,13 +1002,14 @@ def run_replay(inv: Invocation) -> None:
         "perf_version": "perf version 6.1 (replay)",
         "duration_s": int(p.get("Duration", "30") or 30),
         "frequency_hz": int(p.get("Frequency", "99") or 99),
-        "started_at": int(inv.started or now()),
+        "started_at": int(inv.recorded[0] if inv.recorded else (inv.started or now())),
         "targets": [{"pid": 4242, "cmdline": "node server.js", "node_version": "v20.11.1",
                      "map": "ok", "map_bytes": 0}],
         "warnings": ["replayed capture " + os.path.basename(capture)],
         "samples": capture_samples(capture),
         "stacks_bytes": stacks_bytes,
-        "phases": {"install_s": 0.0, "record_s": 0.0, "script_s": 0.0, "compress_s": 0.0},
+        "phases": {"install_s": 0.0, "record_s": float(inv.recorded[1] if inv.recorded else 0),
+                   "script_s": 0.0, "compress_s": 0.0},
     }
     meta_path = os.path.join(d, "meta.json")
     with open(meta_path, "w") as f:
