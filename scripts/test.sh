@@ -15,8 +15,9 @@ export FLAMEFIRE_VENV="${FLAMEFIRE_VENV:-$REPO/.venv}"
 if [[ ! -x $FLAMEFIRE_VENV/bin/python ]]; then
     python3 -m venv "$FLAMEFIRE_VENV"
 fi
-"$FLAMEFIRE_VENV/bin/pip" install -q --disable-pip-version-check \
-    -r tests/emulator/requirements.txt -r terraform/test/requirements.txt
+# The emulator's pins; scripts/lint-terraform.sh keeps checkov and parliament
+# apart (their boto3 pin conflicts with moto's).
+"$FLAMEFIRE_VENV/bin/pip" install -q --disable-pip-version-check -r tests/emulator/requirements.txt
 
 # Never reach real AWS, never probe instance metadata (169.254.169.254).
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE AWS_SESSION_TOKEN
