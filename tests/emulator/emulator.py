@@ -679,6 +679,9 @@ class Command:
         }
 
 
+KEY_TIMELINE = 50000  # requests kept per access key for /_flamefire/stats?timeline=1
+
+
 class State:
     def __init__(self):
         self.lock = threading.RLock()
@@ -691,6 +694,9 @@ class State:
         # Per access key id (from the SigV4 Credential): operation -> count.
         self.key_stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.key_errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        # Per access key id: the latest KEY_TIMELINE requests as (epoch s, operation, HTTP status).
+        self.key_timeline: dict[str, collections.deque] = collections.defaultdict(
+            lambda: collections.deque(maxlen=KEY_TIMELINE))
         # Opt-in IAM enforcement: access key id -> {"policy", "principal"} (see IAM below).
         self.iam: dict[str, dict] = {}
 
@@ -1649,6 +1655,7 @@ def admin_reset() -> dict:
         STATE.faults.clear()
         STATE.key_stats.clear()
         STATE.key_errors.clear()
+        STATE.key_timeline.clear()
         STATE.iam.clear()
         STATE.stats_since = now()
     MOTO.reset()
@@ -1784,7 +1791,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- routing
 
     def dispatch_request(self):
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), now()
         op, status, key = "?", 0, ""
         try:
             url = urllib.parse.urlsplit(self.path)
@@ -1845,6 +1852,9 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:
                 pass
         finally:
+            if key and not op.startswith("admin:"):
+                with STATE.lock:
+                    STATE.key_timeline[key].append((round(started, 3), op, status))
             if status >= 400 and not op.startswith("admin:"):
                 with STATE.lock:
                     STATE.errors[op] += 1
@@ -1941,6 +1951,8 @@ class Handler(BaseHTTPRequestHandler):
                              "errors": dict(sorted(errors.items()))}
                     if key:
                         reply["access_key_id"] = key
+                        if (query.get("timeline") or [""])[0] in ("1", "true"):
+                            reply["timeline"] = list(STATE.key_timeline.get(key, ()))
                     self.reply_json(200, reply)
             elif path == "/_flamefire/stats/reset" and m == "POST":
                 self.read_body()
@@ -1949,6 +1961,7 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.errors.clear()
                     STATE.key_stats.clear()
                     STATE.key_errors.clear()
+                    STATE.key_timeline.clear()
                     STATE.stats_since = now()
                 self.reply_json(200, {"reset": True})
             elif path == "/_flamefire/seed" and m == "POST":
