@@ -4,23 +4,21 @@
 //! It must not render, download or touch the network: it reads local files and
 //! hands plain data to `render`. inferno's types stop here.
 //!
-//! The work is streamed: an input is decoded, normalised line by line
-//! ([`Events`]) and folded by inferno as it is read, so memory grows with the
-//! number of *distinct* stacks, not with the size of the input.
-//!
-//! Three deliberate differences from `inferno-collapse-perf`:
+//! Two deliberate differences from `inferno-collapse-perf` output:
 //! * every sample counts 1. `perf script` prints the sample period
 //!   (`10101010` ns for `cpu-clock` at 99 Hz) and inferno weights stacks by
 //!   it, which makes an SVG claim billions of "samples" and disagree with the
 //!   `samples` count in `meta.json`. The period is dropped from event lines
 //!   before inferno sees them.
-//! * comment lines and runs of blank lines are dropped, and every event is
-//!   closed by one blank line, so inferno's parser always starts on an event
-//!   line (it panics otherwise) and its multithreaded reader can split the
-//!   input between events even for call-graph-less recordings.
 //! * JIT frames without a symbol (Node without `--perf-basic-prof`) are
 //!   `[unknown]_[j]`, not `[perf-<pid>.map]_[j]`, so that the workers of a
 //!   cluster, which differ only by pid, fold together.
+//!
+//! The work is streamed: an input is read in blocks of whole events
+//! ([`Blocks`]), each normalised ([`normalize`]: no comments, no periods,
+//! one blank line after every event) and folded by inferno on its own, on
+//! several threads for a big input. Memory is a few blocks per thread plus
+//! the *distinct* stacks, whatever the size of the input.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -42,10 +40,7 @@ const READ_CAPACITY: usize = 128 * 1024;
 /// Size of the blocks of whole events that threads fold on their own. Big
 /// enough that per-block costs (inferno's setup and sorted output) vanish,
 /// small enough that a few blocks per thread are little memory.
-const BLOCK_BYTES: usize = 1 << 20;
-
-/// How much normalised text [`Events`] prepares per refill.
-const EVENTS_CHUNK: usize = 64 * 1024;
+const BLOCK_BYTES: usize = 256 << 10;
 
 /// Lines looked at to tell `perf script` from folded stacks.
 const DETECT_LINES: usize = 16;
@@ -388,13 +383,13 @@ fn first_event(head: &[u8]) -> FirstEvent {
 
 /// Folds `perf script` text with inferno, on `threads` threads.
 ///
-/// Rather than inferno's own multithreading (one reader thread that hands
-/// out lines and workers that share one locked map), the input is cut into
-/// blocks of whole events that workers fold on their own; the reading
-/// thread only looks for an event start near the end of each block. Blocks
-/// in flight are bounded, so memory stays a few blocks per thread.
+/// The input is read in blocks of whole events (see [`Blocks`]). With more
+/// than one thread, workers fold blocks on their own while this thread reads
+/// the next ones; that beats inferno's own multithreading, where one thread
+/// hands out every line and workers share one locked map. Blocks in flight
+/// are bounded, so memory stays a few blocks per thread.
 fn fold_perf(
-    mut input: Head,
+    input: Head,
     first: &FirstEvent,
     window: Window,
     threads: usize,
@@ -408,19 +403,27 @@ fn fold_perf(
     // never has to guess it from a block's first event.
     options.event_filter = Some(first.event.clone());
     options.nthreads = 1;
-    let fold = |block: &mut dyn BufRead, totals: &mut HashMap<String, u64>| -> io::Result<()> {
+    let fold = |block: &[u8], text: &mut Vec<u8>, totals: &mut HashMap<String, u64>| {
+        normalize(block, window, first.time, text)?;
         let mut sink = FoldedSink::default();
-        Folder::from(options.clone())
-            .collapse(Events::new(block, window, first.time), &mut sink)?;
+        Folder::from(options.clone()).collapse(&text[..], &mut sink)?;
         for (stack, count) in sink.stacks {
             *totals.entry(without_map_pids(stack)).or_insert(0) += count;
         }
-        Ok(())
+        io::Result::Ok(())
     };
 
+    let mut blocks = Blocks {
+        input,
+        carry: Vec::new(),
+    };
     let mut totals = HashMap::new();
     if threads <= 1 {
-        fold(&mut input, &mut totals)?;
+        let (mut spare, mut text) = (Vec::new(), Vec::new());
+        while let Some(block) = blocks.next(spare)? {
+            fold(&block, &mut text, &mut totals)?;
+            spare = block;
+        }
         return Ok(totals.into_iter().collect());
     }
 
@@ -436,15 +439,14 @@ fn fold_perf(
                 let spare_sender = spare_sender.clone();
                 let (receiver, failed, fold) = (&receiver, &failed, &fold);
                 scope.spawn(move || {
-                    let mut totals = HashMap::new();
+                    let (mut totals, mut text) = (HashMap::new(), Vec::new());
                     loop {
                         let block = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(mut block) = block else { break };
-                        if let Err(e) = fold(&mut &block[..], &mut totals) {
+                        let Ok(block) = block else { break };
+                        if let Err(e) = fold(&block, &mut text, &mut totals) {
                             failed.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
-                        block.clear();
                         let _ = spare_sender.send(block);
                     }
                     Ok(totals)
@@ -452,39 +454,21 @@ fn fold_perf(
             })
             .collect();
 
-        let read = (|| {
-            let mut carry = Vec::new();
-            while !failed.load(Ordering::Relaxed) {
-                let mut block = spares
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(2 * BLOCK_BYTES));
-                block.append(&mut carry);
-                let read = (&mut input)
-                    .take(BLOCK_BYTES as u64)
-                    .read_to_end(&mut block)?;
-                if read == 0 {
-                    if !block.is_empty() {
-                        let _ = sender.send(block);
-                    }
-                    break;
-                }
-                match last_event_start(&block) {
-                    Some(cut) => {
-                        carry.extend_from_slice(&block[cut..]);
-                        block.truncate(cut);
-                    }
-                    // one event bigger than a block: keep reading it
-                    None => {
-                        carry = block;
-                        continue;
+        let mut read = Ok(());
+        while !failed.load(Ordering::Relaxed) {
+            match blocks.next(spares.try_recv().unwrap_or_default()) {
+                Ok(Some(block)) => {
+                    if sender.send(block).is_err() {
+                        break;
                     }
                 }
-                if sender.send(block).is_err() {
+                Ok(None) => break,
+                Err(e) => {
+                    read = Err(e);
                     break;
                 }
             }
-            Ok(())
-        })();
+        }
         drop(sender);
 
         let mut outcome: io::Result<()> = read;
@@ -502,6 +486,39 @@ fn fold_perf(
         outcome
     })?;
     Ok(totals.into_iter().collect())
+}
+
+/// Reads `perf script` text in blocks of about [`BLOCK_BYTES`] that end
+/// where an event starts, so that each block can be folded on its own.
+struct Blocks {
+    input: Head,
+    /// The start of the event that the last block cut off.
+    carry: Vec<u8>,
+}
+
+impl Blocks {
+    /// The next block, filled into `spare` (any old block) to reuse its
+    /// memory; `None` at the end of the input.
+    fn next(&mut self, mut spare: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        spare.clear();
+        spare.reserve(BLOCK_BYTES + self.carry.len());
+        let mut block = spare;
+        block.append(&mut self.carry);
+        loop {
+            let read = (&mut self.input)
+                .take(BLOCK_BYTES as u64)
+                .read_to_end(&mut block)?;
+            if read == 0 {
+                return Ok((!block.is_empty()).then_some(block));
+            }
+            // one event bigger than a block: keep reading it
+            if let Some(cut) = last_event_start(&block) {
+                self.carry.extend_from_slice(&block[cut..]);
+                block.truncate(cut);
+                return Ok(Some(block));
+            }
+        }
+    }
 }
 
 /// Offset of the last line in `block` that can start an event: any line
@@ -656,8 +673,8 @@ struct EventLine {
 }
 
 /// Parses an event line the way inferno's perf folder does, so that both
-/// agree on which lines are events (inferno panics when the first line it
-/// reads is not one). Examples:
+/// agree on which lines are events, which period to drop and which event
+/// type comes first. Examples:
 ///
 /// ```text
 /// node  9495   296.427171:   10101010 cpu-clock:ppp:
@@ -735,7 +752,7 @@ fn rposition(bytes: &[u8], byte: u8) -> Option<usize> {
     bytes.iter().rposition(|&b| b == byte)
 }
 
-/// Why [`Events`] stopped, carried inside an `io::Error` through inferno.
+/// Why [`normalize`] or [`read_folded`] stopped, carried inside an `io::Error`.
 #[derive(Debug)]
 enum Marker {
     NoTimestamps,
@@ -755,134 +772,87 @@ impl fmt::Display for Marker {
 
 impl std::error::Error for Marker {}
 
-/// Normalises `perf script` text on its way to inferno (see the module
-/// docs): drops comments and periods, applies the time window, and ends
-/// every event with exactly one blank line.
-struct Events<R> {
-    input: R,
+/// Normalises a block of `perf script` text on its way to inferno (see the
+/// module docs) into `out`: drops comments and periods, applies the time
+/// window, and ends every event with exactly one blank line.
+///
+/// Most lines are frames that pass unchanged; they are found with
+/// `skip_until` (a `memchr`) and copied in runs, not line by line.
+fn normalize(
+    block: &[u8],
     window: Window,
-    /// Timestamp of the input's first event, the origin of the window.
     origin: Option<f64>,
-    out: Vec<u8>,
-    pos: usize,
-    /// Whether any event line was emitted yet.
-    started: bool,
-    /// Whether the last emitted line is the blank line closing an event.
-    closed: bool,
-    /// Whether the frames being read belong to an event outside the window.
-    skipping: bool,
-}
-
-impl<R: BufRead> Events<R> {
-    fn new(input: R, window: Window, origin: Option<f64>) -> Self {
-        Events {
-            input,
-            window,
-            origin,
-            out: Vec::with_capacity(EVENTS_CHUNK + 4096),
-            pos: 0,
-            started: false,
-            closed: true,
-            skipping: false,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    out.clear();
+    let mut rest = block;
+    // Unchanged lines from `run` up to the current line wait to be copied.
+    let mut run = 0;
+    let mut started = false;
+    let mut closed = true;
+    let mut skipping = false;
+    while !rest.is_empty() {
+        let start = block.len() - rest.len();
+        (&mut rest).skip_until(b'\n')?;
+        let end = block.len() - rest.len();
+        let line = &block[start..end];
+        let is_frame = matches!(line[0], b' ' | b'\t') && !is_skippable(line);
+        if is_frame && started && !skipping {
+            closed = false;
+            continue;
         }
-    }
-
-    /// Reads lines straight into `out` and takes back what must not go on,
-    /// so that the usual frame line is copied once.
-    fn refill(&mut self) -> io::Result<()> {
-        self.out.clear();
-        self.pos = 0;
-        while self.out.len() < EVENTS_CHUNK {
-            let Some(&first) = self.input.fill_buf()?.first() else {
-                self.close_event();
-                break;
-            };
-            if !matches!(first, b'#' | b' ' | b'\t' | b'\n' | b'\r') {
-                // An event line always starts a new event.
-                self.close_event();
-            }
-            let start = self.out.len();
-            self.input.read_until(b'\n', &mut self.out)?;
-            if !self.out.ends_with(b"\n") {
-                self.out.push(b'\n');
-            }
-            let line = &self.out[start..];
-            if first == b'#' {
-                self.out.truncate(start);
-            } else if is_skippable(line) {
-                self.out.truncate(start);
-                self.skipping = false;
-                self.close_event();
-            } else if matches!(first, b' ' | b'\t') {
-                if self.started && !self.skipping {
-                    self.closed = false;
-                } else {
-                    self.out.truncate(start);
-                }
-            } else {
-                self.on_event_line(start)?;
-            }
+        // Anything else ends the run of unchanged lines.
+        out.extend_from_slice(&block[run..start]);
+        run = end;
+        if is_frame || line[0] == b'#' {
+            // a frame of a dropped event, or a comment
+            continue;
         }
-        Ok(())
-    }
-
-    fn close_event(&mut self) {
-        if !self.closed {
-            self.out.push(b'\n');
-            self.closed = true;
+        // A blank line or an event line ends the event.
+        if !closed {
+            out.push(b'\n');
+            closed = true;
         }
-    }
-
-    /// Keeps, rewrites or drops the event line at `out[start..]`.
-    fn on_event_line(&mut self, start: usize) -> io::Result<()> {
-        let Some(event) = parse_event_line(&self.out[start..]) else {
-            // inferno logs and skips odd event lines; so do we, quietly.
-            self.out.truncate(start);
-            self.skipping = true;
-            return Ok(());
+        if is_skippable(line) {
+            skipping = false;
+            continue;
+        }
+        // inferno logs and skips odd event lines; so do we, quietly.
+        let Some(event) = parse_event_line(line) else {
+            skipping = true;
+            continue;
         };
-        if !self.window.is_open() {
+        if !window.is_open() {
             let time = event
                 .time
                 .ok_or_else(|| io::Error::other(Marker::NoTimestamps))?;
-            let origin = *self.origin.get_or_insert(time);
-            self.skipping = !self.window.contains(time - origin);
-            if self.skipping {
-                self.out.truncate(start);
-                return Ok(());
+            skipping = !window.contains(time - origin.unwrap_or(time));
+            if skipping {
+                continue;
             }
         }
-        self.skipping = false;
-        if let Some((from, to)) = event.period {
-            self.out.drain(start + from..start + to);
+        skipping = false;
+        match event.period {
+            Some((from, to)) => {
+                out.extend_from_slice(&line[..from]);
+                out.extend_from_slice(&line[to..]);
+            }
+            None => out.extend_from_slice(line),
         }
-        self.started = true;
-        self.closed = false;
-        Ok(())
-    }
-}
-
-impl<R: BufRead> Read for Events<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for Events<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos >= self.out.len() {
-            self.refill()?;
+        if !line.ends_with(b"\n") {
+            out.push(b'\n');
         }
-        Ok(&self.out[self.pos..])
+        started = true;
+        closed = false;
     }
-
-    fn consume(&mut self, amt: usize) {
-        self.pos = (self.pos + amt).min(self.out.len());
+    out.extend_from_slice(&block[run..]);
+    if !out.is_empty() && !out.ends_with(b"\n") {
+        out.push(b'\n');
     }
+    if !closed {
+        out.push(b'\n');
+    }
+    Ok(())
 }
 
 /// Receives inferno's folded output (`stack count\n`, written piecemeal)
@@ -1248,6 +1218,26 @@ node  9495   12.500000:   10101010 cpu-clock:ppp:
         let late = collapse(&path, window, 3).unwrap();
         assert_eq!(late, collapse(&path, window, 1).unwrap());
         assert_eq!(late.samples, repeats as u64);
+    }
+
+    #[test]
+    fn an_event_bigger_than_a_block_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let frame = "\t866cc8 deep+0x1 (/usr/bin/node)\n";
+        let depth = BLOCK_BYTES / frame.len() + 10;
+        let text = format!(
+            "{PERF}node 1 20.0: 1 cpu-clock:\n{}\n{PERF}",
+            frame.repeat(depth)
+        );
+        let path = write(&dir, "deep.perf", text.as_bytes());
+        for threads in [1, 3] {
+            let folded = collapse(&path, Window::default(), threads).unwrap();
+            assert_eq!(folded.samples, 7);
+            let deep = folded.stacks.iter().find(|(s, _)| s.ends_with(";deep"));
+            assert_eq!(deep.unwrap().0.matches(";deep").count(), depth);
+        }
+        assert_eq!(last_event_start(b"node 1\n\tframe\n\tframe\n"), None);
+        assert_eq!(last_event_start(b"node 1\n\tframe\nnode 2\n\tfr"), Some(14));
     }
 
     #[test]
