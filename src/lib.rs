@@ -22,6 +22,7 @@ pub mod doctor;
 pub mod document;
 pub mod error;
 pub mod fetch;
+pub mod heatmap;
 pub mod local;
 pub mod presign;
 pub mod progress;
