@@ -113,13 +113,36 @@ impl Change {
     }
 }
 
+/// A caller is left out of the summary when one function it always calls
+/// changed by at least this fraction of the caller's own change.
+pub const EXPLAINED: f64 = 0.9;
+
 /// The `n` functions whose inclusive share changed the most, largest
-/// |change| first (ties by name). Unchanged functions are left out.
+/// |change| first (ties by name). Unchanged functions are left out, and so
+/// are callers whose change is explained by a callee: when G is always
+/// called (directly or not) from F, in both profiles, and G's change is at
+/// least [`EXPLAINED`] of F's, only G is listed. Otherwise the event loop
+/// frames above a hot function (`uv_run`, `processImmediate`, …) would
+/// crowd it out, since a caller's inclusive share is never below its
+/// callee's.
 pub fn changes(before: &Folded, after: &Folded, n: usize) -> Vec<Change> {
     let (b, a) = (inclusive_shares(before), inclusive_shares(after));
     let names: HashSet<&String> = b.keys().chain(a.keys()).collect();
+    let delta = |name: &str| a.get(name).unwrap_or(&0.0) - b.get(name).unwrap_or(&0.0);
+    let mut explained: HashSet<&str> = HashSet::new();
+    let above = always_above(&[before, after]);
+    for (callee, callers) in &above {
+        let d = delta(callee);
+        for caller in callers {
+            let dc = delta(caller);
+            if dc.abs() > 1e-9 && d / dc >= EXPLAINED {
+                explained.insert(caller.as_str());
+            }
+        }
+    }
     let mut changes: Vec<Change> = names
         .into_iter()
+        .filter(|name| !explained.contains(name.as_str()))
         .map(|name| Change {
             function: name.clone(),
             before: b.get(name).copied().unwrap_or(0.0),
@@ -135,6 +158,38 @@ pub fn changes(before: &Folded, after: &Folded, n: usize) -> Vec<Change> {
     });
     changes.truncate(n);
     changes
+}
+
+/// Function → the functions above it on every stack it is on, in all
+/// `profiles` (itself excluded, when it recurses).
+fn always_above(profiles: &[&Folded]) -> HashMap<String, HashSet<String>> {
+    let mut above: HashMap<String, HashSet<String>> = HashMap::new();
+    for folded in profiles {
+        for (stack, _) in &folded.stacks {
+            let frames: Vec<Cow<'_, str>> = stack.split(';').map(function_name).collect();
+            // Where each function first appears on this stack: F is above
+            // the frame at `i` iff it first appears before `i`.
+            let mut first: HashMap<&str, usize> = HashMap::new();
+            for (i, f) in frames.iter().enumerate() {
+                first.entry(f.as_ref()).or_insert(i);
+            }
+            for (i, g) in frames.iter().enumerate() {
+                let is_above = |f: &str| first.get(f).is_some_and(|&at| at < i) && f != g;
+                match above.get_mut(g.as_ref()) {
+                    Some(set) => set.retain(|f| is_above(f)),
+                    None => {
+                        let set = frames[..i]
+                            .iter()
+                            .filter(|f| f.as_ref() != g.as_ref())
+                            .map(|f| f.to_string())
+                            .collect();
+                        above.insert(g.to_string(), set);
+                    }
+                }
+            }
+        }
+    }
+    above
 }
 
 /// Function → share of samples whose stack contains it (once per stack,
@@ -261,6 +316,32 @@ mod tests {
         // node and main are on every stack of both: unchanged, left out
         assert!(!names.contains(&"node") && !names.contains(&"main"));
         assert_eq!(changes(&healthy(), &sick(), 2).len(), 2);
+    }
+
+    #[test]
+    fn callers_explained_by_one_callee_are_left_out() {
+        let before = folded("b", &[("loop;timers;serve;json", 9), ("loop;idle", 1)]);
+        let after = folded(
+            "a",
+            &[
+                ("loop;immediate;parse;tokenize", 6),
+                ("loop;immediate;parse", 3),
+                ("loop;idle", 1),
+            ],
+        );
+        let names: Vec<String> = changes(&before, &after, 10)
+            .into_iter()
+            .map(|c| format!("{} {:+.0}", c.function, 100.0 * c.delta()))
+            .collect();
+        // `immediate` (+90) is explained by `parse` (+90), `timers` and
+        // `serve` by `json` (-90); `parse` stays: `tokenize` is only +60.
+        assert_eq!(names, ["json -90", "parse +90", "tokenize +60"]);
+        let above = always_above(&[&before, &after]);
+        assert_eq!(
+            above["tokenize"],
+            HashSet::from(["loop".into(), "immediate".into(), "parse".into()])
+        );
+        assert_eq!(above["idle"], HashSet::from(["loop".to_string()]));
     }
 
     #[test]
