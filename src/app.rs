@@ -4,25 +4,31 @@
 //! themselves live in their own modules. Nothing here exits the process:
 //! `main` turns the returned code or `Error` into an exit status.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::Aws;
 use crate::cli::{
-    Cli, Command, DeployArgs, DocumentCommand, LocalPlan, RenderPlan, SsmPlan, check_document_name,
-    new_run_id,
+    Cli, Command, DeployArgs, DiffInput, DiffPlan, DocumentCommand, LocalPlan, RenderPlan, SsmPlan,
+    check_document_name, new_run_id,
 };
-use crate::collapse::{self, Folded};
+use crate::collapse::{self, CollapseError, Folded, Window};
+use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
 use crate::document::{self, Pids, UploadFields};
 use crate::error::{Error, Result, exit};
 use crate::fetch::{self, Meta};
+use crate::heatmap;
+use crate::html;
 use crate::local;
 use crate::presign::{self, PostRequest};
 use crate::progress::Progress;
 use crate::render::{self, Labels};
-use crate::report::{self, HostOutcome, RunReport, Status};
-use crate::targets;
+use crate::report::{
+    self, CHANGES_SHOWN, DiffOutcome, HostOutcome, HotFunction, Param, Role, RunReport, Status,
+};
+use crate::targets::{self, Host, InstanceId, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, InvocationStatus, Waited};
 
@@ -40,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Local(args) => local(args.plan(run_id)?, &progress).await,
         Command::Render(args) => render_files(args.plan()?, &progress).await,
+        Command::Diff(args) => diff(args.plan()?, &progress).await,
         Command::Ssm(args) => ssm(args.plan(run_id)?, &progress).await,
         Command::Document(DocumentCommand::Print) => {
             report::print_stdout(document::YAML);
@@ -101,27 +108,160 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
     let mut outcome = HostOutcome::new(host, None, Status::Rendered);
     outcome.samples = Some(folded.samples);
     outcome.warnings = meta.warnings.clone();
+    outcome.processes = meta.targets.clone();
+    outcome.top_functions = hot(&folded);
     outcome.folded = Some(svg.with_extension("folded"));
     outcome.stacks = Some(out.join("stacks.gz"));
     outcome.svg = Some(svg.clone());
+    let params = &plan.record.params;
     let report = RunReport {
-        run_id: plan.record.params.run_id.clone(),
+        run_id: params.run_id.clone(),
+        command: "local".into(),
+        params: vec![
+            Param::new("duration", format!("{} s", params.duration_s)),
+            Param::new("frequency", format!("{} Hz", params.frequency_hz)),
+            Param::new("processes", pids_text(params)),
+        ],
         out: out.clone(),
         merged_svg: None,
         hosts: vec![outcome],
+        diff: None,
+        report: None,
     };
-    finish(
-        &report,
-        progress,
-        plan.record.json,
-        plan.record.open.then_some(&svg),
-    )
+    finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// `flamefire diff`: two profiles → differential flamegraphs, the biggest
+/// changes, and each side's own flamegraph.
+async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
+    let out = create_out(&plan.out)?;
+    let (before, after) = tokio::try_join!(
+        resolve_input(&plan.before, plan.window),
+        resolve_input(&plan.after, plan.window)
+    )?;
+    let mut hosts = Vec::new();
+    for (role, input, folded, file) in [
+        (Role::Baseline, &plan.before, &before, "before.svg"),
+        (Role::Target, &plan.after, &after, "after.svg"),
+    ] {
+        let side = match role {
+            Role::Baseline => "before",
+            Role::Target => "after",
+        };
+        let svg = out.join(file);
+        let labels = Labels {
+            title: format!("CPU flamegraph: {input} ({side})"),
+            subtitle: format!(
+                "{} samples{}",
+                folded.samples,
+                window_text(plan.window)
+                    .map(|w| format!(" • {w}"))
+                    .unwrap_or_default()
+            ),
+        };
+        render::svg(folded, &labels, &svg)?;
+        let mut o = HostOutcome::new(input.to_string(), Some(side.into()), Status::Rendered);
+        o.role = Some(role);
+        o.samples = Some(folded.samples);
+        o.top_functions = hot(folded);
+        o.folded = Some(svg.with_extension("folded"));
+        o.svg = Some(svg);
+        o.stacks = match input {
+            DiffInput::File(path) => Some(path.clone()),
+        };
+        hosts.push(o);
+    }
+    let diff = compare(
+        &before,
+        &after,
+        &out,
+        plan.before.to_string(),
+        plan.after.to_string(),
+    )?;
+    let mut params = vec![
+        Param::new("before", &plan.before),
+        Param::new("after", &plan.after),
+    ];
+    if let Some(w) = window_text(plan.window) {
+        params.push(Param::new("window", w));
+    }
+    let report = RunReport {
+        run_id: String::new(),
+        command: "diff".into(),
+        params,
+        out,
+        merged_svg: None,
+        hosts,
+        diff: Some(diff),
+        report: None,
+    };
+    finish(report, progress, plan.json, plan.open).await
+}
+
+/// One side of a diff → its stacks. The one place that knows what an input
+/// can be (see `DiffInput`): past runs in the bucket will be fetched here.
+async fn resolve_input(input: &DiffInput, window: Window) -> Result<Folded> {
+    match input {
+        DiffInput::File(path) => {
+            let path = path.clone();
+            let folded = tokio::task::spawn_blocking(move || collapse::file_window(&path, window))
+                .await
+                .expect("collapse task does not panic")?;
+            Ok(folded)
+        }
+    }
+}
+
+/// Draws diff.svg and diff-negated.svg in `out` and ranks the changes.
+fn compare(
+    before: &Folded,
+    after: &Folded,
+    out: &Path,
+    before_label: String,
+    after_label: String,
+) -> Result<DiffOutcome> {
+    let svg = out.join("diff.svg");
+    let negated_svg = out.join("diff-negated.svg");
+    let normalised = format!(
+        "normalised by sample count ({} before, {} after)",
+        before.samples, after.samples
+    );
+    render::differential(
+        &diff::growth(before, after),
+        &Labels {
+            title: format!("Differential flamegraph: {after_label} vs {before_label}"),
+            subtitle: format!(
+                "AFTER's stacks; red: larger share of samples than BEFORE, blue: smaller • {normalised}"
+            ),
+        },
+        &svg,
+    )?;
+    render::differential(
+        &diff::negated(before, after),
+        &Labels {
+            title: format!("Negated differential: {before_label} (what shrank or vanished)"),
+            subtitle: format!(
+                "BEFORE's stacks; red: larger share in AFTER, blue: smaller or gone • {normalised}"
+            ),
+        },
+        &negated_svg,
+    )?;
+    Ok(DiffOutcome {
+        before: before_label,
+        after: after_label,
+        before_samples: before.samples,
+        after_samples: after.samples,
+        svg,
+        negated_svg,
+        changes: diff::changes(before, after, CHANGES_SHOWN),
+    })
 }
 
 async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
     let files = plan.files.clone();
-    let results = tokio::task::spawn_blocking(move || collapse::files(&files))
+    let window = plan.window;
+    let results = tokio::task::spawn_blocking(move || collapse_all(&files, window))
         .await
         .expect("collapse task does not panic");
     let mut outcomes = Vec::new();
@@ -140,12 +280,21 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         let svg = out.join(format!("{}.svg", folded.name));
         let labels = Labels {
             title: format!("CPU flamegraph: {}", folded.name),
-            subtitle: format!("{} samples • {}", folded.samples, path.display()),
+            subtitle: format!(
+                "{} samples • {}{}",
+                folded.samples,
+                path.display(),
+                window_text(plan.window)
+                    .map(|w| format!(" • {w}"))
+                    .unwrap_or_default()
+            ),
         };
         let mut o = HostOutcome::new(label, None, Status::Rendered);
+        o.stacks = Some(path.clone());
         match render::svg(&folded, &labels, &svg) {
             Ok(()) => {
                 o.samples = Some(folded.samples);
+                o.top_functions = hot(&folded);
                 o.folded = Some(svg.with_extension("folded"));
                 o.svg = Some(svg);
                 rendered.push(folded);
@@ -158,25 +307,61 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         outcomes.push(o);
     }
     let merged_svg = merge(&rendered, &out.join("merged.svg"), "inputs")?;
+    let mut params = vec![Param::new(
+        "inputs",
+        plan.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )];
+    if let Some(w) = window_text(plan.window) {
+        params.push(Param::new("window", w));
+    }
     let report = RunReport {
         run_id: String::new(),
+        command: "render".into(),
+        params,
         out,
-        merged_svg: merged_svg.clone(),
+        merged_svg,
         hosts: outcomes,
+        diff: None,
+        report: None,
     };
-    let open = merged_svg.or_else(|| report.hosts.iter().find_map(|h| h.svg.clone()));
-    finish(
-        &report,
-        progress,
-        false,
-        open.as_ref().filter(|_| plan.open),
-    )
+    finish(report, progress, false, plan.open).await
+}
+
+/// Every input collapsed, in order; the whole file, or only `window`.
+fn collapse_all(paths: &[PathBuf], window: Window) -> Vec<Result<Folded, CollapseError>> {
+    if window == Window::default() {
+        collapse::files(paths)
+    } else {
+        paths
+            .iter()
+            .map(|p| collapse::file_window(p, window))
+            .collect()
+    }
 }
 
 async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
     progress.info(&format!("resolving {} in {}…", plan.target, aws.region()));
-    let resolved = targets::resolve(&aws, &plan.target).await?;
+    let mut resolved = targets::resolve(&aws, &plan.target).await?;
+    // The baseline is a second target, dispatched with the first so that
+    // both record the same window.
+    let baseline_ids = match &plan.baseline {
+        Some(baseline) => {
+            progress.info(&format!("resolving baseline {baseline}…"));
+            let extra = targets::resolve(&aws, baseline)
+                .await
+                .map_err(|e| match e {
+                    Error::NoTargets(why) => Error::NoTargets(format!("baseline: {why}")),
+                    e => e,
+                })?;
+            join_baseline(&mut resolved, extra)?
+        }
+        None => HashSet::new(),
+    };
     for s in &resolved.skipped {
         progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
     }
@@ -189,10 +374,15 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     record_run(&aws, &plan, &params, &resolved.hosts).await;
 
     progress.info(&format!(
-        "run {}: sending {} to {} host(s); recording {}s from {}",
+        "run {}: sending {} to {} host(s){}; recording {}s from {}",
         params.run_id,
         plan.document,
         resolved.hosts.len(),
+        if baseline_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} baseline)", baseline_ids.len())
+        },
         params.duration_s,
         iso_utc(params.start_at)
     ));
@@ -311,6 +501,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         let mut o = HostOutcome::new(id.clone(), f.host.name.clone(), Status::Failed);
         o.ssm_status = Some("Success".into());
         o.warnings = f.meta.warnings.clone();
+        o.processes = f.meta.targets.clone();
         o.stacks = Some(f.perf.clone());
         let drawn = result.map_err(Error::from).and_then(|mut folded| {
             folded.name = f.host.label();
@@ -322,9 +513,10 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
             Ok((folded, svg)) => {
                 o.status = Status::Rendered;
                 o.samples = Some(folded.samples);
+                o.top_functions = hot(&folded);
                 o.folded = Some(svg.with_extension("folded"));
                 o.svg = Some(svg);
-                rendered.push(folded);
+                rendered.push((f.host, folded));
             }
             Err(e) => o.cause = Some(e.to_string()),
         }
@@ -336,20 +528,112 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         o.cause = Some(s.reason.to_string());
         outcomes.push(o);
     }
-    let merged_svg = merge(&rendered, &out.join("fleet.svg"), &params.run_id)?;
+    rendered.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let folded: Vec<Folded> = rendered.iter().map(|(_, f)| f.clone()).collect();
+    let merged_svg = merge(&folded, &out.join("fleet.svg"), &params.run_id)?;
+    let diff = match &plan.baseline {
+        Some(_) => {
+            for o in &mut outcomes {
+                let baseline =
+                    InstanceId::parse(&o.host).is_some_and(|id| baseline_ids.contains(&id));
+                o.role = Some(if baseline {
+                    Role::Baseline
+                } else {
+                    Role::Target
+                });
+            }
+            compare_fleet(&rendered, &baseline_ids, &out, progress)?
+        }
+        None => None,
+    };
+    let mut report_params = vec![Param::new("target", &plan.target)];
+    if let Some(b) = &plan.baseline {
+        report_params.push(Param::new("baseline", b));
+    }
+    report_params.extend([
+        Param::new("duration", format!("{} s", params.duration_s)),
+        Param::new("frequency", format!("{} Hz", params.frequency_hz)),
+        Param::new("processes", pids_text(&params)),
+        Param::new("started at", iso_utc(params.start_at)),
+        Param::new("region", aws.region()),
+        Param::new(
+            "bucket",
+            format!("s3://{}/{}{}/", plan.bucket, plan.prefix, params.run_id),
+        ),
+        Param::new("document", &plan.document),
+    ]);
     let report = RunReport {
         run_id: params.run_id.clone(),
+        command: "ssm".into(),
+        params: report_params,
         out,
-        merged_svg: merged_svg.clone(),
+        merged_svg,
         hosts: outcomes,
+        diff,
+        report: None,
     };
-    let open = merged_svg.or_else(|| report.hosts.iter().find_map(|h| h.svg.clone()));
-    finish(
-        &report,
-        progress,
-        plan.record.json,
-        open.as_ref().filter(|_| plan.record.open),
+    finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// Adds the baseline's hosts and skips to the targets'; returns the
+/// baseline's ids. A host on both sides is an error: it cannot be compared
+/// with itself.
+fn join_baseline(targets: &mut Resolved, baseline: Resolved) -> Result<HashSet<InstanceId>> {
+    let ids: HashSet<InstanceId> = baseline.hosts.iter().map(|h| h.id.clone()).collect();
+    if let Some(both) = targets.hosts.iter().find(|h| ids.contains(&h.id)) {
+        return Err(Error::Usage(format!(
+            "{} is both a target and a baseline: narrow the targets or the baseline so that they do not overlap",
+            both.label()
+        )));
+    }
+    targets.hosts.extend(baseline.hosts);
+    targets.skipped.extend(baseline.skipped);
+    Ok(ids)
+}
+
+/// The diff of the merged baseline hosts (BEFORE) against the merged target
+/// hosts (AFTER), when both sides have at least one flamegraph.
+fn compare_fleet(
+    rendered: &[(Host, Folded)],
+    baseline_ids: &HashSet<InstanceId>,
+    out: &Path,
+    progress: &Progress,
+) -> Result<Option<DiffOutcome>> {
+    let (baseline, targets): (Vec<_>, Vec<_>) = rendered
+        .iter()
+        .partition(|(host, _)| baseline_ids.contains(&host.id));
+    if baseline.is_empty() || targets.is_empty() {
+        progress.note(&format!(
+            "no differential: {} baseline and {} target host(s) were rendered; both sides need one",
+            baseline.len(),
+            targets.len()
+        ));
+        return Ok(None);
+    }
+    // Stacks merged without a host root frame, so that the same code path
+    // on different hosts is the same stack.
+    let side = |hosts: &[&(Host, Folded)], name: &str| {
+        let folded = Folded::new(
+            name,
+            hosts.iter().flat_map(|(_, f)| f.stacks.iter().cloned()),
+        );
+        let label = hosts
+            .iter()
+            .map(|(h, _)| h.label())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (folded, label)
+    };
+    let (before, before_label) = side(&baseline, "baseline");
+    let (after, after_label) = side(&targets, "targets");
+    compare(
+        &before,
+        &after,
+        out,
+        format!("baseline {before_label}"),
+        format!("targets {after_label}"),
     )
+    .map(Some)
 }
 
 /// Signs the run's upload policy with the caller's credentials.
@@ -476,16 +760,93 @@ fn create_out(out: &Path) -> Result<PathBuf> {
     Ok(out.to_path_buf())
 }
 
-fn finish(
-    report: &RunReport,
-    progress: &Progress,
-    json: bool,
-    open: Option<&PathBuf>,
-) -> Result<u8> {
-    report::table(progress, report);
-    report::stdout(report, json);
-    if let Some(svg) = open {
-        open_in_browser(svg, progress);
+/// The leaf functions with the most samples, for the report.
+fn hot(folded: &Folded) -> Vec<HotFunction> {
+    folded
+        .top_functions(5)
+        .into_iter()
+        .map(|t| HotFunction {
+            name: t.name,
+            samples: t.samples,
+            share: t.share,
+        })
+        .collect()
+}
+
+fn pids_text(params: &document::RecordParams) -> String {
+    match &params.pids {
+        Pids::All => format!("every `{}` process", params.process_name),
+        Pids::Listed(pids) => {
+            let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+            format!("pids {}", pids.join(", "))
+        }
+    }
+}
+
+/// `2–3.5 s after the first sample`, for labels; `None` for the whole profile.
+fn window_text(window: Window) -> Option<String> {
+    match (window.from_s, window.to_s) {
+        (None, None) => None,
+        (Some(from), None) => Some(format!("from {from} s after the first sample")),
+        (None, Some(to)) => Some(format!("the first {to} s")),
+        (Some(from), Some(to)) => Some(format!("{from}–{to} s after the first sample")),
+    }
+}
+
+/// Each host's time slices, read from its `perf script` file. Hosts whose
+/// stacks have no timestamps (folded input) simply get none.
+async fn add_heatmaps(hosts: &mut [HostOutcome]) {
+    let paths: Vec<Option<PathBuf>> = hosts
+        .iter()
+        .map(|h| h.stacks.clone().filter(|_| h.svg.is_some()))
+        .collect();
+    let maps = tokio::task::spawn_blocking(move || {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<heatmap::Heatmap>>> =
+            paths.iter().map(|_| Default::default()).collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            for _ in 0..workers.min(paths.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = paths.get(i) else { break };
+                        let Some(path) = path else { continue };
+                        match heatmap::file(path) {
+                            Ok(map) => {
+                                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(map);
+                            }
+                            Err(e) => tracing::debug!("no time slices for {}: {e}", path.display()),
+                        }
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("heat map task does not panic");
+    for (host, map) in hosts.iter_mut().zip(maps) {
+        host.heatmap = map;
+    }
+}
+
+/// Writes report.html, prints the summary and the results, opens the
+/// report if asked, and gives the exit code.
+async fn finish(mut report: RunReport, progress: &Progress, json: bool, open: bool) -> Result<u8> {
+    add_heatmaps(&mut report.hosts).await;
+    let page = report.out.join("report.html");
+    match html::write(&report, &page) {
+        Ok(()) => report.report = Some(page),
+        Err(e) => progress.note(&format!("warning: could not write {}: {e}", page.display())),
+    }
+    report::table(progress, &report);
+    report::stdout(&report, json);
+    if let Some(page) = report.report.as_ref().filter(|_| open) {
+        open_in_browser(page, progress);
     }
     match report.exit_code() {
         exit::NOTHING => Err(Error::AllHostsFailed),

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::collapse::Window;
 use crate::document::{self, Pids, RecordParams};
 use crate::error::{Error, Result};
 use crate::targets::{InstanceId, Target};
@@ -57,6 +58,20 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Render(RenderArgs),
 
+    /// Compare two profiles: a differential flamegraph of AFTER against BEFORE.
+    ///
+    /// Typically BEFORE is a healthy host and AFTER the one on fire:
+    ///   flamefire diff healthy.perf.gz sick.perf.gz
+    ///
+    /// Writes diff.svg (AFTER's flamegraph, red where a function's share of
+    /// samples grew, blue where it shrank), diff-negated.svg (BEFORE's
+    /// flamegraph with the same colours, so that what vanished shows),
+    /// before.svg, after.svg and report.html. Both profiles are normalised by
+    /// sample count. The functions whose share changed the most go to stderr;
+    /// the SVG paths (or --json) to stdout.
+    #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
+    Diff(DiffArgs),
+
     /// Profile EC2 instances through SSM Run Command; render locally.
     ///
     /// Examples:
@@ -64,11 +79,13 @@ pub enum Command {
     ///   flamefire ssm i-0abc i-0def --duration 20    # several hosts
     ///   flamefire ssm --tag Role=api --tag Env=prod  # all instances with these tags
     ///   flamefire ssm --asg checkout-asg             # a whole autoscaling group
+    ///   flamefire ssm i-sick --baseline i-healthy    # compare: diff.svg and the top changes
+    ///   flamefire ssm --tag Role=api --baseline-tag Role=api-canary
     ///
     /// Hosts upload their stacks to --bucket through a presigned POST signed
     /// with your credentials, so instance roles need no S3 permission.
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
-    Ssm(SsmArgs),
+    Ssm(Box<SsmArgs>),
 
     /// Print or deploy the embedded SSM document (for teams without Terraform).
     #[command(subcommand)]
@@ -117,11 +134,11 @@ pub struct RecordArgs {
     #[arg(long = "process", default_value = "node", value_name = "NAME")]
     pub process: String,
 
-    /// Directory for the results. Default: ./flamefire-<run-id>/
+    /// Directory for the results (SVGs, report.html). Default: ./flamefire-<run-id>/
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Open the flamegraph in the browser when done.
+    /// Open report.html in the browser when done.
     #[arg(long)]
     pub open: bool,
 
@@ -147,13 +164,56 @@ pub struct RenderArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Directory for the SVGs. Default: the current directory.
+    /// Directory for the SVGs and report.html. Default: the current directory.
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
 
-    /// Open the (merged) flamegraph in the browser when done.
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    /// Open report.html in the browser when done.
     #[arg(long)]
     pub open: bool,
+}
+
+/// A time window, in seconds from each input's first sample (read the
+/// seconds off report.html's time slices). Needs `perf script` input.
+#[derive(Debug, Args, Clone, Default)]
+pub struct WindowArgs {
+    /// Draw only the samples from this many seconds after the first one.
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+
+    /// Draw only the samples before this many seconds after the first one.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The reference profile (e.g. the healthy host): `perf script` output
+    /// (plain or .gz) or folded stacks.
+    #[arg(value_name = "BEFORE")]
+    pub before: PathBuf,
+
+    /// The profile to explain (e.g. the host on fire), same formats.
+    #[arg(value_name = "AFTER")]
+    pub after: PathBuf,
+
+    /// Directory for the SVGs and report.html. Default: the current directory.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub window: WindowArgs,
+
+    /// Open report.html in the browser when done.
+    #[arg(long)]
+    pub open: bool,
+
+    /// Print a JSON document on stdout instead of paths.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +229,16 @@ pub struct SsmArgs {
     /// Every running instance of this autoscaling group.
     #[arg(long, value_name = "NAME", conflicts_with = "tag")]
     pub asg: Option<String>,
+
+    /// A healthy instance to compare with (repeatable). It is profiled in
+    /// the same window, and diff.svg shows the targets against it.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub baseline: Vec<String>,
+
+    /// Every running instance with this tag is a baseline (KEY=VALUE,
+    /// repeatable: all must match).
+    #[arg(long, value_name = "KEY=VALUE", conflicts_with = "baseline")]
+    pub baseline_tag: Vec<String>,
 
     /// S3 bucket that hosts upload their stacks to.
     #[arg(long, env = "FLAMEFIRE_BUCKET", value_name = "BUCKET")]
@@ -217,12 +287,51 @@ pub struct LocalPlan {
 pub struct RenderPlan {
     pub files: Vec<PathBuf>,
     pub out: PathBuf,
+    pub window: Window,
     pub open: bool,
+}
+
+/// One side of a diff.
+///
+/// Only local files for now. This is the hook for past runs in the bucket
+/// (`RUN_ID/i-0abc`, through the `runs` module): add a variant here, parse
+/// it in `DiffInput::parse`, and resolve it in `app::resolve_input`, the one
+/// place that turns an input into stacks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiffInput {
+    /// `perf script` output (plain or gzip) or folded stacks.
+    File(PathBuf),
+}
+
+impl DiffInput {
+    pub fn parse(raw: &std::path::Path) -> DiffInput {
+        DiffInput::File(raw.to_path_buf())
+    }
+}
+
+impl std::fmt::Display for DiffInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiffInput::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DiffPlan {
+    pub before: DiffInput,
+    pub after: DiffInput,
+    pub out: PathBuf,
+    pub window: Window,
+    pub open: bool,
+    pub json: bool,
 }
 
 #[derive(Debug)]
 pub struct SsmPlan {
     pub target: Target,
+    /// Healthy hosts to compare the targets with, profiled in the same run.
+    pub baseline: Option<Target>,
     pub bucket: String,
     pub prefix: String,
     pub document: String,
@@ -301,7 +410,44 @@ impl RenderArgs {
         Ok(RenderPlan {
             files: self.files.clone(),
             out: self.out.clone(),
+            window: self.window.plan()?,
             open: self.open,
+        })
+    }
+}
+
+impl WindowArgs {
+    fn plan(&self) -> Result<Window> {
+        for (flag, value) in [("--from", self.from), ("--to", self.to)] {
+            if let Some(v) = value.filter(|v| !v.is_finite() || *v < 0.0) {
+                return Err(Error::Usage(format!(
+                    "{flag} {v} is not a time: give seconds from the first sample, 0 or more (e.g. {flag} 2.5)"
+                )));
+            }
+        }
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if to <= from {
+                return Err(Error::Usage(format!(
+                    "--to {to} must be after --from {from}: the window is [from, to) in seconds from the first sample"
+                )));
+            }
+        }
+        Ok(Window {
+            from_s: self.from,
+            to_s: self.to,
+        })
+    }
+}
+
+impl DiffArgs {
+    pub fn plan(&self) -> Result<DiffPlan> {
+        Ok(DiffPlan {
+            before: DiffInput::parse(&self.before),
+            after: DiffInput::parse(&self.after),
+            out: self.out.clone(),
+            window: self.window.plan()?,
+            open: self.open,
+            json: self.json,
         })
     }
 }
@@ -309,6 +455,14 @@ impl RenderArgs {
 impl SsmArgs {
     pub fn plan(&self, run_id: String) -> Result<SsmPlan> {
         let target = self.target()?;
+        let baseline = self.baseline()?;
+        if let (Target::Ids(targets), Some(Target::Ids(baselines))) = (&target, &baseline) {
+            if let Some(both) = targets.iter().find(|id| baselines.contains(id)) {
+                return Err(Error::Usage(format!(
+                    "{both} is both a target and a --baseline: a host cannot be compared with itself"
+                )));
+            }
+        }
         let bucket = self.bucket.clone().ok_or_else(|| {
             Error::Usage(
                 "no bucket: pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)"
@@ -327,6 +481,7 @@ impl SsmArgs {
         check_document_name(&self.document)?;
         Ok(SsmPlan {
             target,
+            baseline,
             bucket,
             prefix,
             document: self.document.clone(),
@@ -335,6 +490,20 @@ impl SsmArgs {
             profile: self.profile.clone(),
             record,
         })
+    }
+
+    /// `--baseline` ids or `--baseline-tag` tags, checked like the targets.
+    fn baseline(&self) -> Result<Option<Target>> {
+        if !self.baseline_tag.is_empty() {
+            return Ok(Some(Target::Tags(parse_tags(
+                &self.baseline_tag,
+                "--baseline-tag",
+            )?)));
+        }
+        if self.baseline.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Target::Ids(parse_ids(&self.baseline, "--baseline ")?)))
     }
 
     fn target(&self) -> Result<Target> {
@@ -368,33 +537,43 @@ impl SsmArgs {
             return Ok(Target::AutoScalingGroup(asg.clone()));
         }
         if !self.tag.is_empty() {
-            let mut tags = Vec::new();
-            for t in &self.tag {
-                let (k, v) = t.split_once('=').ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--tag {t:?} must be KEY=VALUE, e.g. --tag Role=api"
-                    ))
-                })?;
-                if k.is_empty() {
-                    return Err(Error::Usage(format!("--tag {t:?} has an empty key")));
-                }
-                tags.push((k.to_string(), v.to_string()));
-            }
-            return Ok(Target::Tags(tags));
+            return Ok(Target::Tags(parse_tags(&self.tag, "--tag")?));
         }
-        let mut ids = Vec::new();
-        for raw in &self.instances {
-            let id = InstanceId::parse(raw).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{raw:?} is not an instance id (expected i- followed by 8 or 17 hex digits, e.g. i-0123456789abcdef0)"
-                ))
-            })?;
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(Target::Ids(ids))
+        Ok(Target::Ids(parse_ids(&self.instances, "")?))
     }
+}
+
+/// `KEY=VALUE` tags; errors name `flag`.
+fn parse_tags(raw: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    let mut tags = Vec::new();
+    for t in raw {
+        let (k, v) = t.split_once('=').ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag} {t:?} must be KEY=VALUE, e.g. {flag} Role=api"
+            ))
+        })?;
+        if k.is_empty() {
+            return Err(Error::Usage(format!("{flag} {t:?} has an empty key")));
+        }
+        tags.push((k.to_string(), v.to_string()));
+    }
+    Ok(tags)
+}
+
+/// Instance ids, deduplicated; errors start with `flag` (empty for positionals).
+fn parse_ids(raw: &[String], flag: &str) -> Result<Vec<InstanceId>> {
+    let mut ids = Vec::new();
+    for r in raw {
+        let id = InstanceId::parse(r).ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag}{r:?} is not an instance id (expected i- followed by 8 or 17 hex digits, e.g. i-0123456789abcdef0)"
+            ))
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// SSM document names: 3–128 of letters, digits, `_.-`.
@@ -519,6 +698,102 @@ mod tests {
         assert!(err.to_string().starts_with("--bucket"), "{err}");
         let err = ssm(&["--asg", "a"]).unwrap_err();
         assert!(err.to_string().contains("FLAMEFIRE_BUCKET"), "{err}");
+    }
+
+    #[test]
+    fn baselines_are_checked_like_targets() {
+        let plan = ssm(&[
+            "i-0123456789abcdef0",
+            "--baseline",
+            "i-0123456789abcdef1",
+            "--bucket",
+            "bkt",
+        ])
+        .unwrap();
+        assert!(matches!(plan.baseline, Some(Target::Ids(ref v)) if v.len() == 1));
+        let plan = ssm(&["--asg", "a", "--baseline-tag", "Role=ok", "--bucket", "bkt"]).unwrap();
+        assert_eq!(
+            plan.baseline,
+            Some(Target::Tags(vec![("Role".into(), "ok".into())]))
+        );
+        assert_eq!(
+            ssm(&["--asg", "a", "--bucket", "bkt"]).unwrap().baseline,
+            None
+        );
+
+        let err = ssm(&["--asg", "a", "--baseline", "i-zz", "--bucket", "bkt"]).unwrap_err();
+        assert!(err.to_string().starts_with("--baseline \"i-zz\""), "{err}");
+        let err = ssm(&["--asg", "a", "--baseline-tag", "x", "--bucket", "bkt"]).unwrap_err();
+        assert!(err.to_string().starts_with("--baseline-tag \"x\""), "{err}");
+        let same = "i-0123456789abcdef0";
+        let err = ssm(&[same, "--baseline", same, "--bucket", "bkt"]).unwrap_err();
+        assert!(
+            err.to_string().contains("both a target and a --baseline"),
+            "{err}"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "flamefire",
+                "ssm",
+                "--asg",
+                "a",
+                "--baseline",
+                same,
+                "--baseline-tag",
+                "a=b"
+            ])
+            .is_err(),
+            "--baseline and --baseline-tag conflict"
+        );
+    }
+
+    fn window(args: &[&str]) -> Result<Window> {
+        let mut argv = vec!["flamefire", "diff", "a", "b"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Diff(a) => a.plan().map(|p| p.window),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn windows_are_seconds_from_the_first_sample() {
+        assert_eq!(window(&[]).unwrap(), Window::default());
+        assert_eq!(
+            window(&["--from", "1.5", "--to", "3"]).unwrap(),
+            Window {
+                from_s: Some(1.5),
+                to_s: Some(3.0)
+            }
+        );
+        assert!(
+            window(&["--from=-1"])
+                .unwrap_err()
+                .to_string()
+                .starts_with("--from")
+        );
+        assert!(
+            window(&["--to", "NaN"])
+                .unwrap_err()
+                .to_string()
+                .starts_with("--to")
+        );
+        let err = window(&["--from", "3", "--to", "2"]).unwrap_err();
+        assert!(err.to_string().contains("must be after --from"), "{err}");
+    }
+
+    #[test]
+    fn diff_inputs_are_paths_for_now() {
+        let plan = match Cli::try_parse_from(["flamefire", "diff", "h.perf.gz", "s.perf.gz"])
+            .unwrap()
+            .command
+        {
+            Command::Diff(a) => a.plan().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(plan.before, DiffInput::File("h.perf.gz".into()));
+        assert_eq!(plan.after.to_string(), "s.perf.gz");
+        assert_eq!(plan.out, PathBuf::from("."));
     }
 
     #[test]

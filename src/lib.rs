@@ -23,6 +23,7 @@ pub mod document;
 pub mod error;
 pub mod fetch;
 pub mod heatmap;
+pub mod html;
 pub mod local;
 pub mod presign;
 pub mod progress;

@@ -1,16 +1,21 @@
 //! Stage 7: host outcomes → the summary on stderr, the results on stdout.
 //!
-//! Input: one `HostOutcome` per host (rendered, failed or skipped). Output: a
-//! table on stderr (host, Name, status, samples, warnings, SVG or cause and
-//! next step), the SVG paths (or `--json`) on stdout, and the exit code. A
-//! broken pipe on stdout is not an error.
+//! Input: one `HostOutcome` per host (rendered, failed or skipped), and the
+//! diff when there is one. Output: a table on stderr (host, Name, status,
+//! samples, warnings, SVG or cause and next step, then the biggest changes of
+//! a diff), the SVG paths (or `--json`) on stdout, and the exit code. A
+//! broken pipe on stdout is not an error. `html` turns the same `RunReport`
+//! into report.html.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::diff::Change;
 use crate::error::exit;
+use crate::fetch::MetaTarget;
+use crate::heatmap::Heatmap;
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,11 +27,33 @@ pub enum Status {
     Cancelled,
 }
 
+/// Which side of a comparison a host (or input) is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The healthy side: `ssm --baseline`, or `diff`'s BEFORE.
+    Baseline,
+    /// The side under investigation: `ssm`'s targets, or `diff`'s AFTER.
+    Target,
+}
+
+/// A leaf function and its share of the host's samples (self time).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotFunction {
+    pub name: String,
+    pub samples: u64,
+    /// `0.0..=1.0`.
+    pub share: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HostOutcome {
     pub host: String,
     pub name: Option<String>,
     pub status: Status,
+    /// Set when the run compares a baseline with targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
     /// SSM's status for this host (`Success`, `Failed`, `Undeliverable`, …).
     pub ssm_status: Option<String>,
     pub samples: Option<u64>,
@@ -38,6 +65,13 @@ pub struct HostOutcome {
     pub next_step: Option<String>,
     /// Last lines the host printed, for failures.
     pub output_tail: Option<String>,
+    /// The leaf functions with the most samples.
+    pub top_functions: Vec<HotFunction>,
+    /// The processes the host recorded (from its meta.json).
+    pub processes: Vec<MetaTarget>,
+    /// Samples per sub-second time slice, when the stacks have timestamps.
+    #[serde(skip)]
+    pub heatmap: Option<Heatmap>,
 }
 
 impl HostOutcome {
@@ -55,6 +89,42 @@ impl HostOutcome {
             cause: None,
             next_step: None,
             output_tail: None,
+            top_functions: Vec::new(),
+            processes: Vec::new(),
+            heatmap: None,
+            role: None,
+        }
+    }
+}
+
+/// A differential comparison's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffOutcome {
+    /// What was compared, for display: input paths or host lists.
+    pub before: String,
+    pub after: String,
+    pub before_samples: u64,
+    pub after_samples: u64,
+    /// AFTER's shape, red where it grew.
+    pub svg: PathBuf,
+    /// BEFORE's shape with the same colours: what shrank or vanished.
+    pub negated_svg: PathBuf,
+    /// The functions whose inclusive share changed the most.
+    pub changes: Vec<Change>,
+}
+
+/// One line of the run's parameters (`duration`, `30 s`), for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub value: String,
+}
+
+impl Param {
+    pub fn new(name: &str, value: impl ToString) -> Param {
+        Param {
+            name: name.to_string(),
+            value: value.to_string(),
         }
     }
 }
@@ -62,10 +132,17 @@ impl HostOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run_id: String,
+    /// The subcommand: `ssm`, `local`, `render` or `diff`.
+    pub command: String,
+    /// What the run was asked to do, in display form.
+    pub params: Vec<Param>,
     pub out: PathBuf,
     /// The merged flamegraph of every rendered host, when there are several.
     pub merged_svg: Option<PathBuf>,
     pub hosts: Vec<HostOutcome>,
+    pub diff: Option<DiffOutcome>,
+    /// report.html, once written.
+    pub report: Option<PathBuf>,
 }
 
 impl RunReport {
@@ -154,8 +231,48 @@ pub fn table(progress: &Progress, report: &RunReport) {
     if let Some(m) = &report.merged_svg {
         lines.push(format!("merged flamegraph: {}", m.display()));
     }
+    if let Some(diff) = &report.diff {
+        lines.push(String::new());
+        lines.push(changes(diff));
+    }
+    if let Some(r) = &report.report {
+        lines.push(format!("report: {}", r.display()));
+    }
     progress.note(&lines.join("\n"));
 }
+
+/// The biggest changes of a diff, one function a line, in percentage points
+/// of inclusive share (the share of samples whose stack holds the function).
+pub fn changes(diff: &DiffOutcome) -> String {
+    let mut lines = vec![
+        format!("{} → {}", diff.before, diff.after),
+        format!(
+            "{:>8} {:>8} {:>8}  FUNCTION (share of samples on stack; top {} by change)",
+            "BEFORE", "AFTER", "CHANGE", CHANGES_SHOWN
+        ),
+    ];
+    if diff.changes.is_empty() {
+        lines.push("  (no function's share changed)".into());
+    }
+    for c in &diff.changes {
+        lines.push(format!(
+            "{:>7.1}% {:>7.1}% {:>+8.1}  {}",
+            100.0 * c.before,
+            100.0 * c.after,
+            100.0 * c.delta(),
+            c.function
+        ));
+    }
+    lines.push(format!(
+        "differential: {} (red grew), {} (blue shrank or vanished)",
+        diff.svg.display(),
+        diff.negated_svg.display()
+    ));
+    lines.join("\n")
+}
+
+/// How many changed functions a diff summary lists.
+pub const CHANGES_SHOWN: usize = 10;
 
 fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -165,7 +282,8 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-/// Results on stdout: one SVG path per line (merged first), or JSON.
+/// Results on stdout: one SVG path per line (differentials first, then the
+/// merged one, then each host's), or JSON.
 pub fn stdout(report: &RunReport, json: bool) {
     let text = if json {
         let mut s = serde_json::to_string_pretty(report).expect("report serialises");
@@ -173,6 +291,13 @@ pub fn stdout(report: &RunReport, json: bool) {
         s
     } else {
         let mut s = String::new();
+        if let Some(d) = &report.diff {
+            s.push_str(&format!(
+                "{}\n{}\n",
+                d.svg.display(),
+                d.negated_svg.display()
+            ));
+        }
         if let Some(m) = &report.merged_svg {
             s.push_str(&format!("{}\n", m.display()));
         }
@@ -204,9 +329,13 @@ mod tests {
     fn report(statuses: Vec<Status>) -> RunReport {
         RunReport {
             run_id: "r".into(),
+            command: "ssm".into(),
+            params: Vec::new(),
             out: PathBuf::from("."),
             merged_svg: None,
             hosts: statuses.into_iter().map(outcome).collect(),
+            diff: None,
+            report: None,
         }
     }
 

@@ -1,0 +1,549 @@
+//! Stage **html** (after report): a `RunReport` and its SVG files → one
+//! self-contained `report.html`.
+//!
+//! The page holds the run's parameters, the hosts table, the differential
+//! flamegraphs and the biggest changes when there are some, the merged
+//! flamegraph, then each host's heat map and flamegraph, and the failed hosts
+//! with their causes. It loads nothing: no network, no external script, font
+//! or style, and its Content-Security-Policy forbids any fetch.
+//!
+//! Each flamegraph stays its own SVG document, in an `<iframe srcdoc>`, so
+//! that inferno's script (search, zoom) works as in the standalone file.
+//! `srcdoc` rather than a `data:` URL: no URL length limit, and the frame
+//! keeps the page's origin. inferno's script records zoom and search in the
+//! URL with `history.replaceState`, which throws in a `srcdoc` (or `data:`)
+//! document, so a two-line shim in front of it ignores that failure.
+//!
+//! Everything that comes from hosts (names, tags, command lines, warnings,
+//! causes, function names) is hostile: every text and attribute is escaped,
+//! and the SVG is escaped as a whole into the `srcdoc` attribute.
+//!
+//! It must not collapse, render or decide the exit code.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use crate::heatmap::Heatmap;
+use crate::report::{HostOutcome, Role, RunReport, Status};
+
+/// Makes inferno's `history.replaceState` calls harmless inside a frame
+/// without a URL of its own; runs before inferno's script.
+const REPLACE_STATE_SHIM: &str = "<script type=\"text/ecmascript\">(function(){var r=history.replaceState;history.replaceState=function(){try{return r.apply(history,arguments)}catch(e){}}})();</script>";
+
+/// Inline styles and scripts only (inferno's SVGs need both); nothing may
+/// be fetched, so hostile text that escaped escaping still could not call home.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; frame-src 'self' about: data:";
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#222;background:#fff}
+h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;border-bottom:1px solid #ddd}
+h3{font-size:1rem;margin:1.5rem 0 .4rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#176f2c}.failed{color:#b00020;font-weight:600}.skipped,.cancelled{color:#777}
+.grew{color:#b00020}.shrank{color:#1f4fb5}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.8rem}
+pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;white-space:pre-wrap}
+iframe.flamegraph{width:100%;border:1px solid #ddd;display:block}
+.note{color:#555;font-size:.85rem;margin:.25rem 0}
+ul.warnings{margin:.2rem 0;padding-left:1.2rem}
+svg.heatmap{display:block;margin:.3rem 0}
+";
+
+/// Writes the report of `report` to `out`, reading its SVG files.
+pub fn write(report: &RunReport, out: &Path) -> io::Result<()> {
+    let page = page(report, &|path| std::fs::read_to_string(path).ok());
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(page.as_bytes())?;
+    temp.flush()?;
+    temp.persist(out).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The whole page. `read` returns an SVG file's text (`None` if unreadable).
+pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> String {
+    let mut h = String::with_capacity(64 * 1024);
+    let title = match report.run_id.as_str() {
+        "" => format!("flamefire {}", report.command),
+        id => format!("flamefire {} {id}", report.command),
+    };
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        escape(CSP),
+        escape(&title),
+        escape(&title)
+    );
+    parameters(&mut h, report);
+    hosts_table(&mut h, report);
+    if let Some(diff) = &report.diff {
+        let _ = write!(
+            h,
+            "<h2 id=\"diff\">Differential: {} → {}</h2>\n<p class=\"note\">Normalised by sample count \
+             ({} samples before, {} after). Share of samples whose stack holds the function; \
+             <span class=\"grew\">red grew</span>, <span class=\"shrank\">blue shrank</span>.</p>\n",
+            escape(&diff.before),
+            escape(&diff.after),
+            diff.before_samples,
+            diff.after_samples
+        );
+        h.push_str(
+            "<table class=\"changes\"><tr><th>function</th><th>before</th><th>after</th><th>change</th></tr>\n",
+        );
+        for c in &diff.changes {
+            let class = if c.delta() > 0.0 { "grew" } else { "shrank" };
+            let _ = writeln!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}%</td>\
+                 <td class=\"num {class}\">{:+.1}</td></tr>",
+                escape(&c.function),
+                100.0 * c.before,
+                100.0 * c.after,
+                100.0 * c.delta()
+            );
+        }
+        h.push_str("</table>\n");
+        flamegraph(
+            &mut h,
+            "diff",
+            "AFTER's flamegraph, coloured by change since BEFORE",
+            &diff.svg,
+            read,
+        );
+        flamegraph(
+            &mut h,
+            "diff-negated",
+            "BEFORE's flamegraph, same colours: frames that shrank or vanished",
+            &diff.negated_svg,
+            read,
+        );
+    }
+    if let Some(merged) = &report.merged_svg {
+        h.push_str("<h2 id=\"merged\">Merged flamegraph</h2>\n");
+        flamegraph(&mut h, "merged", "", merged, read);
+    }
+    let rendered: Vec<&HostOutcome> = report
+        .hosts
+        .iter()
+        .filter(|o| matches!(o.status, Status::Rendered))
+        .collect();
+    if !rendered.is_empty() {
+        h.push_str("<h2 id=\"hosts\">Each host</h2>\n");
+    }
+    for (i, o) in rendered.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            "<section class=\"host\" data-host=\"{}\"><h3>{}</h3>",
+            escape(&o.host),
+            escape(&host_label(o))
+        );
+        if !o.processes.is_empty() {
+            h.push_str("<table class=\"processes\"><tr><th>pid</th><th>command line</th><th>node</th><th>JIT map</th></tr>\n");
+            for p in &o.processes {
+                let _ = writeln!(
+                    h,
+                    "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                    p.pid,
+                    escape(&p.cmdline),
+                    escape(&p.node_version),
+                    escape(&p.map)
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        if let Some(map) = &o.heatmap {
+            heatmap(&mut h, map);
+        }
+        if let Some(svg) = &o.svg {
+            flamegraph(&mut h, &format!("host-{i}"), "", svg, read);
+        }
+        h.push_str("</section>\n");
+    }
+    failures(&mut h, report);
+    h.push_str("</body></html>\n");
+    h
+}
+
+fn parameters(h: &mut String, report: &RunReport) {
+    h.push_str("<table class=\"params\">\n");
+    if !report.run_id.is_empty() {
+        let _ = writeln!(
+            h,
+            "<tr><th>run</th><td><code>{}</code></td></tr>",
+            escape(&report.run_id)
+        );
+    }
+    for p in &report.params {
+        let _ = writeln!(
+            h,
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(&p.name),
+            escape(&p.value)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<tr><th>output</th><td><code>{}</code></td></tr>\n</table>",
+        escape(&report.out.display().to_string())
+    );
+}
+
+fn hosts_table(h: &mut String, report: &RunReport) {
+    h.push_str(
+        "<h2 id=\"summary\">Hosts</h2>\n<table class=\"hosts\"><tr><th>host</th><th>Name</th>\
+         <th>status</th><th>samples</th><th>top functions (self)</th><th>warnings</th></tr>\n",
+    );
+    for o in &report.hosts {
+        let (class, status) = status_text(o);
+        let role = match o.role {
+            Some(Role::Baseline) => " <small>(baseline)</small>",
+            Some(Role::Target) => " <small>(target)</small>",
+            None => "",
+        };
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code>{role}</td><td>{}</td><td class=\"{class}\">{}</td><td class=\"num\">{}</td><td>",
+            escape(&o.host),
+            escape(o.name.as_deref().unwrap_or("")),
+            escape(status),
+            o.samples.map(|s| s.to_string()).unwrap_or_default()
+        );
+        for f in o.top_functions.iter().take(5) {
+            let _ = write!(
+                h,
+                "<div><code>{}</code> {:.1}%</div>",
+                escape(&f.name),
+                100.0 * f.share
+            );
+        }
+        h.push_str("</td><td>");
+        if !o.warnings.is_empty() {
+            h.push_str("<ul class=\"warnings\">");
+            for w in &o.warnings {
+                let _ = write!(h, "<li>{}</li>", escape(w));
+            }
+            h.push_str("</ul>");
+        }
+        h.push_str("</td></tr>\n");
+    }
+    h.push_str("</table>\n");
+}
+
+fn failures(h: &mut String, report: &RunReport) {
+    let failed: Vec<&HostOutcome> = report
+        .hosts
+        .iter()
+        .filter(|o| !matches!(o.status, Status::Rendered))
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"failed\">Hosts without a flamegraph</h2>\n");
+    for o in failed {
+        let (class, status) = status_text(o);
+        let _ = writeln!(
+            h,
+            "<section class=\"failure\"><h3>{} <span class=\"{class}\">{}</span></h3>",
+            escape(&host_label(o)),
+            escape(status)
+        );
+        if let Some(s) = &o.ssm_status {
+            let _ = writeln!(h, "<p>SSM status: <code>{}</code></p>", escape(s));
+        }
+        if let Some(c) = &o.cause {
+            let _ = writeln!(h, "<p>cause: {}</p>", escape(c));
+        }
+        if let Some(n) = &o.next_step {
+            let _ = writeln!(h, "<p>next step: {}</p>", escape(n));
+        }
+        if let Some(t) = o.output_tail.as_deref().filter(|t| !t.is_empty()) {
+            let _ = writeln!(h, "<pre>{}</pre>", escape(t));
+        }
+        h.push_str("</section>\n");
+    }
+}
+
+fn status_text(o: &HostOutcome) -> (&'static str, &'static str) {
+    match o.status {
+        Status::Rendered => ("ok", "ok"),
+        Status::Failed => ("failed", "FAILED"),
+        Status::Skipped => ("skipped", "skipped"),
+        Status::Cancelled => ("cancelled", "cancelled"),
+    }
+}
+
+fn host_label(o: &HostOutcome) -> String {
+    match &o.name {
+        Some(name) => format!("{} ({name})", o.host),
+        None => o.host.clone(),
+    }
+}
+
+/// One flamegraph as its own document in an iframe, sized to the SVG.
+fn flamegraph(
+    h: &mut String,
+    id: &str,
+    caption: &str,
+    svg_path: &Path,
+    read: &dyn Fn(&Path) -> Option<String>,
+) {
+    if !caption.is_empty() {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(caption));
+    }
+    let Some(svg) = read(svg_path) else {
+        let _ = writeln!(
+            h,
+            "<p class=\"failed\">could not read {}</p>",
+            escape(&svg_path.display().to_string())
+        );
+        return;
+    };
+    let height = svg_height(&svg).unwrap_or(600) + 4;
+    let name = svg_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = writeln!(
+        h,
+        "<iframe class=\"flamegraph\" id=\"{}\" title=\"{}\" data-svg=\"{}\" style=\"height:{height}px\" srcdoc=\"{}\"></iframe>",
+        escape(id),
+        escape(&name),
+        escape(&name),
+        escape(&frame_document(&svg))
+    );
+}
+
+/// The frame's document: the SVG inline in a minimal standards-mode HTML
+/// page (a `srcdoc` is always parsed as HTML), stretched to the frame's
+/// width as inferno's fluid layout expects of a standalone SVG, with
+/// [`REPLACE_STATE_SHIM`] as the root's first child, before inferno's script.
+fn frame_document(svg: &str) -> String {
+    let Some(open) = svg.find("<svg") else {
+        return svg.to_string();
+    };
+    let Some(end) = svg[open..].find('>') else {
+        return svg.to_string();
+    };
+    let at = open + end + 1;
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>html,body{{margin:0;padding:0}}\
+         body>svg{{display:block;width:100%}}</style></head><body>{}{REPLACE_STATE_SHIM}{}</body></html>",
+        &svg[open..at],
+        &svg[at..]
+    )
+}
+
+/// The `height` of the root `<svg>` element, in pixels.
+fn svg_height(svg: &str) -> Option<u32> {
+    let open = svg.find("<svg")?;
+    let tag = &svg[open..open + svg[open..].find('>')?];
+    let start = tag.find(" height=\"")? + " height=\"".len();
+    let len = tag[start..].find('"')?;
+    tag[start..start + len].parse().ok()
+}
+
+/// Cell size of the heat map, in pixels.
+const CELL_H: usize = 4;
+const CELL_W_MAX: usize = 24;
+const HEATMAP_W: usize = 900;
+const AXIS_H: usize = 16;
+
+/// The heat map as inline SVG: one column per second (left to right), one
+/// row per sub-second slice (top to bottom), darker with more samples.
+fn heatmap(h: &mut String, map: &Heatmap) {
+    let columns = map.counts.len().max(1);
+    let cell_w = (HEATMAP_W / columns).clamp(2, CELL_W_MAX);
+    let (width, height) = (columns * cell_w, map.rows * CELL_H);
+    let totals: Vec<String> = map.column_totals().iter().map(u64::to_string).collect();
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Time slices: one column per second from the first sample ({} s), \
+         {} rows of {} ms from the top; darker = more samples (max {} in a slice). \
+         Draw one stretch with <code>flamefire render --from S --to S</code>.</p>",
+        map.counts.len(),
+        map.rows,
+        1000 / map.rows.max(1),
+        map.max
+    );
+    let _ = writeln!(
+        h,
+        "<svg class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" \
+         data-rows=\"{}\" data-column-totals=\"{}\" role=\"img\" aria-label=\"samples per time slice\">\
+         <rect width=\"{width}\" height=\"{height}\" fill=\"#f3f3f3\"/>",
+        height + AXIS_H,
+        map.rows,
+        totals.join(" ")
+    );
+    let slice_ms = 1000.0 / map.rows.max(1) as f64;
+    for (second, column) in map.counts.iter().enumerate() {
+        for (row, &count) in column.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let from = second as f64 + row as f64 * slice_ms / 1000.0;
+            let _ = write!(
+                h,
+                "<rect x=\"{}\" y=\"{}\" width=\"{cell_w}\" height=\"{CELL_H}\" fill=\"{}\">\
+                 <title>{from:.2}–{:.2} s: {count} samples</title></rect>",
+                second * cell_w,
+                row * CELL_H,
+                heat_colour(count, map.max),
+                from + slice_ms / 1000.0
+            );
+        }
+    }
+    let step = (40 / cell_w).max(1);
+    for second in (0..map.counts.len()).step_by(step) {
+        let _ = write!(
+            h,
+            "<text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#555\">{second}s</text>",
+            second * cell_w,
+            height + AXIS_H - 4
+        );
+    }
+    h.push_str("</svg>\n");
+}
+
+/// Light yellow (few samples) to dark red (the busiest slice), as FlameScope.
+fn heat_colour(count: u32, max: u32) -> String {
+    let t = if max == 0 {
+        0.0
+    } else {
+        (count as f64 / max as f64).clamp(0.0, 1.0)
+    };
+    let mix = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
+    format!(
+        "rgb({},{},{})",
+        mix(255.0, 165.0),
+        mix(237.0, 15.0),
+        mix(160.0, 21.0)
+    )
+}
+
+/// Escapes text for HTML content and double- or single-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{HostOutcome, Param};
+    use std::path::PathBuf;
+
+    const SVG: &str = "<?xml version=\"1.0\"?><svg version=\"1.1\" width=\"1200\" height=\"326\" onload=\"init(evt)\"><script>var a = 1 < 2 && \"x\";</script><title>f</title></svg>";
+
+    fn report(hosts: Vec<HostOutcome>) -> RunReport {
+        RunReport {
+            run_id: "20261127T080000Z-abcd".into(),
+            command: "ssm".into(),
+            params: vec![Param::new("target", "tag Role=api")],
+            out: PathBuf::from("/tmp/out"),
+            merged_svg: None,
+            hosts,
+            diff: None,
+            report: None,
+        }
+    }
+
+    fn read(_: &Path) -> Option<String> {
+        Some(SVG.to_string())
+    }
+
+    #[test]
+    fn escape_covers_text_and_both_quotes() {
+        assert_eq!(
+            escape("<a href='x' title=\"y\">&</a>"),
+            "&lt;a href=&#39;x&#39; title=&quot;y&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn svgs_are_escaped_whole_into_srcdoc_with_the_shim_first() {
+        let mut o = HostOutcome::new("i-0abc".into(), None, Status::Rendered);
+        o.svg = Some(PathBuf::from("/tmp/out/i-0abc.svg"));
+        let page = page(&report(vec![o]), &read);
+        let start = page.find("srcdoc=\"").unwrap() + 8;
+        let srcdoc = &page[start..start + page[start..].find('"').unwrap()];
+        assert!(!srcdoc.contains('<') && !srcdoc.contains('"'), "{srcdoc}");
+        let shim = srcdoc.find("history.replaceState=").unwrap();
+        assert!(shim < srcdoc.find("var a = 1").unwrap());
+        assert!(srcdoc.contains("1 &lt; 2 &amp;&amp; &quot;x&quot;"));
+        assert!(
+            page.contains("style=\"height:330px\""),
+            "height from the SVG"
+        );
+    }
+
+    #[test]
+    fn missing_svgs_are_named_not_fatal() {
+        let mut o = HostOutcome::new("i-0abc".into(), None, Status::Rendered);
+        o.svg = Some(PathBuf::from("/tmp/out/<gone>.svg"));
+        let page = page(&report(vec![o]), &|_| None);
+        assert!(page.contains("could not read /tmp/out/&lt;gone&gt;.svg"));
+    }
+
+    #[test]
+    fn failures_show_cause_next_step_and_output() {
+        let mut o = HostOutcome::new("i-0def".into(), Some("api-2".into()), Status::Failed);
+        o.cause = Some("perf: not found".into());
+        o.next_step = Some("install perf".into());
+        o.output_tail = Some("line 1\nline 2".into());
+        let page = page(&report(vec![o]), &read);
+        let failed = &page[page.find("id=\"failed\"").unwrap()..];
+        for text in [
+            "i-0def (api-2)",
+            "FAILED",
+            "perf: not found",
+            "install perf",
+            "line 1\nline 2",
+        ] {
+            assert!(failed.contains(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_outside() {
+        let page = page(&report(vec![]), &read);
+        assert!(page.contains("default-src &#39;none&#39;"));
+        for external in ["src=\"http", "href=\"http", "@import", "url("] {
+            assert!(!page.contains(external), "{external}");
+        }
+    }
+
+    #[test]
+    fn heat_map_cells_carry_counts_and_darken_with_them() {
+        let map = Heatmap::from_offsets([0.01, 0.011, 2.5], 50);
+        let mut h = String::new();
+        heatmap(&mut h, &map);
+        assert!(h.contains("data-column-totals=\"2 0 1\""), "{h}");
+        assert!(h.contains("<title>0.00–0.02 s: 2 samples</title>"), "{h}");
+        assert_eq!(
+            h.matches("<rect x=").count(),
+            2,
+            "empty cells are not drawn"
+        );
+        assert_eq!(heat_colour(2, 2), "rgb(165,15,21)");
+        assert_eq!(heat_colour(0, 2), "rgb(255,237,160)");
+    }
+}
