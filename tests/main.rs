@@ -4,9 +4,12 @@
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
 mod cli;
+mod diff;
 mod golden;
 mod local;
 mod presign;
+mod report;
 mod security;
 mod ssm;
 mod support;
+mod timeslice;
