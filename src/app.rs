@@ -617,11 +617,17 @@ fn compare_fleet(
             name,
             hosts.iter().flat_map(|(_, f)| f.stacks.iter().cloned()),
         );
-        let label = hosts
+        // Titles and the summary stay one line however big the fleet.
+        const NAMED: usize = 3;
+        let mut label = hosts
             .iter()
+            .take(NAMED)
             .map(|(h, _)| h.label())
             .collect::<Vec<_>>()
             .join(", ");
+        if hosts.len() > NAMED {
+            label.push_str(&format!(" and {} more", hosts.len() - NAMED));
+        }
         (folded, label)
     };
     let (before, before_label) = side(&baseline, "baseline");
