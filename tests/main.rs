@@ -5,7 +5,9 @@
 
 mod cli;
 mod diff;
+mod doctor;
 mod golden;
+mod iam;
 mod local;
 mod presign;
 mod report;
