@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Throughput and peak memory of flamefire's collapse → render pipeline against
+# the inferno CLI (`inferno-collapse-perf | inferno-flamegraph`) on the same
+# inputs, in one run; see benches/throughput.rs for the cases and targets.
+#
+# Usage: scripts/bench.sh            (FLAMEFIRE_BENCH_RUNS=9 for more rounds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The CLI is compared at the inferno version flamefire links, so that the
+# ratio measures flamefire's pipeline and not an inferno upgrade.
+inferno_version=$(awk '/^name = "inferno"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+installed=$(cargo install --list | awk '/^inferno v/ { sub(/^v/, "", $2); sub(/:$/, "", $2); print $2 }')
+if ! command -v inferno-collapse-perf >/dev/null || [ "$installed" != "$inferno_version" ]; then
+  echo "installing the inferno CLI $inferno_version" >&2
+  cargo install inferno --locked --version "$inferno_version"
+fi
+
+# GNU time measures the CLI's peak memory; flamefire's comes from /proc.
+if [ ! -x /usr/bin/time ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq time >/dev/null || echo "no GNU time: the CLI's peak memory is shown as n/a" >&2
+fi
+
+exec cargo bench --bench throughput "$@"
