@@ -228,7 +228,7 @@ pub fn file_window(path: &Path, window: Window) -> Result<Folded, CollapseError>
 }
 
 /// Collapses several inputs in parallel, one input per core at a time (with
-/// fewer inputs than cores, each input gets inferno's threads for the rest).
+/// fewer inputs than cores, each input is folded on the cores left over).
 /// Results are in input order; one bad input does not affect the others.
 pub fn files(paths: &[PathBuf]) -> Vec<Result<Folded, CollapseError>> {
     let workers = cores().min(paths.len()).max(1);
