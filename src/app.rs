@@ -10,12 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::Aws;
 use crate::cli::{
-    Cli, Command, DeployArgs, DiffInput, DiffPlan, DocumentCommand, LocalPlan, RenderPlan, SsmPlan,
-    check_document_name, new_run_id,
+    BucketPlan, Cli, Command, DeployArgs, DiffInput, DiffPlan, DoctorPlan, DocumentCommand,
+    FetchPlan, LocalPlan, RenderPlan, SsmPlan, check_document_name, new_run_id,
 };
 use crate::collapse::{self, CollapseError, Folded, Window};
 use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
+use crate::doctor;
 use crate::document::{self, Pids, UploadFields};
 use crate::error::{Error, Result, exit};
 use crate::fetch::{self, Meta};
@@ -28,6 +29,7 @@ use crate::render::{self, Labels};
 use crate::report::{
     self, CHANGES_SHOWN, DiffOutcome, HostOutcome, HotFunction, Param, Role, RunReport, Status,
 };
+use crate::runs;
 use crate::targets::{self, Host, InstanceId, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, InvocationStatus, Waited};
@@ -53,16 +55,96 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Document(DocumentCommand::Deploy(args)) => deploy(args, &progress).await,
+        Command::Doctor(args) => doctor(args.plan()?, &progress).await,
+        Command::Runs(args) => list_runs(args.bucket.plan()?, args.json).await,
+        Command::Fetch(args) => fetch_run(args.plan()?, &progress).await,
     }
+}
+
+async fn doctor(plan: DoctorPlan, progress: &Progress) -> Result<u8> {
+    let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
+    progress.info("checking…");
+    let checks = doctor::run(&aws, &plan.checks).await;
+    report::print_stdout(&doctor::render(&checks));
+    Ok(doctor::exit_code(&checks))
+}
+
+async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
+    let aws = Aws::load(location.profile.as_deref(), location.region.as_deref()).await?;
+    aws.check_bucket(&location.bucket).await?;
+    let found = runs::list(&aws, &location.bucket, &location.prefix).await?;
+    if json {
+        let mut text = serde_json::to_string_pretty(&found).expect("runs serialise");
+        text.push('\n');
+        report::print_stdout(&text);
+    } else {
+        report::print_stdout(&runs::table(&found));
+    }
+    Ok(exit::OK)
+}
+
+/// Downloads a past run and renders it again, report included; nothing is profiled.
+async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
+    let loc = &plan.location;
+    let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
+    aws.check_bucket(&loc.bucket).await?;
+    let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
+    let out = create_out(&plan.out)?;
+    let (mut outcomes, rendered) = fetch_and_render(
+        &aws,
+        &loc.bucket,
+        &loc.prefix,
+        &plan.run_id,
+        hosts,
+        &out,
+        progress,
+    )
+    .await;
+    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    let folded: Vec<Folded> = rendered.iter().map(|(_, f)| f.clone()).collect();
+    let merged_svg = merge(&folded, &out.join("fleet.svg"), &plan.run_id)?;
+    let record = record.unwrap_or_default();
+    let mut params = vec![Param::new(
+        "run",
+        format!("s3://{}/{}{}/", loc.bucket, loc.prefix, plan.run_id),
+    )];
+    if !record.target.is_empty() {
+        params.push(Param::new("target", &record.target));
+        params.push(Param::new("duration", format!("{} s", record.duration_s)));
+        params.push(Param::new(
+            "frequency",
+            format!("{} Hz", record.frequency_hz),
+        ));
+        params.push(Param::new("started at", iso_utc(record.started_at)));
+    }
+    if let Some(by) = &record.started_by {
+        params.push(Param::new("started by", by));
+    }
+    let report = RunReport {
+        run_id: plan.run_id.clone(),
+        command: "fetch".into(),
+        params,
+        out,
+        merged_svg,
+        hosts: outcomes,
+        diff: None,
+        report: None,
+    };
+    finish(report, progress, plan.json, plan.open).await
 }
 
 async fn deploy(args: DeployArgs, progress: &Progress) -> Result<u8> {
     check_document_name(&args.document)?;
     document::embedded()?;
     let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
-    let version = aws.deploy_document(&args.document, document::YAML).await?;
+    let (version, changed) = aws.deploy_document(&args.document, document::YAML).await?;
+    let what = if changed {
+        "deployed"
+    } else {
+        "already up to date:"
+    };
     progress.info(&format!(
-        "deployed {} in {} (default version {version})",
+        "{what} {} in {} (default version {version})",
         args.document,
         aws.region()
     ));
@@ -464,64 +546,17 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         outcomes.push(o);
     }
 
-    progress.info(&format!("downloading {} host(s)…", succeeded.len()));
-    let fetched = fetch::stacks(
+    let (fetched_outcomes, mut rendered) = fetch_and_render(
         &aws,
         &plan.bucket,
         &plan.prefix,
         &params.run_id,
         succeeded,
         &out,
+        progress,
     )
     .await;
-    let mut ready = Vec::new();
-    for f in fetched {
-        match f {
-            Ok(f) => ready.push(f),
-            Err((host, cause)) => {
-                let mut o = HostOutcome::new(host.id.to_string(), host.name, Status::Failed);
-                o.ssm_status = Some("Success".into());
-                o.cause = Some(cause);
-                o.next_step = Some(
-                    "rerun flamefire for this host; if it repeats, check the host's disk and curl"
-                        .into(),
-                );
-                outcomes.push(o);
-            }
-        }
-    }
-
-    let paths: Vec<PathBuf> = ready.iter().map(|f| f.perf.clone()).collect();
-    let collapsed = tokio::task::spawn_blocking(move || collapse::files(&paths))
-        .await
-        .expect("collapse task does not panic");
-    let mut rendered = Vec::new();
-    for (f, result) in ready.into_iter().zip(collapsed) {
-        let id = f.host.id.to_string();
-        let mut o = HostOutcome::new(id.clone(), f.host.name.clone(), Status::Failed);
-        o.ssm_status = Some("Success".into());
-        o.warnings = f.meta.warnings.clone();
-        o.processes = f.meta.targets.clone();
-        o.stacks = Some(f.perf.clone());
-        let drawn = result.map_err(Error::from).and_then(|mut folded| {
-            folded.name = f.host.label();
-            let svg = out.join(format!("{id}.svg"));
-            render::svg(&folded, &labels(&f.host.label(), &f.meta, &folded), &svg)?;
-            Ok((folded, svg))
-        });
-        match drawn {
-            Ok((folded, svg)) => {
-                o.status = Status::Rendered;
-                o.samples = Some(folded.samples);
-                o.top_functions = hot(&folded);
-                o.folded = Some(svg.with_extension("folded"));
-                o.svg = Some(svg);
-                rendered.push((f.host, folded));
-            }
-            Err(e) => o.cause = Some(e.to_string()),
-        }
-        outcomes.push(o);
-    }
+    outcomes.extend(fetched_outcomes);
     outcomes.sort_by(|a, b| a.host.cmp(&b.host));
     for s in resolved.skipped {
         let mut o = HostOutcome::new(s.host.id.to_string(), s.host.name, Status::Skipped);
@@ -573,6 +608,72 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         report: None,
     };
     finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// fetch → collapse → render for hosts whose invocation succeeded (or, for
+/// `fetch`, whose upload completed). A host whose download, check or render
+/// fails becomes a failed outcome; the others are drawn.
+async fn fetch_and_render(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    run_id: &str,
+    hosts: Vec<Host>,
+    out: &Path,
+    progress: &Progress,
+) -> (Vec<HostOutcome>, Vec<(Host, Folded)>) {
+    progress.info(&format!("downloading {} host(s)…", hosts.len()));
+    let fetched = fetch::stacks(aws, bucket, prefix, run_id, hosts, out).await;
+    let mut outcomes = Vec::new();
+    let mut ready = Vec::new();
+    for f in fetched {
+        match f {
+            Ok(f) => ready.push(f),
+            Err((host, cause)) => {
+                let mut o = HostOutcome::new(host.id.to_string(), host.name, Status::Failed);
+                o.ssm_status = Some("Success".into());
+                o.cause = Some(cause);
+                o.next_step = Some(
+                    "rerun flamefire for this host; if it repeats, check the host's disk and curl"
+                        .into(),
+                );
+                outcomes.push(o);
+            }
+        }
+    }
+
+    let paths: Vec<PathBuf> = ready.iter().map(|f| f.perf.clone()).collect();
+    let collapsed = tokio::task::spawn_blocking(move || collapse::files(&paths))
+        .await
+        .expect("collapse task does not panic");
+    let mut rendered = Vec::new();
+    for (f, result) in ready.into_iter().zip(collapsed) {
+        let id = f.host.id.to_string();
+        let mut o = HostOutcome::new(id.clone(), f.host.name.clone(), Status::Failed);
+        o.ssm_status = Some("Success".into());
+        o.warnings = f.meta.warnings.clone();
+        o.processes = f.meta.targets.clone();
+        o.stacks = Some(f.perf.clone());
+        let drawn = result.map_err(Error::from).and_then(|mut folded| {
+            folded.name = f.host.label();
+            let svg = out.join(format!("{id}.svg"));
+            render::svg(&folded, &labels(&f.host.label(), &f.meta, &folded), &svg)?;
+            Ok((folded, svg))
+        });
+        match drawn {
+            Ok((folded, svg)) => {
+                o.status = Status::Rendered;
+                o.samples = Some(folded.samples);
+                o.top_functions = hot(&folded);
+                o.folded = Some(svg.with_extension("folded"));
+                o.svg = Some(svg);
+                rendered.push((f.host, folded));
+            }
+            Err(e) => o.cause = Some(e.to_string()),
+        }
+        outcomes.push(o);
+    }
+    (outcomes, rendered)
 }
 
 /// Adds the baseline's hosts and skips to the targets'; returns the

@@ -87,9 +87,180 @@ pub enum Command {
     #[command(after_help = EXIT_CODES, verbatim_doc_comment)]
     Ssm(Box<SsmArgs>),
 
+    /// Pre-flight checks: credentials, region, bucket, document, and targets.
+    ///
+    /// Each check prints ✔, ! (warning) or ✖ with the next step. Exit code 0
+    /// when all is well, 1 with warnings (e.g. a drifted document), 2 when
+    /// something blocks a run.
+    ///   flamefire doctor --bucket my-bucket --tag Role=api
+    #[command(verbatim_doc_comment)]
+    Doctor(DoctorArgs),
+
+    /// List past runs in the bucket, newest first.
+    Runs(RunsArgs),
+
+    /// Download a past run from the bucket and render it again (no profiling).
+    #[command(after_help = EXIT_CODES)]
+    Fetch(FetchArgs),
+
     /// Print or deploy the embedded SSM document (for teams without Terraform).
     #[command(subcommand)]
     Document(DocumentCommand),
+}
+
+/// Where a run's results live: shared by `doctor`, `runs` and `fetch`.
+#[derive(Debug, Args, Clone)]
+pub struct BucketArgs {
+    /// S3 bucket that hosts upload their stacks to.
+    #[arg(long, env = "FLAMEFIRE_BUCKET", value_name = "BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Key prefix in the bucket; runs go under <prefix><run-id>/.
+    #[arg(long, default_value = "flamefire/", value_name = "PREFIX")]
+    pub prefix: String,
+
+    /// AWS region (default: the standard chain: AWS_REGION, profile, …).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile (default: the standard chain: AWS_PROFILE, …).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Instance ids to check (optional).
+    #[arg(value_name = "INSTANCE_ID")]
+    pub instances: Vec<String>,
+
+    /// Check every instance with this tag (KEY=VALUE, repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+
+    /// Check every instance of this autoscaling group.
+    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
+    pub asg: Option<String>,
+
+    /// Name of the SSM document to check.
+    #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
+    pub document: String,
+
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The run to download (see `flamefire runs`).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+
+    /// Directory for the results. Default: ./flamefire-<run-id>/
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Open the report in the browser when done.
+    #[arg(long)]
+    pub open: bool,
+
+    /// Print a JSON document on stdout instead of paths.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+}
+
+/// A validated bucket location.
+#[derive(Debug, Clone)]
+pub struct BucketPlan {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl BucketArgs {
+    pub fn plan(&self) -> Result<BucketPlan> {
+        let bucket = self.bucket.clone().ok_or_else(|| {
+            Error::Usage(
+                "no bucket: pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)"
+                    .into(),
+            )
+        })?;
+        check_bucket_name(&bucket)?;
+        Ok(BucketPlan {
+            bucket,
+            prefix: normalise_prefix(&self.prefix)?,
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct DoctorPlan {
+    pub checks: crate::doctor::DoctorPlan,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl DoctorArgs {
+    pub fn plan(&self) -> Result<DoctorPlan> {
+        check_document_name(&self.document)?;
+        let bucket = match &self.bucket.bucket {
+            Some(b) => {
+                check_bucket_name(b)?;
+                Some(b.clone())
+            }
+            None => None,
+        };
+        Ok(DoctorPlan {
+            checks: crate::doctor::DoctorPlan {
+                bucket,
+                document: self.document.clone(),
+                target: parse_target(&self.instances, &self.tag, self.asg.as_deref())?,
+            },
+            region: self.bucket.region.clone(),
+            profile: self.bucket.profile.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct FetchPlan {
+    pub run_id: String,
+    pub location: BucketPlan,
+    pub out: PathBuf,
+    pub open: bool,
+    pub json: bool,
+}
+
+impl FetchArgs {
+    pub fn plan(&self) -> Result<FetchPlan> {
+        document::embedded()?.check("RunId", &self.run_id, "RUN_ID")?;
+        Ok(FetchPlan {
+            run_id: self.run_id.clone(),
+            location: self.bucket.plan()?,
+            out: self
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("flamefire-{}", self.run_id))),
+            open: self.open,
+            json: self.json,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -507,40 +678,40 @@ impl SsmArgs {
     }
 
     fn target(&self) -> Result<Target> {
-        let chosen = [
-            !self.instances.is_empty(),
-            !self.tag.is_empty(),
-            self.asg.is_some(),
-        ]
+        parse_target(&self.instances, &self.tag, self.asg.as_deref())?.ok_or_else(|| {
+            Error::Usage(
+                "no target: give instance ids, --tag KEY=VALUE or --asg NAME (see `flamefire ssm --help`)".into(),
+            )
+        })
+    }
+}
+
+/// Instance ids, `--tag`s or `--asg`: at most one kind; `None` when none is given.
+fn parse_target(instances: &[String], tag: &[String], asg: Option<&str>) -> Result<Option<Target>> {
+    let chosen = [!instances.is_empty(), !tag.is_empty(), asg.is_some()]
         .iter()
         .filter(|x| **x)
         .count();
-        match chosen {
-            0 => {
-                return Err(Error::Usage(
-                    "no target: give instance ids, --tag KEY=VALUE or --asg NAME (see `flamefire ssm --help`)".into(),
-                ));
-            }
-            1 => {}
-            _ => {
-                return Err(Error::Usage(
-                    "give instance ids, --tag or --asg, not several kinds at once".into(),
-                ));
-            }
-        }
-        if let Some(asg) = &self.asg {
-            if asg.is_empty() || asg.len() > 255 {
-                return Err(Error::Usage(format!(
-                    "--asg {asg:?} is not an autoscaling group name"
-                )));
-            }
-            return Ok(Target::AutoScalingGroup(asg.clone()));
-        }
-        if !self.tag.is_empty() {
-            return Ok(Target::Tags(parse_tags(&self.tag, "--tag")?));
-        }
-        Ok(Target::Ids(parse_ids(&self.instances, "")?))
+    if chosen > 1 {
+        return Err(Error::Usage(
+            "give instance ids, --tag or --asg, not several kinds at once".into(),
+        ));
     }
+    if let Some(asg) = asg {
+        if asg.is_empty() || asg.len() > 255 {
+            return Err(Error::Usage(format!(
+                "--asg {asg:?} is not an autoscaling group name"
+            )));
+        }
+        return Ok(Some(Target::AutoScalingGroup(asg.to_string())));
+    }
+    if !tag.is_empty() {
+        return Ok(Some(Target::Tags(parse_tags(tag, "--tag")?)));
+    }
+    if !instances.is_empty() {
+        return Ok(Some(Target::Ids(parse_ids(instances, "")?)));
+    }
+    Ok(None)
 }
 
 /// `KEY=VALUE` tags; errors name `flag`.

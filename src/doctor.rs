@@ -121,7 +121,7 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
                 "run `flamefire document deploy --document {name}` or `terraform apply` in terraform/"
             ),
         ),
-        Ok(Some(doc)) if same_document(&doc.content, document::YAML) => Check::ok(
+        Ok(Some(doc)) if document::same_content(&doc.content, document::YAML) => Check::ok(
             "document",
             format!(
                 "{name} (version {}) matches this flamefire",
@@ -143,20 +143,6 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
             next_of(&e.to_string()),
         ),
     }
-}
-
-/// Content equality that ignores line endings and trailing white space,
-/// which SSM and editors may change without changing the document.
-fn same_document(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n")
-            .trim()
-            .to_string()
-    };
-    norm(a) == norm(b)
 }
 
 async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
@@ -284,11 +270,5 @@ mod tests {
         assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
         assert_eq!(exit_code(&[ok.clone(), warn.clone()]), 1);
         assert_eq!(exit_code(&[warn, fail, ok]), 2);
-    }
-
-    #[test]
-    fn documents_compare_modulo_line_endings() {
-        assert!(same_document("a: 1\r\nb: 2\n", "a: 1\nb: 2"));
-        assert!(!same_document("a: 1\n", "a: 2\n"));
     }
 }

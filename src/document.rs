@@ -247,6 +247,18 @@ impl RecordParams {
     }
 }
 
+/// Whether two document texts mean the same document. SSM returns content
+/// in the format asked for (JSON by default), not byte for byte, so both
+/// sides are compared as parsed YAML (a superset of JSON); comments and
+/// formatting do not count as drift.
+pub fn same_content(a: &str, b: &str) -> bool {
+    let parse = |s: &str| serde_norway::from_str::<serde_norway::Value>(s).ok();
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.trim() == b.trim(),
+    }
+}
+
 /// The CLI flag (or setting) that feeds each document parameter.
 pub fn flag_for(parameter: &str) -> &'static str {
     match parameter {
@@ -333,6 +345,20 @@ mainSteps:
         assert!(parse(&unanchored).unwrap_err().contains("anchored"));
         let no_pattern = TINY.replace(r#"    allowedPattern: "^[0-9]{1,3}$""#, "");
         assert!(parse(&no_pattern).unwrap_err().contains("allowedPattern"));
+    }
+
+    #[test]
+    fn documents_compare_by_meaning_not_bytes() {
+        assert!(same_content("a: 1\r\nb: 2\n", "a: 1\nb: 2"));
+        assert!(same_content("# comment\na: [1, 2]\n", r#"{"a": [1, 2]}"#));
+        assert!(!same_content("a: 1\n", "a: 2\n"));
+        let json =
+            serde_json::to_string(&serde_norway::from_str::<serde_json::Value>(YAML).unwrap())
+                .unwrap();
+        assert!(
+            same_content(&json, YAML),
+            "SSM's JSON rendering of the embedded YAML"
+        );
     }
 
     #[test]

@@ -180,7 +180,15 @@ impl Aws {
 
     /// GetDocument (default version); `None` when it does not exist.
     pub async fn get_document(&self, name: &str) -> Result<Option<DocumentInfo>> {
-        match self.ssm.get_document().name(name).send().await {
+        // Ask for YAML, the format the document is written in; SSM's default is JSON.
+        match self
+            .ssm
+            .get_document()
+            .name(name)
+            .document_format(DocumentFormat::Yaml)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(DocumentInfo {
                 content: out.content().unwrap_or_default().to_string(),
                 default_version: out.document_version().map(str::to_string),
@@ -191,9 +199,16 @@ impl Aws {
     }
 
     /// Creates the document, or adds a version and makes it the default.
-    /// Returns the new default version.
-    pub async fn deploy_document(&self, name: &str, yaml: &str) -> Result<String> {
-        if self.get_document(name).await?.is_none() {
+    /// Returns the default version and whether anything changed.
+    pub async fn deploy_document(&self, name: &str, yaml: &str) -> Result<(String, bool)> {
+        let current = self.get_document(name).await?;
+        if let Some(doc) = &current {
+            if crate::document::same_content(&doc.content, yaml) {
+                let version = doc.default_version.clone().unwrap_or_else(|| "?".into());
+                return Ok((version, false));
+            }
+        }
+        if current.is_none() {
             let out = self
                 .ssm
                 .create_document()
@@ -204,11 +219,12 @@ impl Aws {
                 .send()
                 .await
                 .map_err(|e| errors::convert("ssm:CreateDocument", e, Some(name)))?;
-            return Ok(out
+            let version = out
                 .document_description()
                 .and_then(|d| d.document_version())
                 .unwrap_or("1")
-                .to_string());
+                .to_string();
+            return Ok((version, true));
         }
         let out = self
             .ssm
@@ -219,7 +235,18 @@ impl Aws {
             .document_version("$LATEST")
             .send()
             .await
-            .map_err(|e| errors::convert("ssm:UpdateDocument", e, Some(name)))?;
+            .map_err(|e| {
+                // The embedded content equals an older version: SSM refuses
+                // a duplicate, and only the default needs to move.
+                if errors::code(&e) == Some("DuplicateDocumentContent") {
+                    return Error::Aws {
+                        call: "ssm:UpdateDocument",
+                        message: format!("{name} already has a version with this content, but it is not the default"),
+                        next: format!("make that version the default: `aws ssm list-document-versions --name {name}`, then `aws ssm update-document-default-version --name {name} --document-version N`"),
+                    };
+                }
+                errors::convert("ssm:UpdateDocument", e, Some(name))
+            })?;
         let version = out
             .document_description()
             .and_then(|d| d.document_version())
@@ -232,6 +259,6 @@ impl Aws {
             .send()
             .await
             .map_err(|e| errors::convert("ssm:UpdateDocumentDefaultVersion", e, Some(name)))?;
-        Ok(version)
+        Ok((version, true))
     }
 }
