@@ -3,8 +3,8 @@
 #   1. installs perf, Node.js, curl and a Python venv with the pinned emulator
 #      (moto server) and Terraform linters;
 #   2. starts the AWS emulator on 127.0.0.1 (tests/emulator/README.md);
-#   3. runs rustfmt, clippy, every Rust test (unit, golden, CLI, end to end)
-#      and the offline Terraform/IAM checks.
+#   3. runs rustfmt, clippy, every Rust test (unit, golden, CLI, end to end),
+#      the offline Terraform/IAM checks and the report in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -39,3 +39,5 @@ echo "== cargo test" >&2
 cargo test --locked
 echo "== terraform and IAM checks" >&2
 scripts/lint-terraform.sh
+echo "== report.html in headless Chromium" >&2
+tests/browser/run.sh
