@@ -694,7 +694,8 @@ class State:
         # Per access key id (from the SigV4 Credential): operation -> count.
         self.key_stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.key_errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        # Per access key id: the latest KEY_TIMELINE requests as (epoch s, operation, HTTP status).
+        # Per access key id: the latest KEY_TIMELINE requests as
+        # (arrival epoch s, operation, HTTP status, time in the emulator ms).
         self.key_timeline: dict[str, collections.deque] = collections.defaultdict(
             lambda: collections.deque(maxlen=KEY_TIMELINE))
         # Opt-in IAM enforcement: access key id -> {"policy", "principal"} (see IAM below).
@@ -1854,7 +1855,8 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if key and not op.startswith("admin:"):
                 with STATE.lock:
-                    STATE.key_timeline[key].append((round(started, 3), op, status))
+                    STATE.key_timeline[key].append(
+                        (round(started, 3), op, status, round((time.monotonic() - t0) * 1000, 1)))
             if status >= 400 and not op.startswith("admin:"):
                 with STATE.lock:
                     STATE.errors[op] += 1
