@@ -108,6 +108,29 @@ pub enum Command {
     Document(DocumentCommand),
 }
 
+/// Which instances: shared by `ssm` (required) and `doctor` (optional).
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Instance ids (i-0123456789abcdef0).
+    #[arg(value_name = "INSTANCE_ID")]
+    pub instances: Vec<String>,
+
+    /// Every running instance with this tag (KEY=VALUE, repeatable: all must match).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+
+    /// Every running instance of this autoscaling group.
+    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
+    pub asg: Option<String>,
+}
+
+impl TargetArgs {
+    /// Instance ids, `--tag`s or `--asg`: at most one kind; `None` when none is given.
+    fn parse(&self) -> Result<Option<Target>> {
+        parse_target(&self.instances, &self.tag, self.asg.as_deref())
+    }
+}
+
 /// Where a run's results live: shared by `doctor`, `runs` and `fetch`.
 #[derive(Debug, Args, Clone)]
 pub struct BucketArgs {
@@ -130,17 +153,8 @@ pub struct BucketArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Instance ids to check (optional).
-    #[arg(value_name = "INSTANCE_ID")]
-    pub instances: Vec<String>,
-
-    /// Check every instance with this tag (KEY=VALUE, repeatable).
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub tag: Vec<String>,
-
-    /// Check every instance of this autoscaling group.
-    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
-    pub asg: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// Name of the SSM document to check.
     #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
@@ -230,7 +244,7 @@ impl DoctorArgs {
             checks: crate::doctor::DoctorPlan {
                 bucket,
                 document: self.document.clone(),
-                target: parse_target(&self.instances, &self.tag, self.asg.as_deref())?,
+                target: self.target.parse()?,
             },
             region: self.bucket.region.clone(),
             profile: self.bucket.profile.clone(),
@@ -389,17 +403,8 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct SsmArgs {
-    /// Instance ids (i-0123456789abcdef0).
-    #[arg(value_name = "INSTANCE_ID")]
-    pub instances: Vec<String>,
-
-    /// Every running instance with this tag (KEY=VALUE, repeatable: all must match).
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub tag: Vec<String>,
-
-    /// Every running instance of this autoscaling group.
-    #[arg(long, value_name = "NAME", conflicts_with = "tag")]
-    pub asg: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 
     /// A healthy instance to compare with (repeatable). It is profiled in
     /// the same window, and diff.svg shows the targets against it.
@@ -678,7 +683,7 @@ impl SsmArgs {
     }
 
     fn target(&self) -> Result<Target> {
-        parse_target(&self.instances, &self.tag, self.asg.as_deref())?.ok_or_else(|| {
+        self.target.parse()?.ok_or_else(|| {
             Error::Usage(
                 "no target: give instance ids, --tag KEY=VALUE or --asg NAME (see `flamefire ssm --help`)".into(),
             )
@@ -686,7 +691,6 @@ impl SsmArgs {
     }
 }
 
-/// Instance ids, `--tag`s or `--asg`: at most one kind; `None` when none is given.
 fn parse_target(instances: &[String], tag: &[String], asg: Option<&str>) -> Result<Option<Target>> {
     let chosen = [!instances.is_empty(), !tag.is_empty(), asg.is_some()]
         .iter()

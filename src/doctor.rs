@@ -35,6 +35,12 @@ impl Check {
         }
     }
 
+    /// A blocking check from a flamefire error: its first line, and its next step.
+    fn failed(what: &str, e: &crate::error::Error) -> Check {
+        let text = e.to_string();
+        Check::bad(Level::Fail, what, first_line(&text), next_of(&text))
+    }
+
     fn bad(
         level: Level,
         what: impl Into<String>,
@@ -96,12 +102,7 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
         )),
         Some(b) => match aws.check_bucket(b).await {
             Ok(()) => checks.push(Check::ok("bucket", format!("s3://{b} is reachable"))),
-            Err(e) => checks.push(Check::bad(
-                Level::Fail,
-                "bucket",
-                first_line(&e.to_string()),
-                next_of(&e.to_string()),
-            )),
+            Err(e) => checks.push(Check::failed("bucket", &e)),
         },
     }
     checks.push(document_check(aws, &plan.document).await);
@@ -136,12 +137,7 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
                 "update it: `flamefire document deploy --document {name}`, or `terraform apply` with this repository's ssm-documents/"
             ),
         ),
-        Err(e) => Check::bad(
-            Level::Fail,
-            "document",
-            first_line(&e.to_string()),
-            next_of(&e.to_string()),
-        ),
+        Err(e) => Check::failed("document", &e),
     }
 }
 
@@ -149,24 +145,14 @@ async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
     let ec2 = match aws.describe_instances(target).await {
         Ok(e) => e,
         Err(e) => {
-            return vec![Check::bad(
-                Level::Fail,
-                "targets",
-                first_line(&e.to_string()),
-                next_of(&e.to_string()),
-            )];
+            return vec![Check::failed("targets", &e)];
         }
     };
     let ids: Vec<_> = ec2.iter().map(|i| i.id.clone()).collect();
     let managed = match aws.managed_instances(&ids).await {
         Ok(m) => m,
         Err(e) => {
-            return vec![Check::bad(
-                Level::Fail,
-                "targets",
-                first_line(&e.to_string()),
-                next_of(&e.to_string()),
-            )];
+            return vec![Check::failed("targets", &e)];
         }
     };
     let resolved = targets::classify(target, &ec2, &managed);
