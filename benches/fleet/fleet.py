@@ -57,8 +57,6 @@ RUN_TIMEOUT_S = 900  # per measured run
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")
 BATCH = 50  # SendCommand's limit on instance ids, and ListCommandInvocations' page size
-# START_DELAY_S in src/app.rs; StartAt = now + START_DELAY_S + one second per batch.
-CLI_START_DELAY_S = 5
 
 
 def fresh_key() -> str:
@@ -568,7 +566,11 @@ def plain_table(header, body) -> str:
 
 def md_table(header, body) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
+    def indent(cell: str) -> str:  # markdown drops leading spaces
+        stripped = cell.lstrip(" ")
+        return "&nbsp;&nbsp;" * ((len(cell) - len(stripped)) // 2) + stripped
+
+    lines += ["| " + " | ".join([indent(r[0])] + r[1:]) + " |" for r in body]
     return "\n".join(lines)
 
 
@@ -631,7 +633,9 @@ Method: `benches/fleet/fleet.py`'s docstring. Emulator on 127.0.0.1 (moto
 that waits for StartAt + {DURATION} s like the real script, then uploads by
 presigned POST; flamefire `{meta['git']}` release build; naive = boto3, one
 SendCommand per host, GetCommandInvocation per host every {POLL_S:.0f} s,
-`flamefire render` per host. {meta['cores']} cores, {meta['machine']}.
+`flamefire render` per host. {meta['cores']} cores, {meta['machine']}, shared
+with other work: see the load average row. CPU ÷ wall shrinks under load; the
+thread counts and the critical path do not.
 
 {md_table(header, body)}
 
@@ -641,10 +645,11 @@ Targets:
 
 How to read it:
 
-- "start delay": flamefire sets StartAt = now + `START_DELAY_S` (5 s) + 1 s per
-  batch of 50 (src/app.rs), so that every host records the same window. Naive
-  hosts start as their own SendCommand arrives (StartAt 0): no delay, but no
-  common window either.
+- "start delay": flamefire sets StartAt a few seconds ahead (`START_DELAY_S`
+  plus an allowance for the SendCommand batches, src/app.rs), so that every
+  host records the same window; measured here from the "sending" line to
+  StartAt. Naive hosts start as their own SendCommand arrives (StartAt 0): no
+  delay, but no common window either.
 - "inside the emulator": time moto spent answering the setup calls (mostly
   serialising DescribeInstances); it would be AWS's time on AWS.
 - "last host done after its recording" is the emulator's cost: every host's
@@ -672,7 +677,14 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=REPO / "target/bench-fleet")
     ap.add_argument("--results", type=Path, default=REPO / "benches/fleet/RESULTS.md")
     ap.add_argument("--no-naive", action="store_true", help="measure flamefire only")
+    ap.add_argument("--from-json", type=Path, help="only rewrite --results from a results.json")
     args = ap.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        header, body = rows(saved["results"])
+        write_results(args.results, saved["results"], header, body, saved["meta"])
+        print(plain_table(header, body))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes or any(not 1 <= n <= MAX_HOSTS for n in sizes):
         sys.exit(f"--sizes: each between 1 and {MAX_HOSTS}")
