@@ -36,7 +36,9 @@ use crate::wait::{self, InvocationStatus, Waited};
 
 /// Hosts get this long after SendCommand before the shared start, so that
 /// delivery (and a perf install) does not eat into the recorded window.
-const START_DELAY_S: u64 = 5;
+/// Real SSM delivers in 1–2 s; a host that gets it later starts at once and
+/// says so in its warnings.
+const START_DELAY_S: u64 = 3;
 /// Upload policy validity beyond the recording: perf script, gzip and a slow uplink.
 const UPLOAD_MARGIN_S: u64 = 1800;
 /// Largest upload the POST policy accepts.
@@ -449,7 +451,11 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     }
     aws.check_bucket(&plan.bucket).await?;
     let mut params = plan.record.params.clone();
-    params.start_at = now_epoch() + START_DELAY_S + dispatch::batches(&resolved.hosts).len() as u64;
+    // Plus a second per round of parallel SendCommand batches.
+    let send_rounds = dispatch::batches(&resolved.hosts)
+        .len()
+        .div_ceil(dispatch::PARALLEL) as u64;
+    params.start_at = now_epoch() + START_DELAY_S + send_rounds;
     params.upload = Some(upload_fields(&aws, &plan, &params).await?);
     params.validate(document::embedded()?)?;
     let out = create_out(&plan.record.out)?;
@@ -498,12 +504,20 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
 
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let recording_ends = params.start_at + params.duration_s as u64;
-    let total = Duration::from_secs(recording_ends.saturating_sub(now_epoch())) + plan.timeout;
+    let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
+    let total = until_end + plan.timeout;
     let deadline = Instant::now() + total;
     let bars = progress.hosts(&hosts, total);
-    let waited = wait::until_done(&aws, &sent, deadline, &bars, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    let waited = wait::until_done(
+        &aws,
+        &sent,
+        Instant::now() + until_end,
+        deadline,
+        &bars,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
     .await;
     bars.finish();
     let fleet = match waited {

@@ -19,7 +19,7 @@ use crate::targets::Host;
 /// SendCommand accepts at most 50 instance ids per call.
 pub const BATCH: usize = 50;
 /// Parallel SendCommand calls; SSM's default rate for SendCommand is low.
-const PARALLEL: usize = 4;
+pub const PARALLEL: usize = 4;
 
 /// One batch that SSM accepted.
 #[derive(Debug, Clone)]

@@ -25,7 +25,9 @@ pub const MAX_STACKS_BYTES: u64 = 512 * 1024 * 1024;
 /// processes at 999 Hz stays well below.
 pub const MAX_PERF_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 const MAX_META_BYTES: u64 = 1024 * 1024;
-const PARALLEL_DOWNLOADS: usize = 8;
+/// Downloads in flight: S3 serves each GetObject independently, and a fleet's
+/// objects are small, so latency, not bandwidth, bounds this stage.
+const PARALLEL_DOWNLOADS: usize = 16;
 
 /// The recorder's `meta.json` (docs/contracts.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! Input: the batches `dispatch` sent. Output: each host's final
 //! `InvocationStatus` and plugin output. The decisions live in `Fleet`, a pure
 //! state machine fed with what ListCommandInvocations reports; the poll loop
-//! around it only fetches, sleeps (2 s and up) and draws progress. Statuses
+//! around it only fetches, sleeps (2–5 s) and draws progress. Statuses
 //! never go backwards, unknown instances are ignored, and an empty list or a
 //! missing invocation right after SendCommand just means "not visible yet".
 
@@ -216,17 +216,30 @@ pub enum Waited {
     Interrupted(Fleet),
 }
 
-/// Poll interval: 2 s at first (SSM needs that long to list a new command),
-/// growing to 5 s so a long recording costs few calls.
-pub fn poll_interval(round: u32) -> Duration {
+/// The shortest pause between polls (SSM needs about that long to list a new
+/// command, and faster polling only spends API calls).
+const MIN_POLL: Duration = Duration::from_secs(2);
+
+/// Pause before the next poll. While the hosts record, back off from 2 s to
+/// 5 s (a long recording costs few calls) but wake at the recording's end;
+/// after it, poll every 2 s, since hosts finish within seconds of it and each
+/// second of lag is a second the on-call engineer waits.
+pub fn poll_interval(round: u32, until_recording_ends: Duration) -> Duration {
+    if until_recording_ends.is_zero() {
+        return MIN_POLL;
+    }
     let ms = 2000.0 * 1.25f64.powi(round.min(10) as i32);
-    Duration::from_millis(ms.min(5000.0) as u64)
+    let backoff = Duration::from_millis(ms.min(5000.0) as u64);
+    backoff.min(until_recording_ends).max(MIN_POLL)
 }
 
 /// Polls until every host ends, the deadline passes, or `interrupt` fires.
+/// Each round lists every in-flight command concurrently (one call per 50
+/// hosts, paginated).
 pub async fn until_done(
     aws: &Aws,
     sent: &[Sent],
+    recording_ends: Instant,
     deadline: Instant,
     bars: &HostBars,
     interrupt: impl Future<Output = ()>,
@@ -235,12 +248,19 @@ pub async fn until_done(
     tokio::pin!(interrupt);
     let mut round = 0;
     loop {
+        let mut polls = tokio::task::JoinSet::new();
         for (command_id, _) in fleet.in_flight() {
-            let poll = aws.list_invocations(&command_id);
-            let reports = tokio::select! {
-                r = poll => r,
-                _ = &mut interrupt => return Waited::Interrupted(fleet),
-            };
+            let aws = aws.clone();
+            polls.spawn(async move {
+                let reports = aws.list_invocations(&command_id).await;
+                (command_id, reports)
+            });
+        }
+        let answers = tokio::select! {
+            answers = polls.join_all() => answers,
+            _ = &mut interrupt => return Waited::Interrupted(fleet),
+        };
+        for (command_id, reports) in answers {
             match reports {
                 Ok(reports) => {
                     for (id, status) in fleet.observe(&command_id, &reports) {
@@ -261,7 +281,10 @@ pub async fn until_done(
             return Waited::Done(fleet);
         }
         tokio::select! {
-            _ = tokio::time::sleep(poll_interval(round)) => {}
+            _ = tokio::time::sleep(poll_interval(
+                round,
+                recording_ends.saturating_duration_since(Instant::now()),
+            )) => {}
             _ = &mut interrupt => return Waited::Interrupted(fleet),
         }
         round += 1;
@@ -391,9 +414,20 @@ mod tests {
     }
 
     #[test]
-    fn polling_backs_off_from_two_to_five_seconds() {
-        assert_eq!(poll_interval(0), Duration::from_secs(2));
-        assert!(poll_interval(2) > poll_interval(1));
-        assert_eq!(poll_interval(50), Duration::from_secs(5));
+    fn polling_backs_off_from_two_to_five_seconds_then_follows_the_end() {
+        let long = Duration::from_secs(300);
+        assert_eq!(poll_interval(0, long), Duration::from_secs(2));
+        assert!(poll_interval(2, long) > poll_interval(1, long));
+        assert_eq!(poll_interval(50, long), Duration::from_secs(5));
+        // Wakes at the end of the recording, but never polls faster than 2 s.
+        assert_eq!(
+            poll_interval(50, Duration::from_millis(3500)),
+            Duration::from_millis(3500)
+        );
+        assert_eq!(
+            poll_interval(50, Duration::from_millis(500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(poll_interval(50, Duration::ZERO), Duration::from_secs(2));
     }
 }
