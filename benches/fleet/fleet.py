@@ -595,8 +595,8 @@ def verdicts(results: list[dict]) -> list[str]:
                  for k in ("collapse", "draw", "merge")}
         able = rd["total"].get("achievable_cores")
         names = {"collapse": "collapse", "draw": "per-host SVGs", "merge": "fleet.svg"}
-        # Sub-phases with a tenth of the render CPU or more: do they run on ≥ 2 threads?
-        weighty = [k for k in names if (share[k] or 0) >= 0.1]
+        # Sub-phases with 5 % of the render CPU or more: do they run on ≥ 2 threads?
+        weighty = [k for k in names if (share[k] or 0) >= 0.05]
         parallel = [k for k in weighty if (rd[k].get("working") or 0) >= 2]
         serial = [names[k] for k in weighty if k not in parallel]
         verdict = ("yes" if weighty and not serial else
