@@ -458,8 +458,6 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     params.start_at = now_epoch() + START_DELAY_S + send_rounds;
     params.upload = Some(upload_fields(&aws, &plan, &params).await?);
     params.validate(document::embedded()?)?;
-    let out = create_out(&plan.record.out)?;
-    record_run(&aws, &plan, &params, &resolved.hosts).await;
 
     progress.info(&format!(
         "run {}: sending {} to {} host(s){}; recording {}s from {}",
@@ -481,28 +479,28 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         comment: format!("flamefire run {}", params.run_id),
     };
     let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
+    if sent.is_empty() {
+        // Nothing went out (a missing document, denied access, …): the
+        // cause is the same for every batch, so say it once, and leave
+        // neither an output directory nor a run record behind.
+        if let Some(first) = not_sent.into_iter().next() {
+            return Err(first.error);
+        }
+        return Err(Error::NoTargets("no host to send to".into()));
+    }
     let mut outcomes: Vec<HostOutcome> = Vec::new();
     for batch in &not_sent {
+        let cause = batch.error.to_string();
         for h in &batch.hosts {
             let mut o = HostOutcome::new(h.id.to_string(), h.name.clone(), Status::Failed);
-            o.cause = Some(format!("SendCommand failed: {}", batch.cause));
+            o.cause = Some(cause.clone());
             outcomes.push(o);
         }
     }
-    if sent.is_empty() {
-        // Nothing went out: the cause is the same for every batch, say it once.
-        let cause = not_sent
-            .first()
-            .map(|n| n.cause.clone())
-            .unwrap_or_default();
-        return Err(Error::Aws {
-            call: "ssm:SendCommand",
-            message: cause,
-            next: "see above".into(),
-        });
-    }
-
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
+    let out = create_out(&plan.record.out)?;
+    record_run(&aws, &plan, &params, &hosts).await;
+
     let recording_ends = params.start_at + params.duration_s as u64;
     let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
     let total = until_end + plan.timeout;

@@ -32,7 +32,7 @@ pub struct Sent {
 #[derive(Debug)]
 pub struct NotSent {
     pub hosts: Vec<Host>,
-    pub cause: String,
+    pub error: crate::error::Error,
 }
 
 #[derive(Debug, Clone)]
@@ -82,13 +82,7 @@ pub async fn send(aws: &Aws, plan: &DispatchPlan, hosts: &[Host]) -> (Vec<Sent>,
         let (index, hosts, result) = joined.expect("dispatch task does not panic");
         match result {
             Ok(command_id) => sent.push((index, Sent { command_id, hosts })),
-            Err(e) => not_sent.push((
-                index,
-                NotSent {
-                    hosts,
-                    cause: e.to_string(),
-                },
-            )),
+            Err(e) => not_sent.push((index, NotSent { hosts, error: e })),
         }
     }
     sent.sort_by_key(|(i, _)| *i);

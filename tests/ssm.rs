@@ -305,11 +305,16 @@ fn a_wrong_bucket_is_a_clear_error_before_anything_is_sent() {
     assert!(emu.invocations_of(&ids[0]).is_empty());
 }
 
+/// Regression: when no batch could be sent, the error was wrapped twice
+/// ("ssm:SendCommand failed: ssm:SendCommand failed: …") and an empty
+/// output directory and a run record were left behind.
 #[test]
 fn a_missing_document_names_the_deploy_command() {
     let emu = Emulator::new();
     let ids = emu.seed(1, &[ONLINE]);
-    crate::support::flamefire()
+    let cwd = tempfile::tempdir().unwrap();
+    let assert = crate::support::flamefire()
+        .current_dir(cwd.path())
         .args([
             "ssm",
             &ids[0],
@@ -321,6 +326,21 @@ fn a_missing_document_names_the_deploy_command() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("flamefire document deploy"));
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr.matches("ssm:SendCommand failed").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(cwd.path()).unwrap().next().is_none(),
+        "no output directory is left behind"
+    );
+    crate::support::flamefire()
+        .args(["runs", "--json", "--bucket", &emu.bucket])
+        .assert()
+        .success()
+        .stdout(predicate::str::diff("[]\n"));
 }
 
 #[test]
