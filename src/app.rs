@@ -219,9 +219,17 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
 /// changes, and each side's own flamegraph.
 async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
+    let remote = match &plan.location {
+        Some(loc) => {
+            let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
+            aws.check_bucket(&loc.bucket).await?;
+            Some((aws, loc.clone()))
+        }
+        None => None,
+    };
     let (before, after) = tokio::try_join!(
-        resolve_input(&plan.before, plan.window),
-        resolve_input(&plan.after, plan.window)
+        resolve_input(&plan.before, plan.window, remote.as_ref(), &out),
+        resolve_input(&plan.after, plan.window, remote.as_ref(), &out)
     )?;
     let mut hosts = Vec::new();
     for (role, input, folded, file) in [
@@ -250,9 +258,12 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
         o.top_functions = hot(folded);
         o.folded = Some(svg.with_extension("folded"));
         o.svg = Some(svg);
-        o.stacks = match input {
-            DiffInput::File(path) => Some(path.clone()),
-        };
+        o.stacks = Some(match input {
+            DiffInput::File(path) => path.clone(),
+            DiffInput::Run { run_id, instance } => {
+                out.join(format!("runs/{run_id}/raw/{instance}.perf"))
+            }
+        });
         hosts.push(o);
     }
     let diff = compare(
@@ -284,16 +295,40 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
 
 /// One side of a diff → its stacks. The one place that knows what an input
 /// can be (see `DiffInput`): past runs in the bucket will be fetched here.
-async fn resolve_input(input: &DiffInput, window: Window) -> Result<Folded> {
-    match input {
-        DiffInput::File(path) => {
-            let path = path.clone();
-            let folded = tokio::task::spawn_blocking(move || collapse::file_window(&path, window))
+async fn resolve_input(
+    input: &DiffInput,
+    window: Window,
+    remote: Option<&(Aws, BucketPlan)>,
+    out: &Path,
+) -> Result<Folded> {
+    let path = match input {
+        DiffInput::File(path) => path.clone(),
+        DiffInput::Run { run_id, instance } => {
+            let (aws, loc) = remote.expect("cli requires a bucket for run inputs");
+            let host = Host {
+                id: instance.clone(),
+                name: None,
+            };
+            // Per run: the same host may be on both sides (yesterday vs today).
+            let dir = out.join("runs").join(run_id);
+            let fetched = fetch::stacks(aws, &loc.bucket, &loc.prefix, run_id, vec![host], &dir)
                 .await
-                .expect("collapse task does not panic")?;
-            Ok(folded)
+                .remove(0)
+                .map_err(|(_, cause)| {
+                    Error::NoTargets(format!(
+                        "{input}: {cause} (list runs and their hosts with `flamefire runs`)"
+                    ))
+                })?;
+            fetched.perf
         }
+    };
+    let mut folded = tokio::task::spawn_blocking(move || collapse::file_window(&path, window))
+        .await
+        .expect("collapse task does not panic")?;
+    if let DiffInput::Run { .. } = input {
+        folded.name = input.to_string();
     }
+    Ok(folded)
 }
 
 /// Draws diff.svg and diff-negated.svg in `out` and ranks the changes.

@@ -377,7 +377,7 @@ pub struct WindowArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The reference profile (e.g. the healthy host): `perf script` output
-    /// (plain or .gz) or folded stacks.
+    /// (plain or .gz), folded stacks, or RUN_ID/INSTANCE_ID of a past run.
     #[arg(value_name = "BEFORE")]
     pub before: PathBuf,
 
@@ -399,6 +399,10 @@ pub struct DiffArgs {
     /// Print a JSON document on stdout instead of paths.
     #[arg(long)]
     pub json: bool,
+
+    /// Where past runs live, for RUN_ID/INSTANCE_ID inputs.
+    #[command(flatten)]
+    pub bucket: BucketArgs,
 }
 
 #[derive(Debug, Args)]
@@ -469,18 +473,33 @@ pub struct RenderPlan {
 
 /// One side of a diff.
 ///
-/// Only local files for now. This is the hook for past runs in the bucket
-/// (`RUN_ID/i-0abc`, through the `runs` module): add a variant here, parse
-/// it in `DiffInput::parse`, and resolve it in `app::resolve_input`, the one
-/// place that turns an input into stacks.
+/// One side of a diff: a local file, or a host of a past run in the bucket.
+/// `app::resolve_input` is the one place that turns an input into stacks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DiffInput {
     /// `perf script` output (plain or gzip) or folded stacks.
     File(PathBuf),
+    /// `RUN_ID/i-0abc`: that host's stacks from a past run (see `flamefire runs`).
+    Run {
+        run_id: String,
+        instance: InstanceId,
+    },
 }
 
 impl DiffInput {
+    /// An existing file wins; otherwise `RUN_ID/INSTANCE_ID` names a past run's host.
     pub fn parse(raw: &std::path::Path) -> DiffInput {
+        if !raw.exists() {
+            if let Some((run, id)) = raw.to_str().and_then(|s| s.split_once('/')) {
+                let run_ok = document::embedded().is_ok_and(|d| d.check("RunId", run, "").is_ok());
+                if let (true, Some(instance)) = (run_ok, InstanceId::parse(id)) {
+                    return DiffInput::Run {
+                        run_id: run.to_string(),
+                        instance,
+                    };
+                }
+            }
+        }
         DiffInput::File(raw.to_path_buf())
     }
 }
@@ -489,6 +508,7 @@ impl std::fmt::Display for DiffInput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DiffInput::File(path) => write!(f, "{}", path.display()),
+            DiffInput::Run { run_id, instance } => write!(f, "{run_id}/{instance}"),
         }
     }
 }
@@ -497,6 +517,8 @@ impl std::fmt::Display for DiffInput {
 pub struct DiffPlan {
     pub before: DiffInput,
     pub after: DiffInput,
+    /// The bucket, when an input is a past run's host.
+    pub location: Option<BucketPlan>,
     pub out: PathBuf,
     pub window: Window,
     pub open: bool,
@@ -617,9 +639,24 @@ impl WindowArgs {
 
 impl DiffArgs {
     pub fn plan(&self) -> Result<DiffPlan> {
+        let before = DiffInput::parse(&self.before);
+        let after = DiffInput::parse(&self.after);
+        let remote = [&before, &after]
+            .into_iter()
+            .find(|i| matches!(i, DiffInput::Run { .. }));
+        let location = match remote {
+            Some(input) if self.bucket.bucket.is_none() => {
+                return Err(Error::Usage(format!(
+                    "{input} is neither a file nor reachable without a bucket: pass --bucket or set FLAMEFIRE_BUCKET to diff a past run's host"
+                )));
+            }
+            Some(_) => Some(self.bucket.plan()?),
+            None => None,
+        };
         Ok(DiffPlan {
-            before: DiffInput::parse(&self.before),
-            after: DiffInput::parse(&self.after),
+            before,
+            after,
+            location,
             out: self.out.clone(),
             window: self.window.plan()?,
             open: self.open,
@@ -969,6 +1006,29 @@ mod tests {
         assert_eq!(plan.before, DiffInput::File("h.perf.gz".into()));
         assert_eq!(plan.after.to_string(), "s.perf.gz");
         assert_eq!(plan.out, PathBuf::from("."));
+    }
+
+    #[test]
+    fn diff_inputs_are_files_or_past_run_hosts() {
+        let run = DiffInput::parse(std::path::Path::new(
+            "20261127T080000Z-abcd/i-0123456789abcdef0",
+        ));
+        assert_eq!(run.to_string(), "20261127T080000Z-abcd/i-0123456789abcdef0");
+        assert!(matches!(run, DiffInput::Run { .. }));
+        for file in [
+            "sick.perf.gz",
+            "dir/i-nothex",
+            "a;b/i-0123456789abcdef0",
+            "src",
+        ] {
+            assert!(
+                matches!(
+                    DiffInput::parse(std::path::Path::new(file)),
+                    DiffInput::File(_)
+                ),
+                "{file}"
+            );
+        }
     }
 
     #[test]

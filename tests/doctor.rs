@@ -193,6 +193,31 @@ fn past_runs_are_listed_and_fetched_again() {
     assert!(again.path().join("fleet.svg").is_file());
     assert!(again.path().join("report.html").is_file());
 
+    // A past run's hosts can be diffed directly (issue: diff RUN_ID/i-…).
+    let diff_out = tempfile::tempdir().unwrap();
+    flamefire()
+        .args([
+            "diff",
+            &format!("{run_id}/{}", ids[0]),
+            &format!("{run_id}/{}", ids[1]),
+        ])
+        .args(["--bucket", &emu.bucket, "--out"])
+        .arg(diff_out.path())
+        .assert()
+        .success();
+    assert!(diff_out.path().join("diff.svg").is_file());
+    let titles = crate::support::svg_titles(&diff_out.path().join("after.svg"));
+    assert!(titles.iter().any(|t| t.contains("tokenizeHtml")));
+    flamefire()
+        .args([
+            "diff",
+            &format!("{run_id}/{}", ids[0]),
+            &format!("{run_id}/{}", ids[1]),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--bucket"));
+
     flamefire()
         .args(["fetch", "20200101T000000Z-0000", "--bucket", &emu.bucket])
         .assert()
