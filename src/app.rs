@@ -593,7 +593,9 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         outcomes.push(o);
     }
 
-    let (fetched_outcomes, mut rendered) = fetch_and_render(
+    // The wait stage installed a Ctrl-C handler, which would otherwise
+    // swallow Ctrl-C from here on; the commands are done, so just stop.
+    let fetched = fetch_and_render(
         &aws,
         &plan.bucket,
         &plan.prefix,
@@ -601,8 +603,11 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         succeeded,
         &out,
         progress,
-    )
-    .await;
+    );
+    let (fetched_outcomes, mut rendered) = tokio::select! {
+        done = fetched => done,
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
+    };
     outcomes.extend(fetched_outcomes);
     outcomes.sort_by(|a, b| a.host.cmp(&b.host));
     for s in resolved.skipped {
