@@ -43,7 +43,8 @@ ids=$(curl -sS -X POST -H 'Content-Type: application/json' \
 
 mkdir -p "$STATE"
 if [[ ! -f $STATE/demo.pid ]] || ! kill -0 "$(cat "$STATE/demo.pid")" 2>/dev/null; then
-    setsid node --perf-basic-prof demo/cluster.js >"$STATE/demo.log" 2>&1 &
+    # In $STATE: Node 20's --perf-basic-prof writes isolate-*-v8.log into its cwd.
+    (cd "$STATE" && exec setsid node --perf-basic-prof "$REPO/demo/cluster.js" >"$STATE/demo.log" 2>&1) &
     echo $! >"$STATE/demo.pid"
 fi
 

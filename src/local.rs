@@ -177,6 +177,9 @@ impl Demo {
         let child = Command::new("node")
             .arg("--perf-basic-prof")
             .arg(&app)
+            // Node 20's --perf-basic-prof also writes isolate-*-v8.log into
+            // its working directory: keep that out of the user's.
+            .current_dir(dir.path())
             .env("FLAMEFIRE_DEMO_WORKERS", "2")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -61,6 +61,8 @@ pub fn flamefire() -> assert_cmd::Command {
 pub struct NodeApp {
     child: Child,
     pub pids: Vec<u32>,
+    /// Its working directory: Node 20's --perf-basic-prof writes isolate logs there.
+    _cwd: tempfile::TempDir,
 }
 
 impl NodeApp {
@@ -68,7 +70,9 @@ impl NodeApp {
     #[allow(clippy::zombie_processes)]
     pub fn start(mode: &str, workers: usize, node_flags: &[&str]) -> NodeApp {
         require("node");
+        let cwd = tempfile::tempdir().expect("temp dir");
         let child = Command::new("node")
+            .current_dir(cwd.path())
             .args(node_flags)
             .arg(repo().join("demo/cluster.js"))
             .env("FLAMEFIRE_DEMO_MODE", mode)
@@ -79,14 +83,19 @@ impl NodeApp {
             .spawn()
             .expect("node starts");
         let primary = child.id();
+        // Owned by the guard from here on, so a failed wait still stops it.
+        let mut app = NodeApp {
+            child,
+            pids: vec![primary],
+            _cwd: cwd,
+        };
         let started = Instant::now();
         loop {
             let kids = children(primary);
             if kids.len() >= workers {
                 std::thread::sleep(Duration::from_millis(800)); // let the JIT map the hot code
-                let mut pids = vec![primary];
-                pids.extend(kids);
-                return NodeApp { child, pids };
+                app.pids.extend(kids);
+                return app;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
