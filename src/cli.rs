@@ -131,7 +131,7 @@ impl TargetArgs {
     }
 }
 
-/// Where a run's results live: shared by `doctor`, `runs` and `fetch`.
+/// Where a run's results live: shared by `ssm`, `diff`, `doctor`, `runs` and `fetch`.
 #[derive(Debug, Args, Clone)]
 pub struct BucketArgs {
     /// S3 bucket that hosts upload their stacks to.
@@ -420,14 +420,6 @@ pub struct SsmArgs {
     #[arg(long, value_name = "KEY=VALUE", conflicts_with = "baseline")]
     pub baseline_tag: Vec<String>,
 
-    /// S3 bucket that hosts upload their stacks to.
-    #[arg(long, env = "FLAMEFIRE_BUCKET", value_name = "BUCKET")]
-    pub bucket: Option<String>,
-
-    /// Key prefix in the bucket; runs go under <prefix><run-id>/.
-    #[arg(long, default_value = "flamefire/", value_name = "PREFIX")]
-    pub prefix: String,
-
     /// Name of the SSM document (deployed by terraform/ or `flamefire document deploy`).
     #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
     pub document: String,
@@ -436,13 +428,9 @@ pub struct SsmArgs {
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub timeout: u64,
 
-    /// AWS region (default: the standard chain: AWS_REGION, profile, …).
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-
-    /// AWS profile (default: the standard chain: AWS_PROFILE, …).
-    #[arg(long, value_name = "PROFILE")]
-    pub profile: Option<String>,
+    // --bucket, --prefix, --region, --profile, as for the other bucket commands.
+    #[command(flatten)]
+    pub location: BucketArgs,
 
     #[command(flatten)]
     pub record: RecordArgs,
@@ -676,14 +664,12 @@ impl SsmArgs {
                 )));
             }
         }
-        let bucket = self.bucket.clone().ok_or_else(|| {
-            Error::Usage(
-                "no bucket: pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)"
-                    .into(),
-            )
-        })?;
-        check_bucket_name(&bucket)?;
-        let prefix = normalise_prefix(&self.prefix)?;
+        let BucketPlan {
+            bucket,
+            prefix,
+            region,
+            profile,
+        } = self.location.plan()?;
         let record = self.record.plan(run_id)?;
         // The hosts receive `<prefix><run-id>/`: check it with the document's pattern now.
         document::embedded()?.check(
@@ -699,8 +685,8 @@ impl SsmArgs {
             prefix,
             document: self.document.clone(),
             timeout: Duration::from_secs(self.timeout),
-            region: self.region.clone(),
-            profile: self.profile.clone(),
+            region,
+            profile,
             record,
         })
     }
