@@ -142,18 +142,9 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
 }
 
 async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
-    let ec2 = match aws.describe_instances(target).await {
-        Ok(e) => e,
-        Err(e) => {
-            return vec![Check::failed("targets", &e)];
-        }
-    };
-    let ids: Vec<_> = ec2.iter().map(|i| i.id.clone()).collect();
-    let managed = match aws.managed_instances(&ids).await {
-        Ok(m) => m,
-        Err(e) => {
-            return vec![Check::failed("targets", &e)];
-        }
+    let (ec2, managed) = match targets::survey(aws, target).await {
+        Ok(facts) => facts,
+        Err(e) => return vec![Check::failed("targets", &e)],
     };
     let resolved = targets::classify(target, &ec2, &managed);
     let mut checks = Vec::new();

@@ -122,22 +122,7 @@ pub struct Resolved {
 
 /// Turns the target into hosts, listing every skipped instance and why.
 pub async fn resolve(aws: &Aws, target: &Target) -> Result<Resolved> {
-    let ec2 = aws.describe_instances(target).await?;
-    let candidates: Vec<InstanceId> = ec2
-        .iter()
-        .filter(|i| i.state == "running")
-        .map(|i| i.id.clone())
-        .collect();
-    // Hybrid (mi-) nodes are not EC2 instances: ask SSM about them directly.
-    let mut asked = candidates;
-    if let Target::Ids(ids) = target {
-        asked.extend(
-            ids.iter()
-                .filter(|i| i.as_str().starts_with("mi-"))
-                .cloned(),
-        );
-    }
-    let managed = aws.managed_instances(&asked).await?;
+    let (ec2, managed) = survey(aws, target).await?;
     let resolved = classify(target, &ec2, &managed);
     if resolved.hosts.is_empty() {
         return Err(Error::NoTargets(nothing_left(
@@ -148,6 +133,30 @@ pub async fn resolve(aws: &Aws, target: &Target) -> Result<Resolved> {
         )));
     }
     Ok(resolved)
+}
+
+/// The facts `classify` decides on: what EC2 says of every instance the
+/// target names, and what SSM says of the running ones (plus hybrid `mi-`
+/// nodes named explicitly, which EC2 does not know).
+pub async fn survey(
+    aws: &Aws,
+    target: &Target,
+) -> Result<(Vec<Ec2Instance>, Vec<ManagedInstance>)> {
+    let ec2 = aws.describe_instances(target).await?;
+    let mut asked: Vec<InstanceId> = ec2
+        .iter()
+        .filter(|i| i.state == "running")
+        .map(|i| i.id.clone())
+        .collect();
+    if let Target::Ids(ids) = target {
+        asked.extend(
+            ids.iter()
+                .filter(|i| i.as_str().starts_with("mi-"))
+                .cloned(),
+        );
+    }
+    let managed = aws.managed_instances(&asked).await?;
+    Ok((ec2, managed))
 }
 
 /// The pure decision: which instances are usable, and why the others are not.
