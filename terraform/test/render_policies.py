@@ -101,6 +101,59 @@ def render_all(values: dict[str, str] = SAMPLE) -> dict[str, str]:
     return out
 
 
+VARIABLES_TF = POLICY_DIR.parent / "variables.tf"
+VARIABLE_BLOCK = re.compile(r'^variable "([a-z_]+)" \{(.*?)^\}', re.S | re.M)
+
+
+def module_defaults(path: Path = VARIABLES_TF) -> dict:
+    """The root module's variable defaults that are plain literals (strings,
+    numbers, booleans), read from variables.tf: what `terraform apply` uses
+    when the user sets nothing."""
+    out = {}
+    for name, body in VARIABLE_BLOCK.findall(path.read_text()):
+        m = re.search(r"^\s*default\s*=\s*(.+?)\s*$", body, re.M)
+        if not m:
+            continue
+        raw = m.group(1)
+        if raw.startswith('"') and raw.endswith('"'):
+            out[name] = json.loads(raw)
+        elif raw in ("true", "false"):
+            out[name] = raw == "true"
+        elif re.fullmatch(r"\d+", raw):
+            out[name] = int(raw)
+    return out
+
+
+def module_role(overrides: dict) -> dict:
+    """The on-call role exactly as terraform/main.tf and modules/iam-policies
+    build it from the root module's variables: defaults from variables.tf, then
+    `overrides` (root variable names, plus the values Terraform reads from the
+    account: partition, region, account_id; bucket stands for the resolved
+    bucket name). Returns {role_name, policy, trust_policy, max_session_duration}."""
+    v = {**module_defaults(), **overrides}
+    for needed in ("bucket", "region", "account_id", "trusted_principal_arns"):
+        if needed not in v:
+            raise TemplateError(f"module_role needs {needed!r}")
+    values = {
+        "partition": v.get("partition", "aws"),
+        "region": v["region"],
+        "account_id": v["account_id"],
+        "bucket": v["bucket"],
+        "prefix": v["prefix"],
+        "document_name": v["document_name"],
+        "tag_key": v["instance_tag_key"],
+        "tag_value": v["instance_tag_value"],
+        "trusted_principals": json.dumps(list(v["trusted_principal_arns"])),
+    }
+    policy = json.loads(render(POLICY_DIR / "oncall-policy.json.tftpl", values))
+    trust = json.loads(render(POLICY_DIR / "oncall-trust.json.tftpl", values))
+    if not v["require_mfa"]:
+        # modules/iam-policies/main.tf: require_mfa = false drops each statement's Condition.
+        trust["Statement"] = [{k: x for k, x in st.items() if k != "Condition"} for st in trust["Statement"]]
+    return {"role_name": v["role_name"], "policy": policy, "trust_policy": trust,
+            "max_session_duration": int(v["max_session_duration"])}
+
+
 def write_rendered(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -45,6 +45,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+import awsauth
+
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_REGION = "us-east-1"
 TAG_PREFIX = "flamefire-test:"
@@ -826,6 +828,7 @@ def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
     for var in ("AWS_EC2_METADATA_DISABLED",):
         if var in os.environ:
             env[var] = os.environ[var]
+    env.update(tls_proxy_env())  # the hosts' HTTPS upload URL reaches this emulator
     if version_tuple(inst.agent_version) >= ENV_VAR_AGENT_VERSION:
         for name in cmd.document.env_var_params():
             env["SSM_" + name] = cmd.params.get(name, "")
@@ -1035,7 +1038,8 @@ def run_replay(inv: Invocation) -> None:
         argv += ["--form-string", f"policy={p.get('UploadPolicy', '')}",
                  "--form-string", f"x-amz-signature={p.get('UploadSignature', '')}",
                  "-F", f"file=@{path}", p["UploadUrl"]]
-        r = subprocess.run(argv, capture_output=True, text=True, env={"PATH": CLEAN_PATH})
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           env={"PATH": CLEAN_PATH, **tls_proxy_env()})
         if r.returncode != 0:
             errors.append(f"upload of {name} failed (curl exit {r.returncode}, "
                           f"HTTP {r.stdout.strip()}): {r.stderr.strip()}")
@@ -1347,23 +1351,37 @@ SSM_HANDLERS = {
 }
 
 
-# --------------------------------------------------------------------------- IAM (opt-in)
+# --------------------------------------------------------------------------- IAM, credentials, STS
 #
-# moto's IAM mode checks SSM actions against `*` only, so it cannot show what an
-# on-call policy's resource-level limits do. This optional layer evaluates an
-# identity policy registered for one access key id (POST /_flamefire/iam) on
-# ssm:SendCommand, the way IAM does for the statement shapes flamefire's
-# policies use. Keys without a registered policy are not checked at all.
+# Identities are access keys the emulator knows (tests/emulator/README.md, "IAM"):
+# - users, registered with POST /_flamefire/iam: a long-term key, its secret, an
+#   identity policy, and optionally an MFA device;
+# - sessions, issued by the emulator's own sts:AssumeRole of a role registered
+#   with POST /_flamefire/roles: an ASIA key, a secret, a session token and an
+#   expiry, bound to the role's policy.
+# Every request signed with a known key is authorised against that key's policy
+# (default deny, explicit deny wins), with the action, resources and condition
+# keys the real request carries (awsauth.py). A key the emulator was never told
+# about is an unrestricted test identity: its requests are not authorised, and
+# its POST signatures cannot be checked (no secret), though POST policies are.
 # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 
-IAM_ACTION = "ssm:SendCommand"
-# Condition operators evaluated here; `...IfExists` variants of the String/Arn/Bool
-# ones too. Anything else is refused at registration rather than misjudged.
-IAM_STRING_OPS = ("StringEquals", "StringNotEquals", "StringEqualsIgnoreCase",
-                  "StringNotEqualsIgnoreCase", "StringLike", "StringNotLike",
-                  "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike", "Bool")
-IAM_OPS = IAM_STRING_OPS + ("Null",)
 ACCESS_KEY_RE = re.compile(r"Credential=([A-Za-z0-9]+)/")
+POLICY_DIR_HELPER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "terraform", "test")
+
+
+class Auth:
+    """Roles and throttling state, beside STATE.iam (the key registry)."""
+
+    def __init__(self):
+        self.roles: dict[str, dict] = {}
+        self.throttle: dict[str, tuple[float, float]] = {}
+        self.buckets: dict[str, awsauth.TokenBucket] = {}
+        self.throttled: collections.Counter = collections.Counter()
+
+
+AUTH = Auth()
 
 
 def access_key_of(headers, query: dict) -> str:
@@ -1375,131 +1393,17 @@ def access_key_of(headers, query: dict) -> str:
     return cred.split("/")[0] if "/" in cred else ""
 
 
+def identity(key: str) -> dict | None:
+    with STATE.lock:
+        return STATE.iam.get(key)
+
+
 def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def as_list(v) -> list:
-    return v if isinstance(v, list) else [v]
-
-
-def iam_glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
-    """IAM wildcards: `*` any run of characters, `?` one character; nothing else."""
-    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(rx, value, re.S | (re.I if ignore_case else 0)) is not None
-
-
-def iam_validate(policy) -> list[dict]:
-    """The policy's statements, or ApiError naming what this evaluator cannot judge."""
-    if isinstance(policy, str):
-        try:
-            policy = json.loads(policy)
-        except ValueError as e:
-            raise ApiError("MalformedPolicyDocument", f"policy is not JSON: {e}")
-    if not isinstance(policy, dict) or "Statement" not in policy:
-        raise ApiError("MalformedPolicyDocument", "policy must be an object with a Statement")
-    if "${" in json.dumps(policy):
-        raise ApiError("MalformedPolicyDocument", "policy variables (${...}) are not evaluated "
-                       "here; render the template first")
-    statements = as_list(policy["Statement"])
-    for i, st in enumerate(statements):
-        where = f"Statement[{i}]" + (f" ({st.get('Sid')})" if isinstance(st, dict) and st.get("Sid") else "")
-        if not isinstance(st, dict):
-            raise ApiError("MalformedPolicyDocument", f"{where} is not an object")
-        if st.get("Effect") not in ("Allow", "Deny"):
-            raise ApiError("MalformedPolicyDocument", f"{where}: Effect must be Allow or Deny")
-        if ("Action" in st) == ("NotAction" in st):
-            raise ApiError("MalformedPolicyDocument", f"{where}: exactly one of Action, NotAction")
-        if ("Resource" in st) == ("NotResource" in st):
-            raise ApiError("MalformedPolicyDocument", f"{where}: exactly one of Resource, NotResource")
-        if "Principal" in st or "NotPrincipal" in st:
-            raise ApiError("MalformedPolicyDocument", f"{where}: an identity policy has no Principal")
-        for op, block in (st.get("Condition") or {}).items():
-            base = op[:-len("IfExists")] if op.endswith("IfExists") else op
-            if base not in IAM_OPS or (base == "Null" and base != op):
-                raise ApiError("MalformedPolicyDocument",
-                               f"{where}: condition operator {op} is not evaluated by the "
-                               f"flamefire emulator (it knows {', '.join(IAM_OPS)} and "
-                               "...IfExists); see tests/emulator/README.md")
-            if not isinstance(block, dict):
-                raise ApiError("MalformedPolicyDocument", f"{where}: {op} must map keys to values")
-    return statements
-
-
-def iam_condition_value(key: str, ctx: dict[str, str]) -> str | None:
-    """The request context value of a condition key; None when absent. Key names
-    are case-insensitive, as IAM's are (tag keys included)."""
-    return ctx.get(key.lower())
-
-
-def iam_conditions_hold(conditions: dict, ctx: dict[str, str]) -> bool:
-    """AND across operators and keys, OR across a key's values."""
-    for op, block in (conditions or {}).items():
-        if_exists = op.endswith("IfExists")
-        base = op[:-len("IfExists")] if if_exists else op
-        for key, wanted in block.items():
-            values = [str(v).lower() if isinstance(v, bool) else str(v) for v in as_list(wanted)]
-            have = iam_condition_value(key, ctx)
-            if base == "Null":
-                # "true": the key must be absent; "false": present.
-                if not any((have is None) == (v.lower() == "true") for v in values):
-                    return False
-                continue
-            negated = "Not" in base
-            if have is None:
-                # Absent keys: positive operators fail, negated ones hold.
-                if not (if_exists or negated):
-                    return False
-                continue
-            if base == "Bool":
-                hit = any(have.lower() == v.lower() for v in values)
-            elif base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
-                hit = any(have.lower() == v.lower() for v in values)
-            elif base in ("StringEquals", "StringNotEquals"):
-                hit = have in values
-            else:  # StringLike / ArnEquals / ArnLike and their negations
-                hit = any(iam_glob(v, have) for v in values)
-            if hit == negated:
-                return False
-    return True
-
-
-def iam_statement_applies(st: dict, action: str, resource: str, ctx: dict[str, str]) -> bool:
-    if "Action" in st:
-        if not any(iam_glob(a, action, ignore_case=True) for a in as_list(st["Action"])):
-            return False
-    elif any(iam_glob(a, action, ignore_case=True) for a in as_list(st["NotAction"])):
-        return False
-    if "Resource" in st:
-        if not any(iam_glob(r, resource) for r in as_list(st["Resource"])):
-            return False
-    elif any(iam_glob(r, resource) for r in as_list(st["NotResource"])):
-        return False
-    return iam_conditions_hold(st.get("Condition") or {}, ctx)
-
-
-def iam_decide(statements: list[dict], action: str, resource: str, ctx: dict[str, str]) -> str:
-    """"deny" (explicit), "allow", or "implicit" (no statement allows)."""
-    applying = [st for st in statements if iam_statement_applies(st, action, resource, ctx)]
-    if any(st["Effect"] == "Deny" for st in applying):
-        return "deny"
-    return "allow" if applying else "implicit"
-
-
-def document_arn(name: str, region: str) -> str:
-    if name.startswith("arn:"):
-        return name
-    # AWS-owned documents (reserved prefixes aws, amazon, amzn) have no account in their ARN.
-    owner = "" if name.lower().startswith(("aws", "amazon", "amzn")) else ACCOUNT_ID
-    return f"arn:{partition_of(region)}:ssm:{region}:{owner}:document/{name}"
+    return awsauth.partition_of(region)
 
 
 def document_tags(name: str, region: str) -> dict[str, str]:
-    if name.startswith("arn:") or document_arn(name, region).split(":")[4] == "":
+    if name.startswith("arn:") or awsauth.document_arn(name, region, ACCOUNT_ID).split(":")[4] == "":
         return {}
     try:
         raw = MOTO.client("ssm", region).list_tags_for_resource(ResourceType="Document", ResourceId=name)
@@ -1530,34 +1434,67 @@ def send_command_instances(req: dict, region: str) -> list[tuple[str, "Instance 
     return list((matched or {}).items())
 
 
-def iam_base_context(region: str, principal: str) -> dict[str, str]:
+def request_context(region: str, entry: dict, secure: bool = True) -> dict[str, str]:
+    """Global condition keys every request carries (IAM User Guide,
+    reference_policies_condition-keys.html). aws:MultiFactorAuthPresent is
+    present only for temporary credentials ("not present ... long-term
+    credentials"); it is true when the session was created with MFA."""
+    principal = entry["principal"]
     ctx = {
         "aws:requestedregion": region,
         "aws:principalaccount": ACCOUNT_ID,
-        "aws:principalarn": principal,
+        "aws:principalarn": entry.get("role_arn") or principal,
         "aws:principaltype": "AssumedRole" if ":assumed-role/" in principal else "User",
-        # The emulator stands in for AWS endpoints, which take TLS only.
-        "aws:securetransport": "true",
+        # The plain-HTTP listener stands in for AWS endpoints, which are HTTPS.
+        "aws:securetransport": "true" if secure else "false",
+        "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "aws:epochtime": str(int(now())),
     }
+    if entry.get("token"):
+        ctx["aws:multifactorauthpresent"] = "true" if entry.get("mfa") else "false"
+        if entry.get("mfa"):
+            ctx["aws:multifactorauthage"] = str(int(now() - entry.get("issued", now())))
+        ctx["aws:tokenissuetime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.get("issued", now())))
     return ctx
 
 
+def check_session(entry: dict, service: str, token: str | None) -> None:
+    """A session key needs its token, and works only until it expires (STS
+    AssumeRole: "temporary security credentials ... expire"; the errors are in
+    awsauth.expired_token / invalid_token)."""
+    if entry.get("token") is None:
+        if token:
+            raise awsauth.invalid_token(service)
+        return
+    if token != entry["token"]:
+        raise awsauth.invalid_token(service)
+    if entry.get("expires") is not None and now() >= entry["expires"]:
+        raise awsauth.expired_token(service)
+
+
+def judge(entry: dict, service: str, action: str, resource: str, ctx: dict[str, str]) -> None:
+    decision = awsauth.decide(entry["statements"], action, resource, ctx)
+    if decision != "allow":
+        raise awsauth.access_denied(service, entry["principal"], action, resource, decision)
+
+
 def iam_check_send_command(entry: dict, req: dict, region: str) -> None:
-    """Raises AccessDeniedException unless the policy allows the document and
-    every instance the command would reach."""
+    """SendCommand is authorised against the document ARN and every instance ARN
+    it would reach (Service Authorization Reference, Systems Manager:
+    SendCommand resources document*, instance, managed-instance; condition key
+    ssm:resourceTag/${TagKey}). One refused instance refuses the whole call."""
     name = req.get("DocumentName")
     if not isinstance(name, str) or not name:
         return  # the handler answers ValidationException
-    principal = entry["principal"]
     partition = partition_of(region)
-    resources: list[tuple[str, dict[str, str]]] = []
-    doc_arn = document_arn(name, region)
+    resources: list[tuple[str, dict]] = []
+    doc_arn = awsauth.document_arn(name, region, ACCOUNT_ID)
     resources.append((doc_arn, {"account": doc_arn.split(":")[4], "tags": None, "doc": name}))
     for iid, inst in send_command_instances(req, region):
         arn = f"arn:{partition}:ec2:{region}:{ACCOUNT_ID}:instance/{iid}"
         resources.append((arn, {"account": ACCOUNT_ID, "tags": inst.tags if inst else {}}))
     for arn, facts in resources:
-        ctx = iam_base_context(region, principal)
+        ctx = request_context(region, entry)
         if facts["account"]:
             ctx["aws:resourceaccount"] = facts["account"]
         tags = facts["tags"]
@@ -1568,32 +1505,418 @@ def iam_check_send_command(entry: dict, req: dict, region: str) -> None:
         for k, v in tags.items():
             ctx[f"ssm:resourcetag/{k}".lower()] = v
             ctx[f"aws:resourcetag/{k}".lower()] = v
-        decision = iam_decide(entry["statements"], IAM_ACTION, arn, ctx)
+        judge(entry, "ssm", "ssm:SendCommand", arn, ctx)
+
+
+def s3_target(path: str) -> tuple[str, str]:
+    parts = urllib.parse.unquote(path).lstrip("/").split("/", 1)
+    return parts[0], (parts[1] if len(parts) > 1 else "")
+
+
+def authorize(service: str, op: str, region: str, headers, query: dict, path: str,
+              body: bytes | None, secure: bool) -> None:
+    """Raises awsauth.AwsError unless the request's key may make it. Requests
+    with unknown keys, and the emulator's own STS operations, pass here."""
+    key = access_key_of(headers, query)
+    entry = identity(key) if key else None
+    if entry is None:
+        return
+    token = headers.get("X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
+    check_session(entry, service, token)
+    ctx = request_context(region, entry, secure)
+    name = op.split(":", 1)[1]
+    if service == "s3":
+        bucket, obj = s3_target(path)
+        action, resource, extra = awsauth.s3_request(name, bucket, obj, query, partition_of(region))
+        judge(entry, "s3", action, resource, {**ctx, **extra})
+    elif service == "ssm":
+        if name == "SendCommand":
+            return  # judged per instance in Handler.emulate, after validation
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            req = {}
+        action, resources = awsauth.ssm_request(name, req if isinstance(req, dict) else {},
+                                                region, ACCOUNT_ID)
+        for r in resources:
+            judge(entry, "ssm", action, r, ctx)
+    elif service == "ec2":
+        action, resources = awsauth.ec2_request(name)
+        for r in resources:
+            judge(entry, "ec2", action, r, ctx)
+    elif service == "sts":
+        # GetCallerIdentity needs no permission ("No permissions are required to
+        # perform this operation", STS API reference); AssumeRole is judged in sts_assume_role.
+        if name not in ("GetCallerIdentity", "AssumeRole"):
+            judge(entry, "sts", "sts:" + name, "*", ctx)
+    else:
+        judge(entry, service, f"{service}:{name}", "*", ctx)
+
+
+# ---- the emulator's STS: AssumeRole of registered roles, GetCallerIdentity of known keys
+
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+
+def sts_xml(action: str, result: str) -> bytes:
+    return (f'<{action}Response xmlns="{STS_NS}"><{action}Result>{result}</{action}Result>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+            f"</{action}Response>").encode()
+
+
+def random_id(prefix: str, n: int = 16) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    raw = uuid.uuid4().bytes + uuid.uuid4().bytes
+    return prefix + "".join(alphabet[b % 32] for b in raw[:n])
+
+
+def sts_caller_identity(entry: dict) -> bytes:
+    """GetCallerIdentity of a known key: its user or assumed-role ARN."""
+    user_id = entry.get("user_id") or key_user_id(entry)
+    return sts_xml("GetCallerIdentity", f"<Arn>{xml_escape(entry['principal'])}</Arn>"
+                   f"<UserId>{xml_escape(user_id)}</UserId><Account>{ACCOUNT_ID}</Account>")
+
+
+def key_user_id(entry: dict) -> str:
+    return entry.get("user_id") or "AIDA" + hashlib.sha1(entry["principal"].encode()).hexdigest()[:17].upper()
+
+
+def xml_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def sts_assume_role(params: dict, caller_key: str, headers) -> bytes | None:
+    """sts:AssumeRole of a role registered with the emulator; None for roles it
+    does not know (moto answers those). Follows the STS API reference for
+    AssumeRole: RoleSessionName 2-64 of [\\w+=,.@-]; DurationSeconds from 900 to
+    the role's MaxSessionDuration (default 3600), "The requested DurationSeconds
+    exceeds the MaxSessionDuration set for this role."; SerialNumber+TokenCode
+    set aws:MultiFactorAuthPresent for the trust policy; a wrong code is
+    AccessDenied "MultiFactorAuthentication failed with invalid MFA one time pass code."
+    https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html"""
+    role_arn = params.get("RoleArn", "")
+    name = role_arn.rsplit("/", 1)[-1]
+    with STATE.lock:
+        role = AUTH.roles.get(name)
+    if role is None or role["arn"] != role_arn:
+        return None
+    session = params.get("RoleSessionName", "")
+    if not re.fullmatch(r"[\w+=,.@-]{2,64}", session):
+        raise awsauth.AwsError("ValidationError", "1 validation error detected: Value '%s' at "
+                               "'roleSessionName' failed to satisfy constraint: Member must satisfy "
+                               "regular expression pattern: [\\w+=,.@-]*" % session, 400)
+    try:
+        duration = int(params.get("DurationSeconds") or 3600)
+    except ValueError:
+        raise awsauth.AwsError("ValidationError", "DurationSeconds must be a number", 400)
+    if duration < 900:
+        raise awsauth.AwsError("ValidationError", "1 validation error detected: Value '%d' at "
+                               "'durationSeconds' failed to satisfy constraint: Member must have value "
+                               "greater than or equal to 900" % duration, 400)
+    if duration > role["max_session_duration"]:
+        raise awsauth.AwsError("ValidationError", "The requested DurationSeconds exceeds the "
+                               "MaxSessionDuration set for this role.", 400)
+    caller = identity(caller_key) if caller_key else None
+    caller_arn = caller["principal"] if caller else f"arn:aws:iam::{ACCOUNT_ID}:user/{caller_key}"
+    if caller:
+        check_session(caller, "sts", headers.get("X-Amz-Security-Token"))
+    serial, code = params.get("SerialNumber"), params.get("TokenCode")
+    mfa = False
+    if serial or code:
+        device = (caller or {}).get("mfa_serial")
+        if not (serial and code and device == serial and code == caller.get("mfa_code")):
+            raise awsauth.AwsError("AccessDenied", "MultiFactorAuthentication failed with invalid "
+                                   "MFA one time pass code. ", 403)
+        mfa = True
+    region = DEFAULT_REGION
+    ctx = request_context(region, caller or {"principal": caller_arn}, True)
+    if caller and caller.get("token") is None:
+        # Long-term credentials: aws:MultiFactorAuthPresent is present only when
+        # MFA was given to this very call (IAM condition keys, MultiFactorAuthPresent).
+        ctx.pop("aws:multifactorauthpresent", None)
+        if mfa:
+            ctx["aws:multifactorauthpresent"] = "true"
+            ctx["aws:multifactorauthage"] = "0"
+    decision, direct = awsauth.trust_allows(role["trust"], caller_arn, ACCOUNT_ID, role_arn, ctx)
+    if decision != "allow":
+        # STS words a trust-policy refusal without a policy type.
+        raise awsauth.AwsError("AccessDenied", f"User: {caller_arn} is not authorized to perform: "
+                               f"sts:AssumeRole on resource: {role_arn}", 403)
+    if caller and not direct:
+        # The trust policy names the account: the caller's own policy must allow it too.
+        decision = awsauth.decide(caller["statements"], "sts:AssumeRole", role_arn, ctx)
         if decision != "allow":
-            why = ("with an explicit deny in an identity-based policy" if decision == "deny"
-                   else f"because no identity-based policy allows the {IAM_ACTION} action")
-            raise ApiError("AccessDeniedException",
-                           f"User: {principal} is not authorized to perform: {IAM_ACTION} on "
-                           f"resource: {arn} {why}")
+            raise awsauth.access_denied("sts", caller_arn, "sts:AssumeRole", role_arn, decision)
+    issued = now()
+    key, secret, token = random_id("ASIA"), base64.b64encode(os.urandom(30)).decode()[:40], \
+        base64.b64encode(os.urandom(96)).decode()
+    principal = f"arn:{role['arn'].split(':')[1]}:sts::{ACCOUNT_ID}:assumed-role/{name}/{session}"
+    role_id = role["role_id"]
+    with STATE.lock:
+        STATE.iam[key] = {"policy": role["policy"], "statements": role["statements"],
+                          "principal": principal, "secret": secret, "token": token,
+                          "expires": issued + duration, "issued": issued, "mfa": mfa,
+                          "role_arn": role_arn, "user_id": f"{role_id}:{session}"}
+    expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued + duration))
+    return sts_xml("AssumeRole",
+                   f"<Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}"
+                   f"</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{expiration}"
+                   f"</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{role_id}:{session}"
+                   f"</AssumedRoleId><Arn>{principal}</Arn></AssumedRoleUser>")
+
+
+# ---- presigned POST uploads
+
+
+def post_secret(key: str):
+    """awsauth.verify_post's view of the key registry: (secret, token, expires)."""
+    entry = identity(key)
+    if entry is None or not entry.get("secret"):
+        return None
+    return entry["secret"], entry.get("token"), entry.get("expires")
+
+
+def verify_post_object(path: str, headers, body: bytes, secure: bool) -> None:
+    """A presigned POST as S3 judges it: the form (awsauth.verify_post), then the
+    signer's identity policy for s3:PutObject on the object (a presigned request
+    acts with the permissions of the credentials that signed it:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html,
+    "the presigned URL ... uses the permissions of the IAM principal who created it").
+    Keys the emulator does not know: the policy and its conditions are checked,
+    the signature cannot be (see README)."""
+    bucket, _ = s3_target(path)
+    fields, content, filename = awsauth.parse_multipart(body, headers.get("Content-Type", ""))
+    if content is None:
+        raise awsauth.AwsError("InvalidArgument", "POST requires exactly one file upload per request.",
+                               400, {"ArgumentName": "file"})
+    form = {n.lower(): v.decode("utf-8", "replace") for n, v in fields}
+    key_id = form.get("x-amz-credential", "").split("/")[0]
+    if identity(key_id) is not None:
+        checked = awsauth.verify_post(fields, len(content), filename, bucket, post_secret, now())
+    else:
+        # A signer the emulator was never told about: no secret to check the
+        # signature with; the policy, its expiry and conditions are still checked.
+        checked = awsauth.verify_post(fields, len(content), filename, bucket,
+                                      lambda k: None, now(), check_signature=False)
+    entry = identity(checked["access_key_id"])
+    if entry is not None:
+        region = checked["credential"].split("/")[2]
+        ctx = request_context(region, entry, secure)
+        action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
+                                                 partition_of(region))
+        judge(entry, "s3", action, resource, ctx)
+
+
+# ---- admin
 
 
 def admin_iam_register(body: dict) -> dict:
+    """Registers a user key: {access_key_id, secret_access_key?, policy?, principal?,
+    mfa_serial?, mfa_code?}."""
     key = body.get("access_key_id")
     if not isinstance(key, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key):
         raise ApiError("ValidationException", "access_key_id must be an access key id "
                        "(16-128 uppercase letters and digits, e.g. AKIA...)")
-    statements = iam_validate(body.get("policy"))
+    policy = body.get("policy") or {"Version": "2012-10-17", "Statement": []}
+    try:
+        statements = awsauth.statements(policy)
+    except awsauth.PolicyError as e:
+        raise ApiError("MalformedPolicyDocument", str(e))
     principal = body.get("principal") or f"arn:aws:iam::{ACCOUNT_ID}:user/{key}"
     with STATE.lock:
-        STATE.iam[key] = {"policy": body.get("policy"), "statements": statements,
-                          "principal": principal}
+        STATE.iam[key] = {"policy": policy, "statements": statements, "principal": principal,
+                          "secret": body.get("secret_access_key"), "token": None, "expires": None,
+                          "mfa_serial": body.get("mfa_serial"), "mfa_code": body.get("mfa_code")}
     return {"access_key_id": key, "principal": principal, "statements": len(statements)}
 
 
 def admin_iam_list() -> dict:
     with STATE.lock:
-        return {"policies": {k: {"principal": v["principal"], "policy": v["policy"]}
+        return {"policies": {k: {"principal": v["principal"], "policy": v["policy"],
+                                 "session": v.get("token") is not None,
+                                 "expires": ts(v.get("expires"))}
                              for k, v in STATE.iam.items()}}
+
+
+def admin_iam_expire(body: dict) -> dict:
+    """Test-only: move a session's expiry to `in_seconds` from now (STS's shortest
+    session is 900 s, too long for a test that needs credentials to expire mid-run)."""
+    key = body.get("access_key_id", "")
+    with STATE.lock:
+        entry = STATE.iam.get(key)
+        if entry is None or entry.get("token") is None:
+            raise ApiError("ValidationException", f"{key!r} is not a session key issued by AssumeRole")
+        entry["expires"] = now() + float(body.get("in_seconds", 0))
+        return {"access_key_id": key, "expires": ts(entry["expires"])}
+
+
+def terraform_role(vars_: dict) -> dict:
+    """The on-call role as the Terraform module renders it: the module's defaults
+    from terraform/variables.tf, overridden by `vars_`, fed to the module's own
+    templates (terraform/test/render_policies.py)."""
+    if POLICY_DIR_HELPER not in sys.path:
+        sys.path.insert(0, POLICY_DIR_HELPER)
+    import render_policies
+    return render_policies.module_role(vars_)
+
+
+def admin_role_register(body: dict) -> dict:
+    """{role_name?, policy?, trust_policy?, max_session_duration?, terraform?: {module vars}}."""
+    rendered = terraform_role(body["terraform"]) if "terraform" in body else {}
+    name = body.get("role_name") or rendered.get("role_name")
+    policy = body.get("policy") or rendered.get("policy")
+    trust = body.get("trust_policy") or rendered.get("trust_policy")
+    max_s = int(body.get("max_session_duration") or rendered.get("max_session_duration") or 3600)
+    if not isinstance(name, str) or not re.fullmatch(r"[\w+=,.@-]{1,64}", name):
+        raise ApiError("ValidationException", "role_name must be 1-64 of [\\w+=,.@-]")
+    if not 3600 <= max_s <= 43200:
+        # IAM CreateRole: MaxSessionDuration 3600..43200.
+        raise ApiError("ValidationException", "max_session_duration must be 3600..43200")
+    try:
+        statements = awsauth.statements(policy)
+        trust_statements = awsauth.statements(trust, kind="trust")
+    except awsauth.PolicyError as e:
+        raise ApiError("MalformedPolicyDocument", str(e))
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+    with STATE.lock:
+        AUTH.roles[name] = {"arn": arn, "policy": policy, "statements": statements, "trust": trust_statements,
+                            "trust_policy": trust, "max_session_duration": max_s,
+                            "role_id": random_id("AROA", 17)}
+    return {"role_arn": arn, "policy": policy, "trust_policy": trust, "max_session_duration": max_s}
+
+
+# ---- throttling (issue 11 §3): off unless FLAMEFIRE_EMULATOR_THROTTLE or POST /_flamefire/throttle
+
+
+def throttle_check(op: str, service: str) -> None:
+    """One token from the bucket of the first pattern matching `op` (exact,
+    then `service:*`, then `*`); none left: the service's throttling error."""
+    with STATE.lock:
+        spec = AUTH.throttle
+        pattern = op if op in spec else f"{service}:*" if f"{service}:*" in spec else \
+            "*" if "*" in spec else None
+        if pattern is None:
+            return
+        bucket = AUTH.buckets.get(op)
+        if bucket is None:
+            rate, burst = spec[pattern]
+            bucket = AUTH.buckets[op] = awsauth.TokenBucket(rate, burst)
+    if not bucket.take():
+        with STATE.lock:
+            AUTH.throttled[op] += 1
+        raise awsauth.throttled(service)
+
+
+def admin_throttle_set(spec) -> dict:
+    parsed = awsauth.parse_throttle(spec) if isinstance(spec, str) else \
+        {k: (float(v[0]), float(v[1])) for k, v in (spec or {}).items()}
+    with STATE.lock:
+        AUTH.throttle, AUTH.buckets = parsed, {}
+        AUTH.throttled.clear()
+    return admin_throttle_get()
+
+
+def admin_throttle_get() -> dict:
+    with STATE.lock:
+        return {"limits": {k: {"rate": r, "burst": b} for k, (r, b) in AUTH.throttle.items()},
+                "throttled": dict(AUTH.throttled)}
+
+
+# ---- HTTPS: the hosts' real upload URL, https://BUCKET.s3.REGION.amazonaws.com/
+#
+# The agent stand-in gives each script https_proxy=<this server> and
+# CURL_CA_BUNDLE=<test CA>, as an agent configured for a proxy passes its
+# environment on (SSM User Guide, "Configuring SSM Agent to use a proxy on
+# Linux nodes": http_proxy/https_proxy/no_proxy in the agent's environment). The
+# script's curl then sends CONNECT BUCKET.s3.REGION.amazonaws.com:443 here; the
+# emulator answers it itself, as that host, with a certificate from a CA made at
+# start-up. Nothing leaves the machine: CONNECT to any other host is refused.
+
+S3_HOST_RE = re.compile(r"^(?:(?P<bucket>[a-z0-9][a-z0-9.-]*)\.)?s3[.-](?:(?P<region>[a-z0-9-]+)\.)?"
+                        r"amazonaws\.com(?:\.cn)?$")
+
+
+class Tls:
+    dir = ""
+    ca_cert = ""
+    _ca = None
+    _lock = threading.Lock()
+    _contexts: dict = {}
+
+
+def tls_setup(directory: str) -> None:
+    """A fresh test CA for this emulator: <dir>/tls/ca.pem."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime
+
+    Tls.dir = os.path.join(directory, "tls")
+    os.makedirs(Tls.dir, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flamefire emulator test CA")])
+    t = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(t - datetime.timedelta(hours=1))
+            .not_valid_after(t + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    Tls._ca = (key, cert)
+    Tls.ca_cert = os.path.join(Tls.dir, "ca.pem")
+    with open(Tls.ca_cert + ".tmp", "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(Tls.ca_cert + ".tmp", Tls.ca_cert)
+
+
+def tls_context(host: str):
+    """A server context with a certificate for `host`, signed by the test CA."""
+    import ssl
+    with Tls._lock:
+        if host in Tls._contexts:
+            return Tls._contexts[host]
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        import datetime
+
+        ca_key, ca_cert = Tls._ca
+        key = ec.generate_private_key(ec.SECP256R1())
+        t = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host[:64])]))
+                .issuer_name(ca_cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(t - datetime.timedelta(hours=1))
+                .not_valid_after(t + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        stem = os.path.join(Tls.dir, hashlib.sha1(host.encode()).hexdigest())
+        with open(stem + ".pem", "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(stem + ".key", "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(stem + ".pem", stem + ".key")
+        Tls._contexts[host] = ctx
+        return ctx
+
+
+def tls_proxy_env() -> dict[str, str]:
+    """What the agent stand-in adds to a script's environment (see above)."""
+    if not Tls.ca_cert:
+        return {}
+    return {"https_proxy": f"http://127.0.0.1:{CONFIG.port}", "no_proxy": "127.0.0.1,localhost",
+            "CURL_CA_BUNDLE": Tls.ca_cert}
 
 
 # --------------------------------------------------------------------------- admin API
@@ -1658,6 +1981,7 @@ def admin_reset() -> dict:
         STATE.key_errors.clear()
         STATE.key_timeline.clear()
         STATE.iam.clear()
+        AUTH.roles.clear()
         STATE.stats_since = now()
     MOTO.reset()
     MOTO.invalidate()
@@ -1780,14 +2104,50 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(status, json.dumps(obj).encode(), "application/json")
 
     def reply_aws_error(self, err: ApiError, op: str) -> None:
-        if op.startswith("s3:"):
-            body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{err.code}</Code>"
-                    f"<Message>{err.message}</Message></Error>").encode()
-            self.reply(err.status, body, "application/xml")
+        service = op.split(":", 1)[0]
+        if service in ("s3", "ec2", "sts"):
+            self.reply_error(service, awsauth.AwsError(err.code, err.message, err.status))
             return
         body = json.dumps({"__type": err.code, "message": err.message, "Message": err.message})
         self.reply(err.status, body.encode(), "application/x-amz-json-1.1",
                    {"x-amzn-ErrorType": err.code})
+
+    def reply_error(self, service: str, err: awsauth.AwsError) -> int:
+        """An authentication, authorisation or throttling error in the service's shape."""
+        body, ctype, extra = awsauth.error_body(service, err)
+        self.reply(err.status, body, ctype, extra)
+        return err.status
+
+    # ---- HTTPS for the hosts' uploads (see "HTTPS" above)
+
+    secure = False  # True on connections that arrived through CONNECT + TLS
+    host_override: str | None = None
+
+    def do_CONNECT(self):
+        host, _, port = self.path.rpartition(":")
+        m = S3_HOST_RE.match(host.lower())
+        if not Tls.ca_cert or not m or port != "443":
+            self.reply(403, b"flamefire emulator: CONNECT only to S3 endpoints on port 443\n", "text/plain")
+            sys.stderr.write("%s %-40s %3d\n" % (time.strftime("%H:%M:%S"), "CONNECT " + self.path, 403))
+            return
+        self.send_response_only(200, "Connection Established")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            conn = tls_context(host.lower()).wrap_socket(self.connection, server_side=True)
+        except OSError as e:
+            log.warning("TLS handshake for %s failed: %s", host, e)
+            return
+        try:
+            TlsHandler(conn, self.client_address, self.server)
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     # ---- routing
 
@@ -1818,6 +2178,9 @@ class Handler(BaseHTTPRequestHandler):
                               or [""])[0]
                 op = f"{service}:{action or self.command}"
             key = access_key_of(self.headers, query)
+            if op == "s3:PostObject":
+                body = self.read_body()
+                key = post_key_of(body, self.headers) or key
             with STATE.lock:
                 STATE.stats[op] += 1
                 if key:
@@ -1832,6 +2195,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.read_body()
                 status = fault["status"]
                 self.reply_aws_error(ApiError(fault["error"], fault["message"], status), op)
+                return
+            body, status = self.strict(service, op, url, query, body)
+            if status:
                 return
             ssm_op = target[len("AmazonSSM."):] if target.startswith("AmazonSSM.") else ""
             if ssm_op in SSM_HANDLERS:
@@ -1866,6 +2232,41 @@ class Handler(BaseHTTPRequestHandler):
                 time.strftime("%H:%M:%S"), op, status, (time.monotonic() - t0) * 1000))
             sys.stderr.flush()
 
+    def strict(self, service: str, op: str, url, query: dict, body: bytes | None
+               ) -> tuple[bytes | None, int]:
+        """Throttling, authentication and authorisation of one request, as AWS
+        does them (see "IAM, credentials, STS" above); the emulator's STS.
+        Returns (the body, if read; the status when already answered, else 0)."""
+        region = request_region(self.headers)
+        try:
+            throttle_check(op, service)
+            if service == "ssm" and body is None:
+                body = self.read_body()  # awsJson bodies are small; needed for the resource
+            if op == "s3:PostObject":
+                verify_post_object(url.path, self.headers, body or b"", self.secure)
+            elif op in ("sts:AssumeRole", "sts:GetCallerIdentity"):
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(
+                    (body or b"").decode("utf-8", "replace")).items()}
+                params.update({k: v[0] for k, v in query.items()})
+                key = access_key_of(self.headers, query)
+                if op == "sts:AssumeRole":
+                    answer = sts_assume_role(params, key, self.headers)
+                else:
+                    entry = identity(key) if key else None
+                    if entry is not None:
+                        check_session(entry, "sts", self.headers.get("X-Amz-Security-Token"))
+                    answer = sts_caller_identity(entry) if entry is not None else None
+                if answer is not None:
+                    self.reply(200, answer, "text/xml")
+                    return body, 200
+            else:
+                authorize(service, op, region, self.headers, query, url.path, body, self.secure)
+        except awsauth.AwsError as err:
+            if body is None:
+                self.read_body()  # drain it, so the connection can be reused
+            return body, self.reply_error(service, err)
+        return body, 0
+
     def emulate(self, ssm_op: str, op: str, body: bytes) -> int:
         region = request_region(self.headers)
         try:
@@ -1886,6 +2287,8 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self.reply_aws_error(err, op)
             return err.status
+        except awsauth.AwsError as err:
+            return self.reply_error("ssm", err)
         self.reply(200, json.dumps(resp).encode(), "application/x-amz-json-1.1")
         return 200
 
@@ -1899,6 +2302,8 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 if body is not None and k.lower() == "content-length":
                     continue
+                if k.lower() == "host" and self.host_override:
+                    v = self.host_override  # a virtual-hosted request, rewritten path-style
                 conn.putheader(k, v)
             if body is not None:
                 conn.putheader("Content-Length", str(len(body)))
@@ -1942,7 +2347,8 @@ class Handler(BaseHTTPRequestHandler):
                 import moto
                 self.reply_json(200, {"status": "ok", "pid": os.getpid(), "port": CONFIG.port,
                                       "moto_port": MOTO.port, "moto_version": moto.__version__,
-                                      "dir": CONFIG.dir, "uptime_s": round(now() - STATE.started, 3)})
+                                      "dir": CONFIG.dir, "uptime_s": round(now() - STATE.started, 3),
+                                      "ca": Tls.ca_cert})
             elif path == "/_flamefire/stats" and m == "GET":
                 key = (query.get("access_key_id") or [""])[0]
                 with STATE.lock:
@@ -2002,6 +2408,19 @@ class Handler(BaseHTTPRequestHandler):
                     else:
                         STATE.iam.clear()
                 self.reply_json(200, admin_iam_list())
+            elif path == "/_flamefire/iam/expire" and m == "POST":
+                self.reply_json(200, admin_iam_expire(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/roles" and m == "POST":
+                self.reply_json(200, admin_role_register(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/throttle" and m == "GET":
+                self.reply_json(200, admin_throttle_get())
+            elif path == "/_flamefire/throttle" and m == "POST":
+                self.reply_json(200, admin_throttle_set(json.loads(self.read_body() or b"{}").get("limits")))
+            elif path == "/_flamefire/throttle" and m == "DELETE":
+                self.read_body()
+                self.reply_json(200, admin_throttle_set({}))
+            elif path == "/_flamefire/tls" and m == "GET":
+                self.reply_json(200, {"ca": Tls.ca_cert, "proxy": f"http://127.0.0.1:{CONFIG.port}"})
             elif path == "/_flamefire/reset" and m == "POST":
                 self.read_body()
                 self.reply_json(200, admin_reset())
@@ -2015,6 +2434,35 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, botocore.exceptions.ClientError) as e:
             self.reply_json(400, {"error": type(e).__name__, "message": str(e)})
             return 400
+
+
+class TlsHandler(Handler):
+    """Requests inside a CONNECT tunnel, after TLS: virtual-hosted S3
+    (https://BUCKET.s3.REGION.amazonaws.com/KEY) becomes path-style for the
+    rest of the front server and for moto."""
+
+    secure = True
+
+    def dispatch_request(self):
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        m = S3_HOST_RE.match(host)
+        if m and m.group("bucket"):
+            rest = self.path if self.path.startswith("/") else "/" + self.path
+            self.path = "/" + m.group("bucket") + rest
+        self.host_override = f"127.0.0.1:{MOTO.port}"
+        super().dispatch_request()
+
+
+def post_key_of(body: bytes, headers) -> str:
+    """The access key id in a POST form's x-amz-credential (for per-key stats)."""
+    try:
+        fields, _, _ = awsauth.parse_multipart(body, headers.get("Content-Type", ""))
+    except awsauth.AwsError:
+        return ""
+    for name, value in fields:
+        if name.lower() == "x-amz-credential":
+            return value.decode("utf-8", "replace").split("/")[0]
+    return ""
 
 
 class FrontServer(ThreadingHTTPServer):
@@ -2072,6 +2520,8 @@ def main(argv=None) -> None:
         if not shutil.which(tool):
             log.warning("%s not found on PATH; some behaviours will fail", tool)
     MOTO = Moto()
+    tls_setup(CONFIG.dir)
+    admin_throttle_set(os.environ.get("FLAMEFIRE_EMULATOR_THROTTLE", ""))
     server = FrontServer(("127.0.0.1", CONFIG.port), Handler)
     signal.signal(signal.SIGTERM, shutdown_children)
     threading.Thread(target=warm_up, daemon=True, name="warm-up").start()

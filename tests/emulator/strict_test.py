@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""The emulator is as strict as AWS: IAM on every call, STS sessions, presigned
+POST verification, the HTTPS upload URL, throttling. Run against a running
+emulator (scripts/test.sh does):
+
+    FLAMEFIRE_EMULATOR_PORT=5055 .venv/bin/python tests/emulator/strict_test.py
+
+Each check pairs a refusal with the same request allowed, so a refusal can only
+come from the rule under test. Exits non-zero on the first failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+os.environ.update(AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1")
+for var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL",
+            "AWS_SESSION_TOKEN"):
+    os.environ.pop(var, None)
+
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+import botocore.exceptions  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import awsauth  # noqa: E402
+
+PORT = int(os.environ.get("FLAMEFIRE_EMULATOR_PORT", "5055"))
+ENDPOINT = f"http://127.0.0.1:{PORT}"
+REGION, ACCOUNT = "us-east-1", "123456789012"
+RUN = uuid.uuid4().hex[:8]
+ADMIN = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+NO_RETRY = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, signature_version="s3v4",
+                                  s3={"addressing_style": "path"})
+
+
+def admin(method: str, path: str, body=None) -> dict:
+    req = urllib.request.Request(f"{ENDPOINT}/_flamefire/{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def client(service: str, key: str, secret: str, token: str | None = None):
+    return boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
+                                 aws_session_token=token, region_name=REGION
+                                 ).client(service, endpoint_url=ENDPOINT, config=NO_RETRY)
+
+
+def check(ok: bool, what: str) -> None:
+    print(("PASS " if ok else "FAIL ") + what)
+    if not ok:
+        sys.exit(1)
+
+
+def error_of(call) -> tuple[str, int, str]:
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return (e.response["Error"].get("Code", ""), e.response["ResponseMetadata"]["HTTPStatusCode"],
+                e.response["Error"].get("Message", ""))
+    return ("", 200, "")
+
+
+def fresh_key(prefix: str = "AKIA") -> str:
+    return prefix + uuid.uuid4().hex[:16].upper()
+
+
+def post(url: str, fields: dict, content: bytes, extra_env: dict | None = None) -> tuple[int, str]:
+    """The upload as the host script makes it: curl -q with --form-string fields."""
+    argv = ["curl", "-q", "-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"]
+    for k, v in fields.items():
+        argv += ["--form-string", f"{k}={v}"]
+    path = f"/tmp/flamefire-strict-{RUN}.bin"
+    with open(path, "wb") as f:
+        f.write(content)
+    argv += ["-F", f"file=@{path}", url]
+    env = {"PATH": os.environ["PATH"], **(extra_env or {})}
+    r = subprocess.run(argv, capture_output=True, text=True, env=env)
+    os.unlink(path)
+    body, _, status = r.stdout.rpartition("\n")
+    if r.returncode != 0:
+        return 0, r.stderr
+    return int(status), body
+
+
+def main() -> None:
+    health = admin("GET", "health")
+    check(health.get("status") == "ok", f"emulator healthy on {ENDPOINT}")
+    s3_admin = client("s3", *ADMIN)
+    bucket = f"strict-{RUN}"
+    s3_admin.create_bucket(Bucket=bucket)
+    document = f"flamefire-record-{RUN}"
+
+    # ---- STS: a user with an MFA device, the on-call role from the Terraform templates
+    user_key, user_secret = fresh_key(), "user-secret-" + RUN
+    user_arn = f"arn:aws:iam::{ACCOUNT}:user/oncall-{RUN}"
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/oncall-{RUN}"
+    admin("POST", "iam", {"access_key_id": user_key, "secret_access_key": user_secret,
+                          "principal": user_arn, "mfa_serial": serial, "mfa_code": "123456"})
+    role = admin("POST", "roles", {"terraform": {
+        "role_name": f"oncall-{RUN}", "bucket": bucket, "region": REGION, "account_id": ACCOUNT,
+        "document_name": document, "trusted_principal_arns": [user_arn]}})
+    check(role["trust_policy"]["Statement"][0]["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+          "role rendered from terraform/policies with the module default require_mfa = true")
+    sts = client("sts", user_key, user_secret)
+    arn = role["role_arn"]
+    code, status, msg = error_of(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="a b"))
+    check(code == "ValidationError", f"RoleSessionName with a space: ValidationError ({msg})")
+    code, status, msg = error_of(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="oncall"))
+    check((code, status) == ("AccessDenied", 403) and "sts:AssumeRole" in msg,
+          f"AssumeRole without MFA denied by the trust policy: {msg}")
+    code, _, msg = error_of(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="oncall",
+                                                     SerialNumber=serial, TokenCode="000000"))
+    check(code == "AccessDenied" and "MultiFactorAuthentication" in msg, "a wrong MFA code is denied")
+    code, _, msg = error_of(lambda: sts.assume_role(RoleArn=arn, RoleSessionName="oncall", SerialNumber=serial,
+                                                     TokenCode="123456", DurationSeconds=7200))
+    check(code == "ValidationError" and "MaxSessionDuration" in msg, f"DurationSeconds above the role's max: {msg}")
+    other_key = fresh_key()
+    admin("POST", "iam", {"access_key_id": other_key, "secret_access_key": "x" * 20,
+                          "principal": f"arn:aws:iam::{ACCOUNT}:user/stranger-{RUN}",
+                          "policy": {"Version": "2012-10-17", "Statement": [
+                              {"Effect": "Allow", "Action": "*", "Resource": "*"}]}})
+    code, _, msg = error_of(lambda: client("sts", other_key, "x" * 20).assume_role(
+        RoleArn=arn, RoleSessionName="oncall"))
+    check(code == "AccessDenied", "a principal the trust policy does not name is denied, even with Allow *")
+    out = sts.assume_role(RoleArn=arn, RoleSessionName="oncall", SerialNumber=serial, TokenCode="123456",
+                          DurationSeconds=900)
+    c = out["Credentials"]
+    check(c["AccessKeyId"].startswith("ASIA") and bool(c["SessionToken"]),
+          "AssumeRole with MFA issues session credentials")
+    session = (c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+    who = client("sts", *session).get_caller_identity()
+    check(who["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/oncall-{RUN}/oncall",
+          f"GetCallerIdentity names the assumed role: {who['Arn']}")
+    code, _, _ = error_of(lambda: client("sts", c["AccessKeyId"], c["SecretAccessKey"]).get_caller_identity())
+    check(code == "InvalidClientTokenId", "a session key without its token is refused")
+
+    # ---- S3 under the role: HeadBucket has no s3:prefix, ListObjectsV2 does
+    s3 = client("s3", *session)
+    code, status, _ = error_of(lambda: s3.head_bucket(Bucket=bucket))
+    check(status == 403, "HeadBucket is denied to the on-call role (s3:ListBucket needs s3:prefix)")
+    s3.list_objects_v2(Bucket=bucket, Prefix=f"flamefire/{RUN}/", MaxKeys=1)
+    check(True, "ListObjectsV2 with the run's prefix is allowed")
+    code, status, msg = error_of(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="other/"))
+    check((code, status) == ("AccessDenied", 403) and "s3:ListBucket" in msg,
+          f"ListObjectsV2 outside the prefix: AccessDenied XML ({msg})")
+    code, status, _ = error_of(lambda: s3.list_objects_v2(Bucket=bucket))
+    check(code == "AccessDenied", "ListObjectsV2 without a prefix: the absent key fails StringLike")
+    s3.put_object(Bucket=bucket, Key=f"flamefire/{RUN}/run.json", Body=b"{}")
+    code, _, _ = error_of(lambda: s3.put_object(Bucket=bucket, Key=f"elsewhere/{RUN}", Body=b"{}"))
+    check(code == "AccessDenied", "PutObject outside the prefix is denied, inside allowed")
+
+    # ---- EC2, SSM
+    ec2 = client("ec2", *session)
+    ec2.describe_instances()
+    code, status, msg = error_of(lambda: ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1))
+    check((code, status) == ("UnauthorizedOperation", 403), f"EC2 RunInstances: UnauthorizedOperation ({msg[:80]})")
+    ssm = client("ssm", *session)
+    code, _, msg = error_of(lambda: ssm.get_document(Name="some-other-document"))
+    check(code == "AccessDeniedException" and f"document/some-other-document" in msg,
+          "SSM GetDocument of another document: AccessDeniedException JSON")
+    ssm.list_commands(MaxResults=1)
+    check(True, "SSM ListCommands (resource *) is allowed")
+
+    # ---- presigned POST, signed with the session, judged against the role
+    def presign(prefix: str, creds=session, expires: int = 600, max_bytes: int = 1000, bkt: str = bucket):
+        s = boto3.session.Session(aws_access_key_id=creds[0], aws_secret_access_key=creds[1],
+                                  aws_session_token=creds[2], region_name=REGION)
+        return s.client("s3", endpoint_url=ENDPOINT, config=NO_RETRY).generate_presigned_post(
+            bkt, prefix + "${filename}", Fields=None, ExpiresIn=expires,
+            Conditions=[{"bucket": bkt}, ["starts-with", "$key", prefix],
+                        ["content-length-range", 1, max_bytes]])
+
+    good = presign(f"flamefire/{RUN}/")
+    fields = dict(good["fields"], key=f"flamefire/{RUN}/i-1/stacks.gz")
+    status, body = post(good["url"], fields, b"x" * 10)
+    check(status == 204, f"a valid presigned POST uploads (HTTP {status} {body[:200]})")
+    status, body = post(good["url"], dict(fields, key=f"other/{RUN}"), b"x")
+    check(status == 403 and "Policy Condition failed" in body and "starts-with" in body,
+          "key outside starts-with: AccessDenied, Policy Condition failed")
+    status, body = post(good["url"], fields, b"x" * 1001)
+    check(status == 400 and "<Code>EntityTooLarge</Code>" in body and "<MaxSizeAllowed>1000<" in body,
+          "content-length-range: EntityTooLarge")
+    status, body = post(good["url"], dict(fields, **{"x-amz-signature": "0" * 64}), b"x")
+    check(status == 403 and "SignatureDoesNotMatch" in body, "a wrong signature: SignatureDoesNotMatch")
+    status, body = post(good["url"], dict(fields, **{"x-amz-date": "20200101T000000Z"}), b"x")
+    check(status == 403 and "Invalid according to Policy" in body, "a changed x-amz-date fails the policy")
+    status, body = post(good["url"], dict(fields, **{"x-amz-security-token": "forged"}), b"x")
+    check(status == 400 and "InvalidToken" in body, "a wrong session token: InvalidToken")
+    nofield = {k: v for k, v in fields.items() if k != "x-amz-security-token"}
+    status, body = post(good["url"], nofield, b"x")
+    check(status == 403 and "InvalidAccessKeyId" in body, "a session key without its token is unknown to S3")
+    status, body = post(good["url"], dict(fields, **{"x-amz-meta-extra": "1"}), b"x")
+    check(status == 403 and "Extra input fields: x-amz-meta-extra" in body, "an extra form field is refused")
+    status, body = post(good["url"].replace(bucket, bucket + "-x"), fields, b"x")
+    check(status == 403 and "Policy Condition failed" in body and "bucket" in body,
+          "another bucket than the policy's fails the bucket condition")
+    short = presign(f"flamefire/{RUN}/", expires=1)
+    time.sleep(2.1)
+    status, body = post(short["url"], dict(short["fields"], key=f"flamefire/{RUN}/i-2/x"), b"x")
+    check(status == 403 and "Policy expired" in body, "an expired policy: AccessDenied, Policy expired")
+    outside = presign("elsewhere/")
+    status, body = post(outside["url"], dict(outside["fields"], key="elsewhere/x"), b"x")
+    check(status == 403 and "<Code>AccessDenied</Code>" in body and "s3:PutObject" in body,
+          "a policy for a prefix the role cannot write: the signer's IAM policy refuses the upload")
+
+    # ---- the real URL: https://BUCKET.s3.REGION.amazonaws.com/ through the emulator's proxy + test CA
+    tls = admin("GET", "tls")
+    env = {"https_proxy": tls["proxy"], "CURL_CA_BUNDLE": tls["ca"]}
+    real_url = f"https://{bucket}.s3.{REGION}.amazonaws.com/"
+    status, body = post(real_url, dict(fields, key=f"flamefire/{RUN}/i-3/stacks.gz"), b"y" * 5, env)
+    check(status == 204, f"upload to {real_url} over TLS with the test CA (HTTP {status} {body[:200]})")
+    got = s3_admin.get_object(Bucket=bucket, Key=f"flamefire/{RUN}/i-3/stacks.gz")["Body"].read()
+    check(got == b"y" * 5, "the virtual-hosted upload landed in the bucket")
+    status, body = post(real_url, fields, b"y", {"https_proxy": tls["proxy"]})
+    check(status == 0, "without the test CA curl refuses the certificate")
+
+    # ---- the session expires during the run
+    admin("POST", "iam/expire", {"access_key_id": session[0], "in_seconds": 0})
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-4/x"), b"x")
+    check(status == 400 and "<Code>ExpiredToken</Code>" in body, "upload after the session expired: ExpiredToken")
+    code, _, _ = error_of(lambda: ssm.list_commands(MaxResults=1))
+    check(code == "ExpiredTokenException", "SSM after the session expired: ExpiredTokenException")
+
+    # ---- botocore's own POST vectors verify with the emulator's signature check
+    vectors = json.load(open(os.path.join(HERE, "..", "data", "presign", "vectors.json")))
+    for case in vectors["cases"]:
+        i, o = case["input"], case["output"]["fields"]
+        sig = awsauth.post_signature(i["secret_access_key"], o["x-amz-credential"], o["policy"])
+        check(sig == o["x-amz-signature"], f"botocore vector {case['name']}: signature verifies")
+
+    # ---- throttling: token bucket per action, each service's error shape
+    admin("POST", "throttle", {"limits": "ssm:ListCommands=0.01/1,s3:ListObjectsV2=0.01/1,"
+                                         "ec2:DescribeInstances=0.01/1"})
+    try:
+        adm_ssm, adm_ec2 = client("ssm", *ADMIN), client("ec2", *ADMIN)
+        adm_ssm.list_commands(MaxResults=1)
+        code, status, _ = error_of(lambda: adm_ssm.list_commands(MaxResults=1))
+        check((code, status) == ("ThrottlingException", 400), "SSM over its rate: ThrottlingException 400")
+        s3_admin_nr = client("s3", *ADMIN)
+        s3_admin_nr.list_objects_v2(Bucket=bucket)
+        code, status, _ = error_of(lambda: s3_admin_nr.list_objects_v2(Bucket=bucket))
+        check((code, status) == ("SlowDown", 503), "S3 over its rate: SlowDown 503")
+        adm_ec2.describe_instances()
+        code, status, _ = error_of(lambda: adm_ec2.describe_instances())
+        check((code, status) == ("RequestLimitExceeded", 503), "EC2 over its rate: RequestLimitExceeded 503")
+        adm_ssm.describe_instance_information()
+        check(True, "actions without a limit are not throttled")
+    finally:
+        admin("DELETE", "throttle")
+    print("PASS all")
+
+
+if __name__ == "__main__":
+    main()
