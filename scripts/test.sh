@@ -31,6 +31,8 @@ tests/emulator/start.sh
 stop_emulator() { tests/emulator/stop.sh >/dev/null 2>&1 || true; }
 trap stop_emulator EXIT
 
+echo "== emulator strictness (tests/emulator/strict_test.py)" >&2
+"$FLAMEFIRE_VENV/bin/python" tests/emulator/strict_test.py
 echo "== rustfmt" >&2
 cargo fmt --check
 echo "== clippy" >&2

@@ -73,7 +73,8 @@ async fn doctor(plan: DoctorPlan, progress: &Progress) -> Result<u8> {
 
 async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
     let aws = Aws::load(location.profile.as_deref(), location.region.as_deref()).await?;
-    aws.check_bucket(&location.bucket).await?;
+    aws.check_bucket(&location.bucket, &location.prefix)
+        .await?;
     let found = runs::list(&aws, &location.bucket, &location.prefix).await?;
     if json {
         let mut text = serde_json::to_string_pretty(&found).expect("runs serialise");
@@ -89,7 +90,7 @@ async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
 async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     let loc = &plan.location;
     let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
-    aws.check_bucket(&loc.bucket).await?;
+    aws.check_bucket(&loc.bucket, &loc.prefix).await?;
     let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
     let out = create_out(&plan.out)?;
     let (mut outcomes, rendered) = fetch_and_render(
@@ -222,7 +223,7 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
     let remote = match &plan.location {
         Some(loc) => {
             let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
-            aws.check_bucket(&loc.bucket).await?;
+            aws.check_bucket(&loc.bucket, &loc.prefix).await?;
             Some((aws, loc.clone()))
         }
         None => None,
@@ -484,7 +485,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     for s in &resolved.skipped {
         progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
     }
-    aws.check_bucket(&plan.bucket).await?;
+    aws.check_bucket(&plan.bucket, &plan.prefix).await?;
     let mut params = plan.record.params.clone();
     // Plus a second per round of parallel SendCommand batches.
     let send_rounds = dispatch::batches(&resolved.hosts)
@@ -828,7 +829,11 @@ async fn upload_fields(
         session_token: creds.session_token.as_deref(),
     });
     Ok(UploadFields {
-        url: presign::post_url(&plan.bucket, aws.region(), aws.endpoint_url()),
+        url: presign::post_url(
+            &plan.bucket,
+            aws.region(),
+            presign::hosts_endpoint(aws.endpoint_url())?,
+        ),
         key_prefix,
         policy: signed.policy,
         credential: signed.credential,

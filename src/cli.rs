@@ -243,6 +243,7 @@ impl DoctorArgs {
         Ok(DoctorPlan {
             checks: crate::doctor::DoctorPlan {
                 bucket,
+                prefix: normalise_prefix(&self.bucket.prefix)?,
                 document: self.document.clone(),
                 target: self.target.parse()?,
             },

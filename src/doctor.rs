@@ -59,6 +59,8 @@ impl Check {
 #[derive(Debug, Clone)]
 pub struct DoctorPlan {
     pub bucket: Option<String>,
+    /// The runs' key prefix: the bucket check lists under it, as a run does.
+    pub prefix: String,
     pub document: String,
     pub target: Option<Target>,
 }
@@ -100,7 +102,7 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
             "no bucket given",
             "pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)",
         )),
-        Some(b) => match aws.check_bucket(b).await {
+        Some(b) => match aws.check_bucket(b, &plan.prefix).await {
             Ok(()) => checks.push(Check::ok("bucket", format!("s3://{b} is reachable"))),
             Err(e) => checks.push(Check::failed("bucket", &e)),
         },

@@ -156,6 +156,25 @@ fn py_str(s: &str) -> String {
     out
 }
 
+/// Names the S3 endpoint the hosts upload to, when it is not this machine's.
+pub const UPLOAD_ENDPOINT_ENV: &str = "FLAMEFIRE_UPLOAD_ENDPOINT";
+
+/// The endpoint the hosts upload to: by default the one this CLI uses
+/// (`AWS_ENDPOINT_URL`, else S3 itself). `FLAMEFIRE_UPLOAD_ENDPOINT=aws` gives
+/// the hosts S3's own virtual-hosted URL even when this CLI talks to another
+/// endpoint: hosts that reach S3 by a route of their own, such as the
+/// emulator's hosts, whose curl reaches `https://BUCKET.s3.REGION.amazonaws.com/`
+/// through the emulator's HTTPS proxy (tests/emulator/README.md, "HTTPS").
+pub fn hosts_endpoint(cli_endpoint: Option<&str>) -> crate::error::Result<Option<&str>> {
+    match std::env::var(UPLOAD_ENDPOINT_ENV) {
+        Err(_) => Ok(cli_endpoint),
+        Ok(v) if v == "aws" => Ok(None),
+        Ok(v) => Err(crate::error::Error::Usage(format!(
+            "{UPLOAD_ENDPOINT_ENV}={v:?} is not supported: set it to `aws` (hosts upload to S3's own URL) or unset it"
+        ))),
+    }
+}
+
 /// The POST URL for a bucket: virtual-hosted S3, or path style on a custom
 /// (emulator) endpoint.
 pub fn post_url(bucket: &str, region: &str, endpoint: Option<&str>) -> String {

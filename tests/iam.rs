@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use predicates::prelude::*;
 
-use crate::support::{Emulator, endpoint, flamefire, repo, require, unique};
+use crate::support::{Emulator, emulator_admin, endpoint, flamefire, repo, require, unique};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const REGION: &str = "us-east-1";
@@ -43,29 +43,25 @@ fn fresh_access_key() -> String {
     key
 }
 
-/// The template rendered as `terraform/test/render_policies.py` does (plain
-/// `${name}` replacement), for this test's document, bucket and region.
+/// The on-call policy as the Terraform module renders it (its own templates
+/// and defaults, through the emulator's `POST /_flamefire/render`, which runs
+/// `terraform/test/render_policies.py`), for this test's document and bucket.
 fn oncall_policy(emu: &Emulator) -> serde_json::Value {
-    let path = repo().join("terraform/policies/oncall-policy.json.tftpl");
-    let mut text = std::fs::read_to_string(&path).expect("the on-call policy template");
-    for (name, value) in [
-        ("partition", "aws"),
-        ("region", REGION),
-        ("account_id", ACCOUNT),
-        ("document_name", emu.document.as_str()),
-        ("bucket", emu.bucket.as_str()),
-        ("prefix", "flamefire/"),
-        ("tag_key", OPTED_IN.0),
-        ("tag_value", OPTED_IN.1),
-    ] {
-        text = text.replace(&format!("${{{name}}}"), value);
-    }
-    assert!(
-        !text.contains("${"),
-        "{} has a variable this test does not set:\n{text}",
-        path.display()
+    let rendered = emulator_admin(
+        "POST",
+        "render",
+        &serde_json::json!({
+            "bucket": emu.bucket, "document_name": emu.document,
+            "region": REGION, "account_id": ACCOUNT,
+        }),
     );
-    serde_json::from_str(&text).expect("the rendered policy is JSON")
+    let policy = rendered["policy"].clone();
+    let text = policy.to_string();
+    assert!(
+        text.contains(&format!("ssm:resourceTag/{}", OPTED_IN.0)) && text.contains(OPTED_IN.1),
+        "the module's default opt-in tag is no longer {OPTED_IN:?}: update this test\n{text}"
+    );
+    policy
 }
 
 /// One admin call to the emulator: (HTTP status, body).
@@ -106,6 +102,7 @@ impl Registered {
     fn new(key: &str, policy: &serde_json::Value) -> Registered {
         let body = serde_json::json!({
             "access_key_id": key,
+            "secret_access_key": SECRET,
             "policy": policy,
             "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/{}", unique("iam-test")),
         });

@@ -13,5 +13,6 @@ mod presign;
 mod report;
 mod security;
 mod ssm;
+mod strict;
 mod support;
 mod timeslice;

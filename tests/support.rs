@@ -203,7 +203,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// One HTTP call to the emulator with curl; returns the body.
-fn emulator_http(method: &str, path: &str, body: Option<&str>) -> String {
+pub fn emulator_http(method: &str, path: &str, body: Option<&str>) -> String {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "60", "-X", method])
         .arg(format!("{}{path}", endpoint()));
@@ -220,11 +220,130 @@ fn emulator_http(method: &str, path: &str, body: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// One admin call to the emulator with a JSON body; returns the JSON reply.
+pub fn emulator_admin(method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+    let reply = emulator_http(method, &format!("/_flamefire/{path}"), Some(&body.to_string()));
+    let value: serde_json::Value = serde_json::from_str(&reply)
+        .unwrap_or_else(|e| panic!("the emulator's reply to {method} {path} is not JSON ({e}): {reply}"));
+    assert!(
+        value.get("error").is_none(),
+        "the emulator refused {method} /_flamefire/{path}: {reply} (restart an older emulator: tests/emulator/stop.sh)"
+    );
+    value
+}
+
+/// A fresh access key id of AWS's shape: `AKIA` + 16 uppercase letters and digits.
+pub fn access_key_id() -> String {
+    use std::hash::BuildHasher;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let seed = std::collections::hash_map::RandomState::new();
+    let mut key = String::from("AKIA");
+    for i in 0..16u64 {
+        key.push(ALPHABET[(seed.hash_one(i) % ALPHABET.len() as u64) as usize] as char);
+    }
+    key
+}
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+/// The code the emulator's MFA device for the on-call engineer accepts.
+pub const MFA_CODE: &str = "123456";
+
+/// Session credentials of the on-call role.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub role_arn: String,
+}
+
+impl Session {
+    /// The on-call role exactly as the Terraform module creates it (its
+    /// templates, its defaults: MFA required, tag flamefire=enabled, prefix
+    /// flamefire/) for this bucket and document, plus `overrides` of module
+    /// variables; assumed with MFA through the emulator's STS by an engineer
+    /// the trust policy names.
+    pub fn oncall(bucket: &str, document: &str, overrides: serde_json::Value) -> Session {
+        let engineer = unique("engineer");
+        let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/{engineer}");
+        let serial = format!("arn:aws:iam::{ACCOUNT}:mfa/{engineer}");
+        let user_key = access_key_id();
+        let user_secret = format!("secret-of-{engineer}");
+        emulator_admin(
+            "POST",
+            "iam",
+            &serde_json::json!({
+                "access_key_id": user_key, "secret_access_key": user_secret,
+                "principal": user_arn, "mfa_serial": serial, "mfa_code": MFA_CODE,
+            }),
+        );
+        let mut vars = serde_json::json!({
+            "role_name": unique("oncall"), "bucket": bucket, "document_name": document,
+            "region": REGION, "account_id": ACCOUNT, "trusted_principal_arns": [user_arn],
+        });
+        for (k, v) in overrides.as_object().into_iter().flatten() {
+            vars[k] = v.clone();
+        }
+        let role = emulator_admin("POST", "roles", &serde_json::json!({ "terraform": vars }));
+        let role_arn = role["role_arn"].as_str().unwrap().to_string();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let creds = runtime.block_on(async {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(REGION))
+                .endpoint_url(endpoint())
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    &user_key,
+                    &user_secret,
+                    None,
+                    None,
+                    "flamefire-test-engineer",
+                ))
+                .load()
+                .await;
+            aws_sdk_sts::Client::new(&config)
+                .assume_role()
+                .role_arn(&role_arn)
+                .role_session_name("oncall")
+                .serial_number(&serial)
+                .token_code(MFA_CODE)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("AssumeRole of {role_arn} through the emulator: {e:?}"))
+        });
+        let c = creds.credentials().expect("AssumeRole returns credentials");
+        Session {
+            access_key_id: c.access_key_id().to_string(),
+            secret_access_key: c.secret_access_key().to_string(),
+            session_token: c.session_token().to_string(),
+            role_arn,
+        }
+    }
+
+    /// Signs `cmd` with these session credentials.
+    pub fn apply(&self, cmd: &mut assert_cmd::Command) {
+        cmd.env("AWS_ACCESS_KEY_ID", &self.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &self.session_token);
+    }
+
+    /// Ends the session `in_seconds` from now (STS's shortest is 900 s).
+    pub fn expire_in(&self, in_seconds: f64) {
+        emulator_admin(
+            "POST",
+            "iam/expire",
+            &serde_json::json!({"access_key_id": self.access_key_id, "in_seconds": in_seconds}),
+        );
+    }
+}
+
 /// The emulator with a fresh bucket and the embedded document deployed
-/// under a fresh name: each test gets its own.
+/// under a fresh name: each test gets its own. `ssm()` runs as the on-call
+/// role the Terraform module creates for them.
 pub struct Emulator {
     pub bucket: String,
     pub document: String,
+    oncall: std::sync::OnceLock<Session>,
 }
 
 impl Emulator {
@@ -238,15 +357,29 @@ impl Emulator {
             .args(["document", "deploy", "--document", &document])
             .assert()
             .success();
-        Emulator { bucket, document }
+        Emulator {
+            bucket,
+            document,
+            oncall: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The on-call role's session for this bucket and document (assumed once).
+    pub fn oncall(&self) -> &Session {
+        self.oncall
+            .get_or_init(|| Session::oncall(&self.bucket, &self.document, serde_json::json!({})))
     }
 
     /// Seeds `count` running instances with these tags; returns their ids.
+    /// They carry the module's opt-in tag `flamefire=enabled` unless `tags`
+    /// set `flamefire` themselves.
     pub fn seed(&self, count: usize, tags: &[(&str, &str)]) -> Vec<String> {
-        let tags: serde_json::Map<String, serde_json::Value> = tags
+        let mut tags: serde_json::Map<String, serde_json::Value> = tags
             .iter()
             .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
             .collect();
+        tags.entry("flamefire")
+            .or_insert_with(|| serde_json::Value::String("enabled".into()));
         let body = serde_json::json!({"count": count, "tags": tags}).to_string();
         let reply: serde_json::Value =
             serde_json::from_str(&emulator_http("POST", "/_flamefire/seed", Some(&body))).unwrap();
@@ -258,7 +391,7 @@ impl Emulator {
             .collect()
     }
 
-    /// `flamefire ssm` against this bucket and document.
+    /// `flamefire ssm` against this bucket and document, as the on-call role.
     pub fn ssm(&self) -> assert_cmd::Command {
         let mut cmd = flamefire();
         cmd.args([
@@ -268,6 +401,7 @@ impl Emulator {
             "--document",
             &self.document,
         ]);
+        self.oncall().apply(&mut cmd);
         cmd
     }
 

@@ -63,8 +63,16 @@ where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = code(&err).map(str::to_string);
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let bodiless_403 = code(&err).is_none() && status == Some(403);
+    // A 403 without a body (S3 HEAD requests) is still an access denial.
+    let code = code(&err)
+        .map(str::to_string)
+        .or_else(|| bodiless_403.then(|| "AccessDenied".to_string()));
     let message = match &err {
+        SdkError::ServiceError(_) if bodiless_403 => {
+            "AccessDenied: access denied (HTTP 403 with no error body)".to_string()
+        }
         SdkError::ServiceError(s) => {
             let m = s.err().message().unwrap_or("no message");
             match &code {

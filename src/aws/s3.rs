@@ -22,15 +22,24 @@ pub struct ObjectSummary {
 }
 
 impl Aws {
-    /// HeadBucket, so that a wrong --bucket fails before anything is sent.
-    pub async fn check_bucket(&self, bucket: &str) -> Result<()> {
-        match self.s3.head_bucket().bucket(bucket).send().await {
+    /// ListObjectsV2 of `prefix` with max-keys=1, so that a wrong --bucket
+    /// fails before anything is sent. Not HeadBucket: it needs s3:ListBucket
+    /// with no `s3:prefix` in the request, which the on-call role's
+    /// prefix-scoped grant never allows, and its errors have no body (issue 9).
+    pub async fn check_bucket(&self, bucket: &str, prefix: &str) -> Result<()> {
+        let sent = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await;
+        match sent {
             Ok(_) => Ok(()),
             Err(e) => {
-                // HeadBucket has no body, so a 404 arrives as `NotFound`.
-                let missing = matches!(errors::code(&e), Some("NotFound" | "NoSuchBucket"))
-                    || e.raw_response().map(|r| r.status().as_u16()) == Some(404);
-                let mut err = errors::convert("s3:HeadBucket", e, Some(bucket));
+                let missing = matches!(errors::code(&e), Some("NoSuchBucket"));
+                let mut err = errors::convert("s3:ListObjectsV2", e, Some(bucket));
                 if missing {
                     if let crate::error::Error::Aws { message, next, .. } = &mut err {
                         *message = format!("bucket {bucket} does not exist");

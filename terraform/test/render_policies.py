@@ -131,7 +131,7 @@ def module_role(overrides: dict) -> dict:
     account: partition, region, account_id; bucket stands for the resolved
     bucket name). Returns {role_name, policy, trust_policy, max_session_duration}."""
     v = {**module_defaults(), **overrides}
-    for needed in ("bucket", "region", "account_id", "trusted_principal_arns"):
+    for needed in ("bucket", "region", "account_id"):
         if needed not in v:
             raise TemplateError(f"module_role needs {needed!r}")
     values = {
@@ -143,7 +143,7 @@ def module_role(overrides: dict) -> dict:
         "document_name": v["document_name"],
         "tag_key": v["instance_tag_key"],
         "tag_value": v["instance_tag_value"],
-        "trusted_principals": json.dumps(list(v["trusted_principal_arns"])),
+        "trusted_principals": json.dumps(list(v.get("trusted_principal_arns", []))),
     }
     policy = json.loads(render(POLICY_DIR / "oncall-policy.json.tftpl", values))
     trust = json.loads(render(POLICY_DIR / "oncall-trust.json.tftpl", values))

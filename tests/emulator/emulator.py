@@ -1711,13 +1711,15 @@ def verify_post_object(path: str, headers, body: bytes, secure: bool) -> None:
 
 
 def admin_iam_register(body: dict) -> dict:
-    """Registers a user key: {access_key_id, secret_access_key?, policy?, principal?,
-    mfa_serial?, mfa_code?}."""
+    """Registers a user key: {access_key_id, secret_access_key?, policy? | terraform?
+    (module variables: the on-call policy), principal?, mfa_serial?, mfa_code?}."""
     key = body.get("access_key_id")
     if not isinstance(key, str) or not re.fullmatch(r"[A-Z0-9]{16,128}", key):
         raise ApiError("ValidationException", "access_key_id must be an access key id "
                        "(16-128 uppercase letters and digits, e.g. AKIA...)")
     policy = body.get("policy") or {"Version": "2012-10-17", "Statement": []}
+    if "terraform" in body:  # the on-call role's policy, as the Terraform module renders it
+        policy = terraform_role(body["terraform"])["policy"]
     try:
         statements = awsauth.statements(policy)
     except awsauth.PolicyError as e:
@@ -2410,6 +2412,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply_json(200, admin_iam_list())
             elif path == "/_flamefire/iam/expire" and m == "POST":
                 self.reply_json(200, admin_iam_expire(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/render" and m == "POST":
+                self.reply_json(200, terraform_role(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/roles" and m == "POST":
                 self.reply_json(200, admin_role_register(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/throttle" and m == "GET":
