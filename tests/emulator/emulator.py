@@ -1377,8 +1377,11 @@ class Auth:
     def __init__(self):
         self.roles: dict[str, dict] = {}
         self.throttle: dict[str, tuple[float, float]] = {}
-        self.buckets: dict[str, awsauth.TokenBucket] = {}
+        self.buckets: dict[tuple[str, str], awsauth.TokenBucket] = {}
         self.throttled: collections.Counter = collections.Counter()
+        # Limits for one access key only: key -> {pattern: (rate, burst)}.
+        self.key_throttle: dict[str, dict[str, tuple[float, float]]] = {}
+        self.key_throttled: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
 
 AUTH = Auth()
@@ -1790,38 +1793,52 @@ def admin_role_register(body: dict) -> dict:
 # ---- throttling (issue 11 §3): off unless FLAMEFIRE_EMULATOR_THROTTLE or POST /_flamefire/throttle
 
 
-def throttle_check(op: str, service: str) -> None:
+def throttle_check(op: str, service: str, key: str = "") -> None:
     """One token from the bucket of the first pattern matching `op` (exact,
-    then `service:*`, then `*`); none left: the service's throttling error."""
+    then `service:*`, then `*`); none left: the service's throttling error.
+    Limits set for one access key apply to its requests only (a test's own
+    "account" on a shared emulator); the others to every request."""
     with STATE.lock:
-        spec = AUTH.throttle
+        scoped = key in AUTH.key_throttle
+        spec = AUTH.key_throttle[key] if scoped else AUTH.throttle
         pattern = op if op in spec else f"{service}:*" if f"{service}:*" in spec else \
             "*" if "*" in spec else None
         if pattern is None:
             return
-        bucket = AUTH.buckets.get(op)
+        slot = (key if scoped else "", op)
+        bucket = AUTH.buckets.get(slot)
         if bucket is None:
             rate, burst = spec[pattern]
-            bucket = AUTH.buckets[op] = awsauth.TokenBucket(rate, burst)
+            bucket = AUTH.buckets[slot] = awsauth.TokenBucket(rate, burst)
     if not bucket.take():
         with STATE.lock:
             AUTH.throttled[op] += 1
+            if scoped:
+                AUTH.key_throttled[key][op] += 1
         raise awsauth.throttled(service)
 
 
-def admin_throttle_set(spec) -> dict:
+def admin_throttle_set(spec, key: str = "") -> dict:
     parsed = awsauth.parse_throttle(spec) if isinstance(spec, str) else \
         {k: (float(v[0]), float(v[1])) for k, v in (spec or {}).items()}
     with STATE.lock:
-        AUTH.throttle, AUTH.buckets = parsed, {}
-        AUTH.throttled.clear()
-    return admin_throttle_get()
+        if key:
+            AUTH.key_throttle[key] = parsed
+            AUTH.key_throttled.pop(key, None)
+            AUTH.buckets = {s: b for s, b in AUTH.buckets.items() if s[0] != key}
+        else:
+            AUTH.throttle = parsed
+            AUTH.buckets = {s: b for s, b in AUTH.buckets.items() if s[0]}
+            AUTH.throttled.clear()
+    return admin_throttle_get(key)
 
 
-def admin_throttle_get() -> dict:
+def admin_throttle_get(key: str = "") -> dict:
     with STATE.lock:
-        return {"limits": {k: {"rate": r, "burst": b} for k, (r, b) in AUTH.throttle.items()},
-                "throttled": dict(AUTH.throttled)}
+        limits = AUTH.key_throttle.get(key, {}) if key else AUTH.throttle
+        counts = AUTH.key_throttled.get(key, {}) if key else AUTH.throttled
+        return {"limits": {k: {"rate": r, "burst": b} for k, (r, b) in limits.items()},
+                "throttled": dict(counts), **({"access_key_id": key} if key else {})}
 
 
 # ---- HTTPS: the hosts' real upload URL, https://BUCKET.s3.REGION.amazonaws.com/
@@ -1984,6 +2001,8 @@ def admin_reset() -> dict:
         STATE.key_timeline.clear()
         STATE.iam.clear()
         AUTH.roles.clear()
+        AUTH.key_throttle.clear()
+        AUTH.key_throttled.clear()
         STATE.stats_since = now()
     MOTO.reset()
     MOTO.invalidate()
@@ -2198,7 +2217,7 @@ class Handler(BaseHTTPRequestHandler):
                 status = fault["status"]
                 self.reply_aws_error(ApiError(fault["error"], fault["message"], status), op)
                 return
-            body, status = self.strict(service, op, url, query, body)
+            body, status = self.strict(service, op, url, query, body, key)
             if status:
                 return
             ssm_op = target[len("AmazonSSM."):] if target.startswith("AmazonSSM.") else ""
@@ -2234,14 +2253,14 @@ class Handler(BaseHTTPRequestHandler):
                 time.strftime("%H:%M:%S"), op, status, (time.monotonic() - t0) * 1000))
             sys.stderr.flush()
 
-    def strict(self, service: str, op: str, url, query: dict, body: bytes | None
+    def strict(self, service: str, op: str, url, query: dict, body: bytes | None, key: str = ""
                ) -> tuple[bytes | None, int]:
         """Throttling, authentication and authorisation of one request, as AWS
         does them (see "IAM, credentials, STS" above); the emulator's STS.
         Returns (the body, if read; the status when already answered, else 0)."""
         region = request_region(self.headers)
         try:
-            throttle_check(op, service)
+            throttle_check(op, service, key)
             if service == "ssm" and body is None:
                 body = self.read_body()  # awsJson bodies are small; needed for the resource
             if op == "s3:PostObject":
@@ -2417,12 +2436,16 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_flamefire/roles" and m == "POST":
                 self.reply_json(200, admin_role_register(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/throttle" and m == "GET":
-                self.reply_json(200, admin_throttle_get())
+                self.reply_json(200, admin_throttle_get((query.get("access_key_id") or [""])[0]))
             elif path == "/_flamefire/throttle" and m == "POST":
-                self.reply_json(200, admin_throttle_set(json.loads(self.read_body() or b"{}").get("limits")))
+                b = json.loads(self.read_body() or b"{}")
+                self.reply_json(200, admin_throttle_set(b.get("limits"), b.get("access_key_id") or ""))
             elif path == "/_flamefire/throttle" and m == "DELETE":
                 self.read_body()
-                self.reply_json(200, admin_throttle_set({}))
+                key = (query.get("access_key_id") or [""])[0]
+                with STATE.lock:
+                    AUTH.key_throttle.pop(key, None) if key else None
+                self.reply_json(200, admin_throttle_set({}) if not key else admin_throttle_get(key))
             elif path == "/_flamefire/tls" and m == "GET":
                 self.reply_json(200, {"ca": Tls.ca_cert, "proxy": f"http://127.0.0.1:{CONFIG.port}"})
             elif path == "/_flamefire/reset" and m == "POST":

@@ -258,6 +258,20 @@ def main() -> None:
         check(True, "actions without a limit are not throttled")
     finally:
         admin("DELETE", "throttle")
+    # Limits for one key leave every other key alone.
+    admin("POST", "throttle", {"limits": "ssm:*=0.01/1", "access_key_id": other_key})
+    try:
+        mine = client("ssm", other_key, "x" * 20)
+        mine.list_commands(MaxResults=1)
+        code, _, _ = error_of(lambda: mine.list_commands(MaxResults=1))
+        check(code == "ThrottlingException", "a key's own limit throttles it")
+        adm_ssm.list_commands(MaxResults=1)
+        adm_ssm.list_commands(MaxResults=1)
+        check(True, "... and no other key")
+        got = admin("GET", f"throttle?access_key_id={other_key}")
+        check(got["throttled"].get("ssm:ListCommands", 0) >= 1, f"throttled requests are counted: {got}")
+    finally:
+        admin("DELETE", f"throttle?access_key_id={other_key}")
     print("PASS all")
 
 
