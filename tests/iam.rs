@@ -1,13 +1,16 @@
 //! The on-call role's policy, enforced: `terraform/policies/oncall-policy.json.tftpl`
-//! rendered with sample values and registered in the emulator for a fresh
-//! access key (tests/emulator/README.md, "IAM enforcement"), then exercised
-//! with the real binary and the real SDK signing with that key.
+//! rendered as the Terraform module does (its templates and defaults, through
+//! the emulator's `POST /_flamefire/render`) and registered in the emulator for
+//! a fresh access key and its secret (tests/emulator/README.md, "IAM,
+//! credentials and STS"), then exercised with the real binary and the real
+//! SDK signing with that key.
 //!
-//! moto's own IAM mode checks SSM actions against `*` only; the emulator's
-//! opt-in layer evaluates the policy's document and instance ARNs and its
-//! `ssm:resourceTag/flamefire` condition on SendCommand. Every denial is paired
-//! with the same call allowed, so a denial cannot come from anything but the
-//! policy.
+//! The emulator evaluates the policy on every request that key signs,
+//! including the hosts' presigned POST uploads; for SendCommand, the
+//! document ARN and every instance ARN with its `ssm:resourceTag/flamefire`
+//! condition. Every denial is paired with the same call allowed, so a denial
+//! cannot come from anything but the policy. `tests/strict.rs` runs the same
+//! policy as an assumed role with session credentials.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -337,7 +337,9 @@ S3_ACTIONS = {
     "CompleteMultipartUpload": ("s3:PutObject", "object"),
     "AbortMultipartUpload": ("s3:AbortMultipartUpload", "object"),
     "DeleteObject": ("s3:DeleteObject", "object"),
-    "DeleteObjects": ("s3:DeleteObject", "bucket"),
+    # Judged once on the bucket's objects (`BUCKET/`), not per listed key: an
+    # approximation (flamefire never deletes).
+    "DeleteObjects": ("s3:DeleteObject", "object"),
     "CreateBucket": ("s3:CreateBucket", "bucket"),
     "DeleteBucket": ("s3:DeleteBucket", "bucket"),
     "ListBuckets": ("s3:ListAllMyBuckets", "*"),

@@ -93,7 +93,42 @@ def post(url: str, fields: dict, content: bytes, extra_env: dict | None = None) 
     return int(status), body
 
 
+def check_against_service_authorization_reference() -> None:
+    """awsauth's action table agrees with the Service Authorization Reference,
+    as policy-sentry ships it: each action exists, on the resource type the
+    emulator judges it on, with the condition keys the emulator sets."""
+    from policy_sentry.querying.actions import get_action_data
+
+    def formats(service: str, action: str) -> dict[str, list[str]]:
+        data = get_action_data(service, action) or {}
+        return {e["resource_arn_format"]: e["condition_keys"] for e in data.get(service, [])}
+
+    want = {"bucket": "arn:${Partition}:s3:::${BucketName}",
+            "object": "arn:${Partition}:s3:::${BucketName}/${ObjectName}", "*": "*"}
+    for op, (action, kind) in awsauth.S3_ACTIONS.items():
+        found = formats("s3", action.split(":")[1])
+        check(want[kind] in found, f"SAR: {op} -> {action} on {want[kind]}")
+    list_keys = formats("s3", "ListBucket")[want["bucket"]]
+    check({"s3:prefix", "s3:delimiter", "s3:max-keys"} <= set(list_keys),
+          "SAR: s3:ListBucket has the condition keys s3:prefix, s3:delimiter, s3:max-keys")
+    send = formats("ssm", "SendCommand")
+    for fmt in ("arn:${Partition}:ssm:${Region}:${Account}:document/${DocumentName}",
+                "arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}"):
+        check(fmt in send and "ssm:resourceTag/${TagKey}" in send[fmt],
+              f"SAR: ssm:SendCommand is authorised on {fmt} with ssm:resourceTag/${{TagKey}}")
+    for op in awsauth.SSM_DOCUMENT_OPS:
+        check("arn:${Partition}:ssm:${Region}:${Account}:document/${DocumentName}" in formats("ssm", op),
+              f"SAR: ssm:{op} is authorised on the document")
+    for op in ("ListCommands", "ListCommandInvocations", "GetCommandInvocation",
+               "DescribeInstanceInformation", "CancelCommand"):
+        check(list(formats("ssm", op)) == ["*"], f"SAR: ssm:{op} has no resource-level permissions")
+    check(list(formats("ec2", "DescribeInstances")) == ["*"], "SAR: ec2:DescribeInstances is on *")
+    check("arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}" in formats("sts", "AssumeRole"),
+          "SAR: sts:AssumeRole is authorised on the role")
+
+
 def main() -> None:
+    check_against_service_authorization_reference()
     health = admin("GET", "health")
     check(health.get("status") == "ok", f"emulator healthy on {ENDPOINT}")
     s3_admin = client("s3", *ADMIN)
