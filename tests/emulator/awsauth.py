@@ -79,12 +79,13 @@ def error_body(service: str, err: AwsError) -> tuple[bytes, str, dict]:
                                                           "x-amzn-RequestId": rid}
 
 
-def access_denied(service: str, principal: str, action: str, resource: str, decision: str) -> AwsError:
+def access_denied(service: str, principal: str, action: str, resource: str, decision: str,
+                  policy: str = "an identity-based policy") -> AwsError:
     """AccessDenied as each service words it. The message format ("User: … is not
     authorized to perform: … on resource: … because no identity-based policy
     allows …" / "with an explicit deny in an identity-based policy") is IAM's:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html"""
-    why = ("with an explicit deny in an identity-based policy" if decision == "deny"
+    why = (f"with an explicit deny in {policy}" if decision == "deny"
            else f"because no identity-based policy allows the {action} action")
     on = f" on resource: {resource}" if resource != "*" else ""
     text = f"User: {principal} is not authorized to perform: {action}{on} {why}"
@@ -158,7 +159,8 @@ def glob(pattern: str, value: str, ignore_case: bool = False) -> bool:
 
 def statements(policy, kind: str = "identity") -> list[dict]:
     """The policy's statements, or PolicyError naming what cannot be judged here.
-    kind: "identity" (no Principal allowed) or "trust" (Principal required)."""
+    kind: "identity" (no Principal allowed), "trust" (Principal required) or
+    "resource" (a bucket policy: Principal and Resource required)."""
     if isinstance(policy, str):
         try:
             policy = json.loads(policy)
@@ -177,7 +179,12 @@ def statements(policy, kind: str = "identity") -> list[dict]:
             raise PolicyError(f"{where}: Effect must be Allow or Deny")
         if ("Action" in st) == ("NotAction" in st):
             raise PolicyError(f"{where}: exactly one of Action, NotAction")
-        if kind == "identity":
+        if kind == "resource":
+            if ("Resource" in st) == ("NotResource" in st):
+                raise PolicyError(f"{where}: exactly one of Resource, NotResource")
+            if "Principal" not in st:
+                raise PolicyError(f"{where}: a resource-based policy statement needs a Principal")
+        elif kind == "identity":
             if ("Resource" in st) == ("NotResource" in st):
                 raise PolicyError(f"{where}: exactly one of Resource, NotResource")
             if "Principal" in st or "NotPrincipal" in st:
@@ -269,6 +276,28 @@ def decide(stmts: list[dict], action: str, resource: str, ctx: dict[str, str]) -
     return "allow" if applying else "implicit"
 
 
+def decide_resource_policy(stmts: list[dict], principals: list[str], account: str, action: str,
+                           resource: str, ctx: dict[str, str]) -> str:
+    """A resource-based policy (a bucket policy): only statements whose
+    Principal names the caller (any of `principals`: a session matches its
+    role's ARN too) apply. "deny", "allow" or "implicit"."""
+    applying = [st for st in stmts
+                if any(principal_matches(st.get("Principal"), p, account) for p in principals)
+                and statement_applies(st, action, resource, ctx)]
+    if any(st["Effect"] == "Deny" for st in applying):
+        return "deny"
+    return "allow" if applying else "implicit"
+
+
+def combine(identity: str, resource: str) -> str:
+    """Same-account evaluation: an explicit deny in either policy wins; else an
+    allow in either allows (IAM User Guide, policy evaluation logic, "Identity-
+    based policies with resource-based policies")."""
+    if "deny" in (identity, resource):
+        return "deny"
+    return "allow" if "allow" in (identity, resource) else "implicit"
+
+
 def principal_matches(principal_block, caller_arn: str, account: str) -> bool:
     """Trust-policy Principal: `{"AWS": [arns or account ids]}` or "*".
     An account id or `arn:…:iam::ACCOUNT:root` names the whole account
@@ -349,6 +378,7 @@ S3_ACTIONS = {
     "PutBucketTagging": ("s3:PutBucketTagging", "bucket"),
     "GetBucketPolicy": ("s3:GetBucketPolicy", "bucket"),
     "PutBucketPolicy": ("s3:PutBucketPolicy", "bucket"),
+    "DeleteBucketPolicy": ("s3:DeleteBucketPolicy", "bucket"),
     "GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration", "bucket"),
     "PutBucketLifecycleConfiguration": ("s3:PutLifecycleConfiguration", "bucket"),
     "GetBucketEncryption": ("s3:GetEncryptionConfiguration", "bucket"),

@@ -1448,8 +1448,10 @@ def request_context(region: str, entry: dict, secure: bool = True) -> dict[str, 
         "aws:principalaccount": ACCOUNT_ID,
         "aws:principalarn": entry.get("role_arn") or principal,
         "aws:principaltype": "AssumedRole" if ":assumed-role/" in principal else "User",
-        # The plain-HTTP listener stands in for AWS endpoints, which are HTTPS.
-        "aws:securetransport": "true" if secure else "false",
+        # AWS's API endpoints are HTTPS; the emulator's plain-HTTP port stands in
+        # for them (the SDK speaks HTTPS to real AWS), so this is true on both
+        # listeners. `secure` only records which listener a request came by.
+        "aws:securetransport": "true",
         "aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "aws:epochtime": str(int(now())),
     }
@@ -1523,6 +1525,11 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
     key = access_key_of(headers, query)
     entry = identity(key) if key else None
     if entry is None:
+        if service == "s3":  # a bucket policy's explicit deny applies to everyone it names
+            bucket, obj = s3_target(path)
+            action, resource, extra = awsauth.s3_request(op.split(":", 1)[1], bucket, obj, query,
+                                                         partition_of(region))
+            judge_s3(None, bucket, region, action, resource, extra, key)
         return
     token = headers.get("X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
     check_session(entry, service, token)
@@ -1531,7 +1538,7 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
     if service == "s3":
         bucket, obj = s3_target(path)
         action, resource, extra = awsauth.s3_request(name, bucket, obj, query, partition_of(region))
-        judge(entry, "s3", action, resource, {**ctx, **extra})
+        judge_s3(entry, bucket, region, action, resource, {**ctx, **extra})
     elif service == "ssm":
         if name == "SendCommand":
             return  # judged per instance in Handler.emulate, after validation
@@ -1554,6 +1561,61 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
             judge(entry, "sts", "sts:" + name, "*", ctx)
     else:
         judge(entry, service, f"{service}:{name}", "*", ctx)
+
+
+_BUCKET_POLICIES: dict[str, list[dict] | None] = {}
+
+
+def bucket_policy(bucket: str, region: str) -> list[dict] | None:
+    """The bucket's policy statements as moto holds them (cached; the cache is
+    dropped when a bucket policy changes through the front server)."""
+    with STATE.lock:
+        if bucket in _BUCKET_POLICIES:
+            return _BUCKET_POLICIES[bucket]
+    try:
+        text = MOTO.client("s3", region).get_bucket_policy(Bucket=bucket)["Policy"]
+    except botocore.exceptions.ClientError:
+        text = None
+    stmts = None
+    if text:
+        try:
+            stmts = awsauth.statements(text, kind="resource")
+        except awsauth.PolicyError as e:
+            # Refuse rather than misjudge: a policy the emulator cannot read denies.
+            stmts = [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
+                      "Sid": f"flamefire emulator cannot evaluate this bucket policy: {e}"}]
+    with STATE.lock:
+        _BUCKET_POLICIES[bucket] = stmts
+    return stmts
+
+
+def judge_s3(entry: dict | None, bucket: str, region: str, action: str, resource: str,
+             ctx: dict[str, str], key: str = "") -> None:
+    """S3 authorisation: the caller's identity policy and the bucket policy
+    together (same account: a deny in either wins, an allow in either allows).
+    Callers the emulator does not know meet only the bucket policy's denies."""
+    stmts = bucket_policy(bucket, region) if bucket else None
+    if entry is None:
+        if stmts:
+            ctx = {**ctx, "aws:securetransport": "true"}
+            caller = f"arn:aws:iam::{ACCOUNT_ID}:user/{key or 'anonymous'}"
+            if awsauth.decide_resource_policy(stmts, [caller], ACCOUNT_ID, action, resource, ctx) == "deny":
+                raise awsauth.access_denied("s3", caller, action, resource, "deny",
+                                            "a resource-based policy")
+        return
+    identity_decision = awsauth.decide(entry["statements"], action, resource, ctx)
+    principals = [entry["principal"]] + ([entry["role_arn"]] if entry.get("role_arn") else [])
+    resource_decision = awsauth.decide_resource_policy(stmts or [], principals, ACCOUNT_ID, action,
+                                                       resource, ctx)
+    decision = awsauth.combine(identity_decision, resource_decision)
+    if decision != "allow":
+        which = "a resource-based policy" if resource_decision == "deny" else "an identity-based policy"
+        raise awsauth.access_denied("s3", entry["principal"], action, resource, decision, which)
+
+
+def forget_bucket_policy(bucket: str) -> None:
+    with STATE.lock:
+        _BUCKET_POLICIES.pop(bucket, None)
 
 
 # ---- the emulator's STS: AssumeRole of registered roles, GetCallerIdentity of known keys
@@ -1707,7 +1769,12 @@ def verify_post_object(path: str, headers, body: bytes, secure: bool) -> None:
         ctx = request_context(region, entry, secure)
         action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
                                                  partition_of(region))
-        judge(entry, "s3", action, resource, ctx)
+        judge_s3(entry, bucket, region, action, resource, ctx)
+    else:
+        region = checked["credential"].split("/")[2]
+        action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
+                                                 partition_of(region))
+        judge_s3(None, bucket, region, action, resource, {}, checked["access_key_id"])
 
 
 # ---- admin
@@ -2001,6 +2068,7 @@ def admin_reset() -> dict:
         STATE.key_timeline.clear()
         STATE.iam.clear()
         AUTH.roles.clear()
+        _BUCKET_POLICIES.clear()
         AUTH.key_throttle.clear()
         AUTH.key_throttled.clear()
         STATE.stats_since = now()
@@ -2015,6 +2083,7 @@ S3_SUBRESOURCE_OPS = {
     ("GET", "location"): "GetBucketLocation", ("GET", "versioning"): "GetBucketVersioning",
     ("GET", "tagging"): "GetBucketTagging", ("PUT", "tagging"): "PutBucketTagging",
     ("GET", "policy"): "GetBucketPolicy", ("PUT", "policy"): "PutBucketPolicy",
+    ("DELETE", "policy"): "DeleteBucketPolicy",
     ("GET", "lifecycle"): "GetBucketLifecycleConfiguration",
     ("PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
     ("GET", "encryption"): "GetBucketEncryption", ("PUT", "encryption"): "PutBucketEncryption",
@@ -2229,6 +2298,8 @@ class Handler(BaseHTTPRequestHandler):
                 finally:
                     if op.startswith("ec2:") and not op[4:].startswith(("Describe", "Get")):
                         MOTO.invalidate()  # tags or states may have changed
+                    if op in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:DeleteBucket"):
+                        forget_bucket_policy(s3_target(url.path)[0])
         except (BrokenPipeError, ConnectionResetError):
             status = 499
         except Exception:

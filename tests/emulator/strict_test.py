@@ -249,6 +249,29 @@ def main() -> None:
     check(status == 403 and "<Code>AccessDenied</Code>" in body and "s3:PutObject" in body,
           "a policy for a prefix the role cannot write: the signer's IAM policy refuses the upload")
 
+    # ---- a bucket policy that denies the role's uploads (resource-based explicit deny)
+    deny = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoUploadsByOnCall", "Effect": "Deny", "Principal": {"AWS": arn}, "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/flamefire/*"}]}
+    s3_admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny))
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-5/x"), b"x")
+    check(status == 403 and "explicit deny in a resource-based policy" in body,
+          "a bucket policy denying the role's uploads refuses the POST")
+    code, _, msg = error_of(lambda: s3.put_object(Bucket=bucket, Key=f"flamefire/{RUN}/run2.json", Body=b"{}"))
+    check(code == "AccessDenied" and "resource-based" in msg, "... and the CLI's own PutObject")
+    s3_admin.delete_bucket_policy(Bucket=bucket)
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-5/x"), b"x")
+    check(status == 204, "the same upload without the bucket policy goes through")
+    module = json.loads(open(os.path.join(HERE, "..", "..", "terraform", "policies",
+                                          "bucket-policy.json.tftpl")).read()
+                        .replace("${partition}", "aws").replace("${bucket}", bucket))
+    s3_admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(module))
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-6/x"), b"x")
+    check(status == 204, "the module's own bucket policy (deny non-TLS) lets the HTTPS-standing upload in")
+    # (moto itself judges that policy's aws:SecureTransport on its plain-HTTP
+    # port for the requests it answers: remove it before reading back.)
+    s3_admin.delete_bucket_policy(Bucket=bucket)
+
     # ---- the real URL: https://BUCKET.s3.REGION.amazonaws.com/ through the emulator's proxy + test CA
     tls = admin("GET", "tls")
     env = {"https_proxy": tls["proxy"], "CURL_CA_BUNDLE": tls["ca"]}
