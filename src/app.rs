@@ -73,8 +73,7 @@ async fn doctor(plan: DoctorPlan, progress: &Progress) -> Result<u8> {
 
 async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
     let aws = Aws::load(location.profile.as_deref(), location.region.as_deref()).await?;
-    aws.check_bucket(&location.bucket, &location.prefix)
-        .await?;
+    aws.check_bucket(&location.bucket, &location.prefix).await?;
     let found = runs::list(&aws, &location.bucket, &location.prefix).await?;
     if json {
         let mut text = serde_json::to_string_pretty(&found).expect("runs serialise");

@@ -129,13 +129,22 @@ fn head_bucket_is_denied_to_the_oncall_role_and_list_of_the_prefix_is_not() {
             .expect_err("ListObjectsV2 outside the prefix is denied");
         assert_eq!(denied.code(), Some("AccessDenied"), "{denied:?}");
         assert!(
-            denied.message().unwrap_or_default().contains("s3:ListBucket"),
+            denied
+                .message()
+                .unwrap_or_default()
+                .contains("s3:ListBucket"),
             "the 403 of a GET has S3's error body: {denied:?}"
         );
     });
     // So `doctor` and the bucket check pass under the role.
     let mut doctor = flamefire();
-    doctor.args(["doctor", "--bucket", &emu.bucket, "--document", &emu.document]);
+    doctor.args([
+        "doctor",
+        "--bucket",
+        &emu.bucket,
+        "--document",
+        &emu.document,
+    ]);
     session.apply(&mut doctor);
     doctor
         .assert()
@@ -185,7 +194,10 @@ fn one_instance_without_the_opt_in_tag_denies_the_whole_send_command() {
             "{message}"
         );
         for id in &good {
-            assert!(emu.invocations_of(id).is_empty(), "nothing was sent to {id}");
+            assert!(
+                emu.invocations_of(id).is_empty(),
+                "nothing was sent to {id}"
+            );
         }
         ssm.send_command()
             .document_name(&emu.document)

@@ -222,9 +222,14 @@ pub fn emulator_http(method: &str, path: &str, body: Option<&str>) -> String {
 
 /// One admin call to the emulator with a JSON body; returns the JSON reply.
 pub fn emulator_admin(method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
-    let reply = emulator_http(method, &format!("/_flamefire/{path}"), Some(&body.to_string()));
-    let value: serde_json::Value = serde_json::from_str(&reply)
-        .unwrap_or_else(|e| panic!("the emulator's reply to {method} {path} is not JSON ({e}): {reply}"));
+    let reply = emulator_http(
+        method,
+        &format!("/_flamefire/{path}"),
+        Some(&body.to_string()),
+    );
+    let value: serde_json::Value = serde_json::from_str(&reply).unwrap_or_else(|e| {
+        panic!("the emulator's reply to {method} {path} is not JSON ({e}): {reply}")
+    });
     assert!(
         value.get("error").is_none(),
         "the emulator refused {method} /_flamefire/{path}: {reply} (restart an older emulator: tests/emulator/stop.sh)"

@@ -5,6 +5,7 @@
 
 use std::error::Error as StdError;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -58,10 +59,13 @@ pub fn is_access_denied(code: Option<&str>) -> bool {
 
 /// Converts an SDK error from `call`. `resource` names what the call was about
 /// (a bucket, a document) so the next step can name it too.
-pub fn convert<E, R>(call: &'static str, err: SdkError<E, R>, resource: Option<&str>) -> Error
+pub fn convert<E>(
+    call: &'static str,
+    err: SdkError<E, HttpResponse>,
+    resource: Option<&str>,
+) -> Error
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let bodiless_403 = code(&err).is_none() && status == Some(403);
