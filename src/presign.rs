@@ -166,10 +166,20 @@ pub const UPLOAD_ENDPOINT_ENV: &str = "FLAMEFIRE_UPLOAD_ENDPOINT";
 /// emulator's hosts, whose curl reaches `https://BUCKET.s3.REGION.amazonaws.com/`
 /// through the emulator's HTTPS proxy (tests/emulator/README.md, "HTTPS").
 pub fn hosts_endpoint(cli_endpoint: Option<&str>) -> crate::error::Result<Option<&str>> {
-    match std::env::var(UPLOAD_ENDPOINT_ENV) {
-        Err(_) => Ok(cli_endpoint),
-        Ok(v) if v == "aws" => Ok(None),
-        Ok(v) => Err(crate::error::Error::Usage(format!(
+    choose_hosts_endpoint(
+        cli_endpoint,
+        std::env::var(UPLOAD_ENDPOINT_ENV).ok().as_deref(),
+    )
+}
+
+fn choose_hosts_endpoint<'a>(
+    cli_endpoint: Option<&'a str>,
+    setting: Option<&str>,
+) -> crate::error::Result<Option<&'a str>> {
+    match setting {
+        None => Ok(cli_endpoint),
+        Some("aws") => Ok(None),
+        Some(v) => Err(crate::error::Error::Usage(format!(
             "{UPLOAD_ENDPOINT_ENV}={v:?} is not supported: set it to `aws` (hosts upload to S3's own URL) or unset it"
         ))),
     }
@@ -216,6 +226,16 @@ mod tests {
             post_url("b-1", "us-east-1", Some("http://127.0.0.1:5055/")),
             "http://127.0.0.1:5055/b-1/"
         );
+    }
+
+    #[test]
+    fn hosts_get_the_cli_endpoint_unless_told_to_use_s3_itself() {
+        let emu = Some("http://127.0.0.1:5055");
+        assert_eq!(choose_hosts_endpoint(emu, None).unwrap(), emu);
+        assert_eq!(choose_hosts_endpoint(emu, Some("aws")).unwrap(), None);
+        assert_eq!(choose_hosts_endpoint(None, None).unwrap(), None);
+        let err = choose_hosts_endpoint(emu, Some("http://x")).unwrap_err();
+        assert!(err.to_string().contains(UPLOAD_ENDPOINT_ENV), "{err}");
     }
 
     #[test]

@@ -134,3 +134,57 @@ fn next_step<E, R>(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::operation::head_bucket::HeadBucketError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(status: u16, code: Option<&str>) -> SdkError<HeadBucketError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(c) = code {
+            meta = meta.code(c).message("from the body");
+        }
+        SdkError::service_error(
+            HeadBucketError::generic(meta.build()),
+            HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    /// Regression (issue 9): a 403 to a HEAD request has no body, so the CLI
+    /// printed "no message" and no next step.
+    #[test]
+    fn a_bodiless_403_reads_as_access_denied_with_the_next_step() {
+        let Error::Aws { message, next, .. } =
+            convert("s3:HeadBucket", service_error(403, None), Some("bkt"))
+        else {
+            panic!("not an AWS error")
+        };
+        assert!(message.contains("access denied"), "{message}");
+        assert!(
+            next.contains("on-call role") && next.contains("bkt"),
+            "{next}"
+        );
+    }
+
+    #[test]
+    fn an_error_with_a_body_keeps_its_code_and_message() {
+        let Error::Aws { message, .. } = convert(
+            "s3:ListObjectsV2",
+            service_error(403, Some("AccessDenied")),
+            Some("bkt"),
+        ) else {
+            panic!("not an AWS error")
+        };
+        assert_eq!(message, "AccessDenied: from the body");
+        let Error::Aws { message, .. } =
+            convert("s3:HeadBucket", service_error(404, None), Some("bkt"))
+        else {
+            panic!("not an AWS error")
+        };
+        assert_eq!(message, "no message");
+    }
+}
