@@ -357,3 +357,60 @@ fn the_host_uploads_to_the_virtual_hosted_https_url_as_the_oncall_role() {
         "stacks.gz and meta.json, uploaded with the session's key"
     );
 }
+
+/// Throttling (issue 11 §3): the on-call role's own calls are throttled by
+/// the emulator (token buckets, SSM's ThrottlingException, S3's SlowDown,
+/// EC2's RequestLimitExceeded); a small run still renders every host, sends
+/// each host exactly one command, and the throttling really happened.
+#[test]
+fn a_throttled_run_renders_every_host_without_duplicate_commands() {
+    require("curl");
+    let emu = Emulator::new();
+    let session = emu.oncall().clone();
+    let capture = capture();
+    let ids = emu.seed(
+        3,
+        &[ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)],
+    );
+    // S3 allows thousands of uploads a second per prefix: throttle the
+    // CLI's downloads, not the hosts' POSTs.
+    let limits = "ssm:*=2/2,ec2:*=1/1,s3:GetObject=2/2";
+    emulator_admin_throttle(&session.access_key_id, limits);
+    let out = tempfile::tempdir().unwrap();
+    let result = emu
+        .ssm()
+        .args(&ids)
+        .args(["--duration", "1", "--out"])
+        .arg(out.path())
+        .timeout(Duration::from_secs(180))
+        .assert();
+    let throttled: serde_json::Value = serde_json::from_str(&emulator_http(
+        "GET",
+        &format!(
+            "/_flamefire/throttle?access_key_id={}",
+            session.access_key_id
+        ),
+        None,
+    ))
+    .unwrap();
+    result.success();
+    for id in &ids {
+        assert!(out.path().join(format!("{id}.svg")).is_file(), "{id}");
+        assert_eq!(emu.invocations_of(id).len(), 1, "one command for {id}");
+    }
+    let total: u64 = throttled["throttled"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(total > 0, "nothing was throttled at {limits}: {throttled}");
+}
+
+fn emulator_admin_throttle(key: &str, limits: &str) {
+    crate::support::emulator_admin(
+        "POST",
+        "throttle",
+        &serde_json::json!({"limits": limits, "access_key_id": key}),
+    );
+}
