@@ -2069,6 +2069,7 @@ def admin_reset() -> dict:
         STATE.iam.clear()
         AUTH.roles.clear()
         _BUCKET_POLICIES.clear()
+        _BUCKET_REGIONS.clear()
         AUTH.key_throttle.clear()
         AUTH.key_throttled.clear()
         STATE.stats_since = now()
@@ -2184,7 +2185,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for k, v in (extra or {}).items():
+        for k, v in {**(extra or {}), **self.extra_headers}.items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
@@ -2212,6 +2213,8 @@ class Handler(BaseHTTPRequestHandler):
 
     secure = False  # True on connections that arrived through CONNECT + TLS
     host_override: str | None = None
+    host_region: str | None = None  # the region in a virtual-hosted S3 host name
+    extra_headers: dict = {}  # per request: set in dispatch_request
 
     def do_CONNECT(self):
         host, _, port = self.path.rpartition(":")
@@ -2244,6 +2247,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch_request(self):
         t0, started = time.monotonic(), now()
         op, status, key = "?", 0, ""
+        self.extra_headers = {}
         try:
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
@@ -2300,6 +2304,9 @@ class Handler(BaseHTTPRequestHandler):
                         MOTO.invalidate()  # tags or states may have changed
                     if op in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:DeleteBucket"):
                         forget_bucket_policy(s3_target(url.path)[0])
+                    if op == "s3:DeleteBucket":
+                        with STATE.lock:
+                            _BUCKET_REGIONS.pop(s3_target(url.path)[0], None)
         except (BrokenPipeError, ConnectionResetError):
             status = 499
         except Exception:
@@ -2332,6 +2339,10 @@ class Handler(BaseHTTPRequestHandler):
         region = request_region(self.headers)
         try:
             throttle_check(op, service, key)
+            if service == "s3":
+                if op == "s3:PostObject":
+                    body = body if body is not None else self.read_body()
+                self.check_bucket_region(op, url.path, body)
             if service == "ssm" and body is None:
                 body = self.read_body()  # awsJson bodies are small; needed for the resource
             if op == "s3:PostObject":
@@ -2358,6 +2369,26 @@ class Handler(BaseHTTPRequestHandler):
                 self.read_body()  # drain it, so the connection can be reused
             return body, self.reply_error(service, err)
         return body, 0
+
+    def check_bucket_region(self, op: str, path: str, body: bytes | None) -> None:
+        """A bucket lives in one region (awsauth.wrong_region)."""
+        bucket, _ = s3_target(path)
+        if not bucket or op in ("s3:CreateBucket", "s3:ListBuckets"):
+            return
+        where = bucket_region(bucket)
+        if where is None:
+            return  # moto answers NoSuchBucket
+        if op == "s3:HeadBucket":
+            self.extra_headers["x-amz-bucket-region"] = where
+        presigned = op == "s3:PostObject"
+        if presigned:
+            signing = (post_credential_of(body or b"", self.headers) + "////").split("/")[2]
+        else:
+            m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", self.headers.get("Authorization", ""))
+            signing = m.group(1) if m else ""
+        err = awsauth.wrong_region(bucket, where, self.host_region, signing, presigned)
+        if err is not None:
+            raise err
 
     def emulate(self, ssm_op: str, op: str, body: bytes) -> int:
         region = request_region(self.headers)
@@ -2414,8 +2445,10 @@ class Handler(BaseHTTPRequestHandler):
             length = resp.getheader("Content-Length")
             no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
             for k, v in resp.getheaders():
-                if k.lower() not in HOP_BY_HOP:
+                if k.lower() not in HOP_BY_HOP and k.lower() not in self.extra_headers:
                     self.send_header(k, v)
+            for k, v in self.extra_headers.items():
+                self.send_header(k, v)
             if not no_body and length is None:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -2547,8 +2580,40 @@ class TlsHandler(Handler):
         if m and m.group("bucket"):
             rest = self.path if self.path.startswith("/") else "/" + self.path
             self.path = "/" + m.group("bucket") + rest
+        # s3.amazonaws.com (no region) is the legacy global endpoint, us-east-1.
+        self.host_region = (m.group("region") or "us-east-1") if m else None
         self.host_override = f"127.0.0.1:{MOTO.port}"
         super().dispatch_request()
+
+
+_BUCKET_REGIONS: dict[str, str] = {}
+
+
+def bucket_region(bucket: str) -> str | None:
+    """The region moto created the bucket in (GetBucketLocation; no
+    LocationConstraint means us-east-1); None when there is no such bucket."""
+    with STATE.lock:
+        if bucket in _BUCKET_REGIONS:
+            return _BUCKET_REGIONS[bucket]
+    try:
+        loc = MOTO.client("s3", DEFAULT_REGION).get_bucket_location(Bucket=bucket)
+    except botocore.exceptions.ClientError:
+        return None
+    where = loc.get("LocationConstraint") or "us-east-1"
+    with STATE.lock:
+        _BUCKET_REGIONS[bucket] = where
+    return where
+
+
+def post_credential_of(body: bytes, headers) -> str:
+    try:
+        fields, _, _ = awsauth.parse_multipart(body, headers.get("Content-Type", ""))
+    except awsauth.AwsError:
+        return ""
+    for name, value in fields:
+        if name.lower() == "x-amz-credential":
+            return value.decode("utf-8", "replace")
+    return ""
 
 
 def post_key_of(body: bytes, headers) -> str:

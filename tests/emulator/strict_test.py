@@ -283,6 +283,38 @@ def main() -> None:
     status, body = post(real_url, fields, b"y", {"https_proxy": tls["proxy"]})
     check(status == 0, "without the test CA curl refuses the certificate")
 
+    # ---- a bucket in another region
+    far = f"strict-eu-{RUN}"
+    s3_admin.create_bucket(Bucket=far, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    raw = subprocess.run(["curl", "-sS", "-I", "-o", "/dev/null", "-w", "%{http_code}", "-D", "-",
+                          "-H", "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/"
+                          "us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+                          f"{ENDPOINT}/{far}"], capture_output=True, text=True).stdout
+    check("x-amz-bucket-region: eu-west-1" in raw.lower() and raw.rstrip().endswith("400"),
+          "HeadBucket signed for us-east-1: bodiless 400 with x-amz-bucket-region")
+    raw = subprocess.run(["curl", "-sS", "-D", "-", "-H", "Authorization: AWS4-HMAC-SHA256 Credential="
+                          "AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, "
+                          "Signature=0", f"{ENDPOINT}/{far}?list-type=2&max-keys=1"],
+                         capture_output=True, text=True).stdout
+    check(" 400 " in raw.splitlines()[0] and "<Code>AuthorizationHeaderMalformed</Code>" in raw
+          and "expecting 'eu-west-1'" in raw and "<Region>eu-west-1</Region>" in raw,
+          "ListObjectsV2 signed for us-east-1: AuthorizationHeaderMalformed with the Region")
+    client("s3", *ADMIN).list_objects_v2(Bucket=far, MaxKeys=1)
+    check(True, "... which botocore's S3 region redirector follows (the error shape is the real one)")
+    boto3.session.Session(aws_access_key_id=ADMIN[0], aws_secret_access_key=ADMIN[1],
+                          region_name="eu-west-1").client(
+        "s3", endpoint_url=ENDPOINT, config=NO_RETRY).list_objects_v2(Bucket=far, MaxKeys=1)
+    check(True, "... and signed for eu-west-1 it works")
+    east = presign("flamefire/", creds=(ADMIN[0], ADMIN[1], None), bkt=far)
+    far_fields = dict(east["fields"], key="flamefire/x")
+    status, body = post(f"https://{far}.s3.{REGION}.amazonaws.com/", far_fields, b"x", env)
+    check(status == 301 and "<Code>PermanentRedirect</Code>" in body
+          and f"<Endpoint>{far}.s3.eu-west-1.amazonaws.com</Endpoint>" in body,
+          "a POST to the us-east-1 endpoint of an eu-west-1 bucket: 301 PermanentRedirect")
+    status, body = post(f"https://{far}.s3.eu-west-1.amazonaws.com/", far_fields, b"x", env)
+    check(status == 400 and "AuthorizationQueryParametersError" in body,
+          "a POST signed for us-east-1 at the bucket's own endpoint: AuthorizationQueryParametersError")
+
     # ---- the session expires during the run
     admin("POST", "iam/expire", {"access_key_id": session[0], "in_seconds": 0})
     status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-4/x"), b"x")
