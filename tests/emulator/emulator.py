@@ -1960,9 +1960,23 @@ def tls_setup(directory: str) -> None:
     os.replace(Tls.ca_cert + ".tmp", Tls.ca_cert)
 
 
+def s3_cert_names(host: str) -> list[str]:
+    """The names on S3's certificate for a host's endpoint: a wildcard for the
+    bucket label and the bare endpoint, as S3's own certificates have. A
+    wildcard covers one label only, so a virtual-hosted bucket name with dots
+    fails verification, as on S3 ("the SSL wildcard certificate only matches
+    buckets that don't contain periods", S3 User Guide, VirtualHosting.html)."""
+    m = S3_HOST_RE.match(host)
+    endpoint = host[len(m.group("bucket")) + 1:] if m and m.group("bucket") else host
+    return [f"*.{endpoint}", endpoint]
+
+
 def tls_context(host: str):
-    """A server context with a certificate for `host`, signed by the test CA."""
+    """A server context with S3's certificate names for `host`'s endpoint,
+    signed by the test CA."""
     import ssl
+    names = s3_cert_names(host)
+    host = names[1]
     with Tls._lock:
         if host in Tls._contexts:
             return Tls._contexts[host]
@@ -1981,7 +1995,8 @@ def tls_context(host: str):
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(t - datetime.timedelta(hours=1))
                 .not_valid_after(t + datetime.timedelta(days=1))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                               critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(ca_key, hashes.SHA256()))

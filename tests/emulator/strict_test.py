@@ -282,6 +282,15 @@ def main() -> None:
     check(got == b"y" * 5, "the virtual-hosted upload landed in the bucket")
     status, body = post(real_url, fields, b"y", {"https_proxy": tls["proxy"]})
     check(status == 0, "without the test CA curl refuses the certificate")
+    dotted = f"strict.dots.{RUN}"
+    s3_admin.create_bucket(Bucket=dotted)
+    dot = presign("flamefire/", creds=(ADMIN[0], ADMIN[1], None), bkt=dotted)
+    dot_fields = dict(dot["fields"], key="flamefire/x")
+    status, body = post(f"https://{dotted}.s3.{REGION}.amazonaws.com/", dot_fields, b"x", env)
+    check(status == 0 and "certificate" in body.lower(),
+          f"a dotted bucket's virtual-hosted URL fails TLS, as S3's wildcard certificate does ({body.strip()[:90]})")
+    status, body = post(f"https://s3.{REGION}.amazonaws.com/{dotted}/", dot_fields, b"x", env)
+    check(status == 204, f"... and its path-style URL works (HTTP {status} {body[:200]})")
 
     # ---- a bucket in another region
     far = f"strict-eu-{RUN}"
