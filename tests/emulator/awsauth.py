@@ -496,6 +496,84 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return k
 
 
+AUTH_HEADER_RE = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),"
+                            r"\s*Signature=([0-9a-f]+)")
+UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+
+
+def _uri_encode(s: str) -> str:
+    from urllib.parse import quote
+    return quote(s, safe="~")
+
+
+def canonical_query(raw_query: str) -> str:
+    """Each name and value URI-encoded (RFC 3986 unreserved kept), sorted by
+    name then value; a name without `=` has an empty value."""
+    from urllib.parse import unquote
+    pairs = []
+    for part in filter(None, raw_query.split("&")):
+        name, _, value = part.partition("=")
+        pairs.append((_uri_encode(unquote(name)), _uri_encode(unquote(value))))
+    return "&".join(f"{n}={v}" for n, v in sorted(pairs))
+
+
+def header_signature_matches(method: str, raw_path: str, get_all, body_sha256: str | None,
+                             secret: str, service: str, auth: str) -> bool | None:
+    """Recomputes a header-signed SigV4 request's signature (IAM User Guide,
+    "Create a signed AWS API request": canonical request, string to sign,
+    signature). None when it cannot be judged (no payload hash known).
+    S3's canonical URI is the path as sent; other services normalise and
+    encode each segment twice ("Each path segment must be URI-encoded twice
+    ... except for Amazon S3"). The payload hash is x-amz-content-sha256 when
+    present (S3 always sends it), else the body's."""
+    m = AUTH_HEADER_RE.search(auth)
+    if not m:
+        return False
+    credential, signed, signature = m.groups()
+    scope = credential.split("/", 1)[1] if "/" in credential else ""
+    parts = scope.split("/")
+    if len(parts) != 4:
+        return False
+    path, _, query = raw_path.partition("?")
+    if service != "s3":
+        from urllib.parse import unquote
+        segs = [_uri_encode(_uri_encode(unquote(x))) for x in path.split("/")]
+        path = "/".join(segs) or "/"
+    headers = []
+    for name in signed.split(";"):
+        values = get_all(name) or []
+        headers.append(f"{name}:" + ",".join(" ".join(v.strip().split()) for v in values))
+    payload = (get_all("x-amz-content-sha256") or [None])[0] or body_sha256
+    if payload is None:
+        return None
+    canonical = "\n".join([method, path or "/", canonical_query(query), "\n".join(headers) + "\n",
+                           signed, payload])
+    amz_date = (get_all("x-amz-date") or [""])[0]
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                          hashlib.sha256(canonical.encode()).hexdigest()])
+    key = signing_key(secret, parts[0], parts[1], parts[2])
+    return hmac.compare_digest(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest(), signature)
+
+
+def signature_mismatch(service: str) -> AwsError:
+    """A request whose signature is not the one the key's secret gives:
+    S3 SignatureDoesNotMatch 403 (ErrorResponses.html); awsJson services
+    InvalidSignatureException 400 (SSM CommonErrors); query services
+    SignatureDoesNotMatch 403 (STS CommonErrors); EC2 AuthFailure 401
+    (errors-overview.html: "The provided credentials could not be validated")."""
+    text = ("The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method. Consult the service documentation "
+            "for details.")
+    if service == "s3":
+        return AwsError("SignatureDoesNotMatch", "The request signature we calculated does not match "
+                        "the signature you provided. Check your key and signing method.", 403)
+    if service == "ssm":
+        return AwsError("InvalidSignatureException", text, 400)
+    if service == "ec2":
+        return AwsError("AuthFailure", "AWS was not able to validate the provided access credentials", 401)
+    return AwsError("SignatureDoesNotMatch", text, 403)
+
+
 def post_signature(secret: str, credential: str, policy_b64: str) -> str:
     """The signature of a POST policy: HMAC-SHA256 of the base64 policy with the
     key for the credential's scope (S3 API, sigv4-authentication-HTTPPOST.html)."""

@@ -1518,8 +1518,24 @@ def s3_target(path: str) -> tuple[str, str]:
     return parts[0], (parts[1] if len(parts) > 1 else "")
 
 
+def verify_signature(entry: dict, service: str, method: str, raw_path: str, headers,
+                     body: bytes | None) -> None:
+    """The SigV4 signature of a header-signed request, with the key's secret
+    (awsauth.header_signature_matches). Keys registered without a secret, and
+    requests whose payload hash is unknown (a streamed body without
+    x-amz-content-sha256), are not judged."""
+    auth = headers.get("Authorization", "")
+    if not entry.get("secret") or not auth.startswith("AWS4-HMAC-SHA256"):
+        return
+    body_hash = hashlib.sha256(body).hexdigest() if body is not None else None
+    ok = awsauth.header_signature_matches(method, raw_path, headers.get_all, body_hash,
+                                          entry["secret"], service, auth)
+    if ok is False:
+        raise awsauth.signature_mismatch(service)
+
+
 def authorize(service: str, op: str, region: str, headers, query: dict, path: str,
-              body: bytes | None, secure: bool) -> None:
+              body: bytes | None, secure: bool, method: str = "", raw_path: str = "") -> None:
     """Raises awsauth.AwsError unless the request's key may make it. Requests
     with unknown keys, and the emulator's own STS operations, pass here."""
     key = access_key_of(headers, query)
@@ -1533,6 +1549,8 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
         return
     token = headers.get("X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
     check_session(entry, service, token)
+    if method:
+        verify_signature(entry, service, method, raw_path, headers, body)
     ctx = request_context(region, entry, secure)
     name = op.split(":", 1)[1]
     if service == "s3":
@@ -2229,6 +2247,7 @@ class Handler(BaseHTTPRequestHandler):
     secure = False  # True on connections that arrived through CONNECT + TLS
     host_override: str | None = None
     host_region: str | None = None  # the region in a virtual-hosted S3 host name
+    raw_path = ""  # the request target as sent, for SigV4
     extra_headers: dict = {}  # per request: set in dispatch_request
 
     def do_CONNECT(self):
@@ -2263,6 +2282,8 @@ class Handler(BaseHTTPRequestHandler):
         t0, started = time.monotonic(), now()
         op, status, key = "?", 0, ""
         self.extra_headers = {}
+        if not self.secure:
+            self.raw_path = self.path  # as sent: what SigV4 signed (TlsHandler keeps its own)
         try:
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
@@ -2368,17 +2389,22 @@ class Handler(BaseHTTPRequestHandler):
                 params.update({k: v[0] for k, v in query.items()})
                 key = access_key_of(self.headers, query)
                 if op == "sts:AssumeRole":
+                    caller = identity(key) if key else None
+                    if caller is not None:
+                        verify_signature(caller, "sts", self.command, self.raw_path, self.headers, body)
                     answer = sts_assume_role(params, key, self.headers)
                 else:
                     entry = identity(key) if key else None
                     if entry is not None:
                         check_session(entry, "sts", self.headers.get("X-Amz-Security-Token"))
+                        verify_signature(entry, "sts", self.command, self.raw_path, self.headers, body)
                     answer = sts_caller_identity(entry) if entry is not None else None
                 if answer is not None:
                     self.reply(200, answer, "text/xml")
                     return body, 200
             else:
-                authorize(service, op, region, self.headers, query, url.path, body, self.secure)
+                authorize(service, op, region, self.headers, query, url.path, body, self.secure,
+                          self.command, self.raw_path)
         except awsauth.AwsError as err:
             if body is None:
                 self.read_body()  # drain it, so the connection can be reused
@@ -2592,6 +2618,7 @@ class TlsHandler(Handler):
     def dispatch_request(self):
         host = (self.headers.get("Host") or "").split(":")[0].lower()
         m = S3_HOST_RE.match(host)
+        self.raw_path = self.path
         if m and m.group("bucket"):
             rest = self.path if self.path.startswith("/") else "/" + self.path
             self.path = "/" + m.group("bucket") + rest

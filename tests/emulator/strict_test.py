@@ -179,6 +179,15 @@ def main() -> None:
           f"GetCallerIdentity names the assumed role: {who['Arn']}")
     code, _, _ = error_of(lambda: client("sts", c["AccessKeyId"], c["SecretAccessKey"]).get_caller_identity())
     check(code == "InvalidClientTokenId", "a session key without its token is refused")
+    forged = (c["AccessKeyId"], "not-the-secret", c["SessionToken"])
+    code, status, _ = error_of(lambda: client("sts", *forged).get_caller_identity())
+    check((code, status) == ("SignatureDoesNotMatch", 403), "STS: a request signed with the wrong secret")
+    code, status, _ = error_of(lambda: client("ssm", *forged).list_commands(MaxResults=1))
+    check((code, status) == ("InvalidSignatureException", 400), "SSM: InvalidSignatureException")
+    code, status, _ = error_of(lambda: client("ec2", *forged).describe_instances())
+    check((code, status) == ("AuthFailure", 401), "EC2: AuthFailure")
+    code, status, _ = error_of(lambda: client("s3", *forged).list_objects_v2(Bucket=bucket, Prefix="flamefire/"))
+    check((code, status) == ("SignatureDoesNotMatch", 403), "S3: SignatureDoesNotMatch")
 
     # ---- S3 under the role: HeadBucket has no s3:prefix, ListObjectsV2 does
     s3 = client("s3", *session)
