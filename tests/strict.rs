@@ -414,3 +414,66 @@ fn emulator_admin_throttle(key: &str, limits: &str) {
         &serde_json::json!({"limits": limits, "access_key_id": key}),
     );
 }
+
+/// Blocker: "The Rust SDK cannot assume the MFA-protected role that the
+/// Terraform module creates by default": aws-config ignores the profile's
+/// `mfa_serial` (awslabs/aws-sdk-rust#527), so its AssumeRole carries no
+/// MFA and the trust policy's `aws:MultiFactorAuthPresent` condition refuses
+/// it. The profile is the one the module's README documents for on-call.
+#[test]
+fn a_profile_with_mfa_serial_cannot_assume_the_oncall_role_without_the_code() {
+    use crate::support::{MFA_CODE, access_key_id, emulator_admin, unique};
+    require("curl");
+    let emu = Emulator::new();
+    let engineer = unique("engineer");
+    let (key, secret) = (access_key_id(), format!("secret-of-{engineer}"));
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/{engineer}");
+    let serial = format!("arn:aws:iam::{ACCOUNT}:mfa/{engineer}");
+    emulator_admin(
+        "POST",
+        "iam",
+        &serde_json::json!({
+            "access_key_id": key, "secret_access_key": secret, "principal": user_arn,
+            "mfa_serial": serial, "mfa_code": MFA_CODE,
+        }),
+    );
+    let role = emulator_admin(
+        "POST",
+        "roles",
+        &serde_json::json!({"terraform": {
+            "role_name": unique("oncall"), "bucket": emu.bucket, "document_name": emu.document,
+            "region": REGION, "account_id": ACCOUNT, "trusted_principal_arns": [user_arn],
+        }}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config");
+    let credentials = home.path().join("credentials");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile flamefire]\nrole_arn = {}\nsource_profile = engineer\nmfa_serial = {serial}\nregion = {REGION}\n",
+            role["role_arn"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &credentials,
+        format!("[engineer]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    flamefire()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .args(["doctor", "--profile", "flamefire", "--bucket", &emu.bucket])
+        .args(["--document", &emu.document])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("✖ credentials"));
+    // Every AssumeRole the engineer's key made (none, once flamefire refuses
+    // to call without a code) was refused: none reached the role without MFA.
+    let (calls, errors) = calls_by(&key, "sts:AssumeRole");
+    assert_eq!(calls, errors, "an AssumeRole without MFA was allowed");
+}

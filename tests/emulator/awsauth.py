@@ -75,10 +75,9 @@ def error_body(service: str, err: AwsError) -> tuple[bytes, str, dict]:
         body = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
                 f"<Error><Type>Sender</Type><Code>{escape(err.code)}</Code><Message>"
                 f"{escape(err.message)}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>")
-        return body.encode(), "text/xml", {"x-amzn-RequestId": rid}
+        return body.encode(), "text/xml", {}
     body = json.dumps({"__type": err.code, "message": err.message})
-    return body.encode(), "application/x-amz-json-1.1", {"x-amzn-ErrorType": err.code,
-                                                          "x-amzn-RequestId": rid}
+    return body.encode(), "application/x-amz-json-1.1", {"x-amzn-ErrorType": err.code}
 
 
 def access_denied(service: str, principal: str, action: str, resource: str, decision: str,
