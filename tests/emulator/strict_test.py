@@ -127,7 +127,47 @@ def check_against_service_authorization_reference() -> None:
           "SAR: sts:AssumeRole is authorised on the role")
 
 
+def check_evaluation_rules() -> None:
+    """awsauth.decide on its own: the IAM evaluation rules the emulator claims."""
+    allow_prefix = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+                    "Condition": {"StringLike": {"s3:prefix": "flamefire/*"}}}
+    d = awsauth.decide
+    check(d([allow_prefix], "s3:ListBucket", "arn:aws:s3:::b", {}) == "implicit",
+          "rule: a condition on an absent key is false (HeadBucket has no s3:prefix)")
+    check(d([allow_prefix], "s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": "flamefire/r/"}) == "allow",
+          "rule: ... and true when the key matches")
+    if_exists = dict(allow_prefix, Condition={"StringLikeIfExists": {"s3:prefix": "flamefire/*"}})
+    check(d([if_exists], "s3:ListBucket", "arn:aws:s3:::b", {}) == "allow",
+          "rule: ...IfExists holds on an absent key")
+    null = dict(allow_prefix, Condition={"Null": {"s3:prefix": "true"}})
+    check(d([null], "s3:ListBucket", "arn:aws:s3:::b", {}) == "allow"
+          and d([null], "s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": "x"}) == "implicit",
+          "rule: Null tests presence")
+    negated = dict(allow_prefix, Condition={"StringNotLike": {"s3:prefix": "secret/*"}})
+    check(d([negated], "s3:ListBucket", "arn:aws:s3:::b", {}) == "allow", "rule: a negated operator holds on an absent key")
+    deny = {"Effect": "Deny", "Action": "s3:*", "Resource": "*"}
+    check(d([allow_prefix, deny], "s3:ListBucket", "arn:aws:s3:::b", {"s3:prefix": "flamefire/"}) == "deny",
+          "rule: an explicit deny wins over an allow")
+    check(d([], "ssm:SendCommand", "*", {}) == "implicit", "rule: nothing allows -> denied by default")
+    check(d([{"Effect": "Allow", "Action": "SSM:sendcommand", "Resource": "arn:aws:ssm:*"}],
+            "ssm:SendCommand", "arn:aws:ssm:us-east-1:1:document/d", {}) == "allow",
+          "rule: actions match case-insensitively")
+    check(d([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/Flamefire/*"}],
+            "s3:GetObject", "arn:aws:s3:::b/flamefire/x", {}) == "implicit",
+          "rule: resources match case-sensitively")
+    check(awsauth.partition_of("cn-north-1") == "aws-cn" and awsauth.partition_of("us-gov-west-1") == "aws-us-gov"
+          and awsauth.document_arn("d", "cn-north-1", "1") == "arn:aws-cn:ssm:cn-north-1:1:document/d",
+          "rule: ARNs carry the partition")
+    tag_cond = {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": "arn:aws:ec2:*:*:instance/*",
+                "Condition": {"StringEquals": {"ssm:resourceTag/flamefire": "enabled"}}}
+    check(d([tag_cond], "ssm:SendCommand", "arn:aws:ec2:r:1:instance/i-1",
+            {"ssm:resourcetag/flamefire": "enabled"}) == "allow"
+          and d([tag_cond], "ssm:SendCommand", "arn:aws:ec2:r:1:instance/i-1", {}) == "implicit",
+          "rule: an untagged instance fails the opt-in tag condition")
+
+
 def main() -> None:
+    check_evaluation_rules()
     check_against_service_authorization_reference()
     health = admin("GET", "health")
     check(health.get("status") == "ok", f"emulator healthy on {ENDPOINT}")
