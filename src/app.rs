@@ -60,6 +60,20 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Doctor(args) => doctor(args.plan()?, &progress).await,
         Command::Runs(args) => list_runs(args.bucket.plan()?, args.json).await,
         Command::Fetch(args) => fetch_run(args.plan()?, &progress).await,
+        Command::Completions { shell } => {
+            report::print_stdout(&crate::cli::completions(shell));
+            Ok(exit::OK)
+        }
+        Command::Man { dir: None } => {
+            report::print_stdout(&crate::cli::man_page());
+            Ok(exit::OK)
+        }
+        Command::Man { dir: Some(dir) } => {
+            for page in crate::cli::man_pages(&dir)? {
+                report::print_stdout(&format!("{}\n", page.display()));
+            }
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod doctor;
 mod golden;
 mod iam;
 mod local;
+mod manuals;
 mod presign;
 mod report;
 mod security;
