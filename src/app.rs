@@ -14,6 +14,7 @@ use crate::cli::{
     FetchPlan, LocalPlan, RenderPlan, SsmPlan, check_document_name, new_run_id,
 };
 use crate::collapse::{self, CollapseError, Folded, Window};
+use crate::config::Origins;
 use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
 use crate::doctor;
@@ -57,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Document(DocumentCommand::Deploy(args)) => deploy(args, &progress).await,
-        Command::Doctor(args) => doctor(args.plan()?, &progress).await,
+        Command::Doctor(args) => doctor(args.plan()?, &cli.settings, &progress).await,
         Command::Runs(args) => list_runs(args.bucket.plan()?, args.json).await,
         Command::Fetch(args) => fetch_run(args.plan()?, &progress).await,
         Command::Completions { shell } => {
@@ -77,11 +78,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-async fn doctor(plan: DoctorPlan, progress: &Progress) -> Result<u8> {
+async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -> Result<u8> {
     let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
     progress.info("checking…");
     let checks = doctor::run(&aws, &plan.checks).await;
     report::print_stdout(&doctor::render(&checks));
+    report::print_stdout(&settings.render());
     Ok(doctor::exit_code(&checks))
 }
 

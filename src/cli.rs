@@ -39,6 +39,25 @@ pub struct Cli {
     /// Plain lines instead of progress bars, and no summary table.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Defaults for --bucket, --prefix, --region, --profile, --document,
+    /// --duration, --frequency [default: $XDG_CONFIG_HOME/flamefire/config.toml,
+    /// else ~/.config/flamefire/config.toml, if it exists].
+    #[arg(long, global = true, env = "FLAMEFIRE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Use the config file's [env.NAME] section over its top level.
+    #[arg(
+        long = "env",
+        global = true,
+        env = "FLAMEFIRE_ENV",
+        value_name = "NAME"
+    )]
+    pub env: Option<String>,
+
+    /// Where each setting came from: filled by `config::parse`.
+    #[arg(skip)]
+    pub settings: crate::config::Origins,
 }
 
 #[derive(Debug, Subcommand)]
@@ -859,7 +878,7 @@ pub fn check_document_name(name: &str) -> Result<()> {
 }
 
 /// S3's bucket naming rules, so a typo fails before any AWS call.
-fn check_bucket_name(bucket: &str) -> Result<()> {
+pub(crate) fn check_bucket_name(bucket: &str) -> Result<()> {
     let ok = regex::Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
         .expect("static regex")
         .is_match(bucket)
@@ -876,7 +895,7 @@ fn check_bucket_name(bucket: &str) -> Result<()> {
 /// `flamefire` and `flamefire/` mean the same prefix; the empty prefix is the
 /// bucket root. Segments must start with a letter, digit or `_`, so that no
 /// key looks like an option (`-o…`) or climbs (`..`).
-fn normalise_prefix(prefix: &str) -> Result<String> {
+pub(crate) fn normalise_prefix(prefix: &str) -> Result<String> {
     if prefix.is_empty() {
         return Ok(String::new());
     }

@@ -16,6 +16,7 @@ pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod collapse;
+pub mod config;
 pub mod diff;
 pub mod dispatch;
 pub mod doctor;
