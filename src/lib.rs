@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod heatmap;
 pub mod html;
 pub mod local;
+pub mod pprof;
 pub mod presign;
 pub mod progress;
 pub mod render;

@@ -11,6 +11,7 @@ mod golden;
 mod iam;
 mod local;
 mod manuals;
+mod pprof;
 mod presign;
 mod report;
 mod security;
