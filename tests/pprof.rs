@@ -259,3 +259,46 @@ fn go_tool_pprof_traces_carry_each_inputs_labels_and_samples() {
         .unwrap_or_else(|| panic!("no focused total in:\n{text}"));
     assert_eq!(focused, sick_total, "{text}");
 }
+
+#[test]
+fn ssm_writes_a_profile_per_host_and_a_fleet_profile_labelled_by_host() {
+    crate::support::require("perf");
+    let emu = crate::support::Emulator::new();
+    let app = crate::support::NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let ids = emu.seed(2, &[("flamefire-test:ssm", "online"), ("Name", "api")]);
+    let out = tempfile::tempdir().unwrap();
+    emu.ssm()
+        .args(&ids)
+        .args(["--duration", "2", "--out"])
+        .arg(out.path())
+        .args(app.pid_args())
+        .assert()
+        .success();
+    let fleet = out.path().join("fleet.pb.gz");
+    let samples = traces(&go_pprof(&["-traces", "-sample_index=samples"], &fleet));
+    let run_id = samples[0].0.get("run_id").cloned().expect("run_id label");
+    for id in &ids {
+        let host_profile = out.path().join(format!("{id}.pb.gz"));
+        assert!(host_profile.is_file(), "{} missing", host_profile.display());
+        let (_, want) = expected(&out.path().join(format!("{id}.folded")));
+        let got: i64 = samples
+            .iter()
+            .filter(|(labels, _)| labels.get("instance_id") == Some(id))
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(got, want, "{id}: fleet.pb.gz samples vs {id}.folded");
+        let (_, total) = top(&go_pprof(&["-top", "-sample_index=samples"], &host_profile));
+        assert_eq!(total, want, "{id}.pb.gz total vs {id}.folded");
+    }
+    for (labels, _) in &samples {
+        assert_eq!(
+            labels.get("name").map(String::as_str),
+            Some("api"),
+            "{labels:?}"
+        );
+        assert_eq!(labels.get("run_id"), Some(&run_id));
+        assert!(labels.contains_key("host"), "{labels:?}");
+    }
+    let text = go_pprof(&["-top", "-nodecount=3"], &fleet);
+    assert!(text.contains("Type: cpu"), "{text}");
+}
