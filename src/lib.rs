@@ -11,6 +11,8 @@
 //! `local` replaces targets…fetch with the same recorder script run on this
 //! machine; `render` starts at `collapse`. `document` holds the embedded SSM
 //! document that both run, `presign` the S3 POST policy hosts upload through.
+//! `config` fills the CLI's defaults from `config.toml`; `pprof` writes the
+//! stacks that `render` draws as pprof profiles too.
 
 pub mod app;
 pub mod aws;
