@@ -3,8 +3,10 @@
 #   1. installs perf, Node.js, curl and a Python venv with the pinned emulator
 #      (moto server) and Terraform linters;
 #   2. starts the AWS emulator on 127.0.0.1 (tests/emulator/README.md);
-#   3. runs rustfmt, clippy, every Rust test (unit, golden, CLI, end to end),
-#      the offline Terraform/IAM checks and the report in headless Chromium.
+#   3. runs rustfmt, clippy, every Rust test (unit, golden, CLI, end to end,
+#      the pprof export through `go tool pprof`), the check of the generated
+#      pprof types, the offline Terraform/IAM checks and the report in
+#      headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -37,8 +39,10 @@ echo "== rustfmt" >&2
 cargo fmt --check
 echo "== clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test" >&2
+echo "== cargo test (tests/pprof.rs reads the pprof export back with go tool pprof)" >&2
 cargo test --locked
+echo "== generated pprof types match proto/profile.proto" >&2
+scripts/gen-pprof-proto.sh --check
 echo "== terraform and IAM checks" >&2
 scripts/lint-terraform.sh
 echo "== report.html in headless Chromium" >&2

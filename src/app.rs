@@ -4,7 +4,7 @@
 //! themselves live in their own modules. Nothing here exits the process:
 //! `main` turns the returned code or `Error` into an exit status.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +14,7 @@ use crate::cli::{
     FetchPlan, LocalPlan, RenderPlan, SsmPlan, check_document_name, new_run_id,
 };
 use crate::collapse::{self, CollapseError, Folded, Window};
+use crate::config::Origins;
 use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
 use crate::doctor;
@@ -23,6 +24,7 @@ use crate::fetch::{self, Meta};
 use crate::heatmap;
 use crate::html;
 use crate::local;
+use crate::pprof;
 use crate::presign::{self, PostRequest};
 use crate::progress::Progress;
 use crate::render::{self, Labels};
@@ -57,17 +59,32 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Document(DocumentCommand::Deploy(args)) => deploy(args, &progress).await,
-        Command::Doctor(args) => doctor(args.plan()?, &progress).await,
+        Command::Doctor(args) => doctor(args.plan()?, &cli.settings, &progress).await,
         Command::Runs(args) => list_runs(args.bucket.plan()?, args.json).await,
         Command::Fetch(args) => fetch_run(args.plan()?, &progress).await,
+        Command::Completions { shell } => {
+            report::print_stdout(&crate::cli::completions(shell));
+            Ok(exit::OK)
+        }
+        Command::Man { dir: None } => {
+            report::print_stdout(&crate::cli::man_page());
+            Ok(exit::OK)
+        }
+        Command::Man { dir: Some(dir) } => {
+            for page in crate::cli::man_pages(&dir)? {
+                report::print_stdout(&format!("{}\n", page.display()));
+            }
+            Ok(exit::OK)
+        }
     }
 }
 
-async fn doctor(plan: DoctorPlan, progress: &Progress) -> Result<u8> {
+async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -> Result<u8> {
     let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
     progress.info("checking…");
     let checks = doctor::run(&aws, &plan.checks).await;
     report::print_stdout(&doctor::render(&checks));
+    report::print_stdout(&settings.render());
     Ok(doctor::exit_code(&checks))
 }
 
@@ -92,7 +109,7 @@ async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     aws.check_bucket(&loc.bucket, &loc.prefix).await?;
     let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
     let out = create_out(&plan.out)?;
-    let (mut outcomes, rendered) = fetch_and_render(
+    let (mut outcomes, rendered, infos) = fetch_and_render(
         &aws,
         &loc.bucket,
         &loc.prefix,
@@ -105,6 +122,7 @@ async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     outcomes.sort_by(|a, b| a.host.cmp(&b.host));
     let folded: Vec<Folded> = rendered.iter().map(|(_, f)| f.clone()).collect();
     let merged_svg = merge(&folded, &out.join("fleet.svg"), &plan.run_id)?;
+    fleet_pprof(&rendered, &infos, merged_svg.as_deref(), progress);
     let record = record.unwrap_or_default();
     let mut params = vec![Param::new(
         "run",
@@ -189,6 +207,8 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
     };
     let svg = out.join("flamegraph.svg");
     render::svg(&folded, &labels(&host, &meta, &folded), &svg)?;
+    let info = pprof::HostInfo::from_meta(&meta, &plan.record.params.run_id, "", None);
+    write_pprof(&[(&folded, &info)], &svg, progress);
     let mut outcome = HostOutcome::new(host, None, Status::Rendered);
     outcome.samples = Some(folded.samples);
     outcome.warnings = meta.warnings.clone();
@@ -385,6 +405,7 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         .expect("collapse task does not panic");
     let mut outcomes = Vec::new();
     let mut rendered: Vec<Folded> = Vec::new();
+    let mut infos: Vec<pprof::HostInfo> = Vec::new();
     for (path, result) in plan.files.iter().zip(results) {
         let label = path.display().to_string();
         let folded = match result {
@@ -412,6 +433,9 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         o.stacks = Some(path.clone());
         match render::svg(&folded, &labels, &svg) {
             Ok(()) => {
+                let info = pprof::HostInfo::input(path, &folded.name);
+                write_pprof(&[(&folded, &info)], &svg, progress);
+                infos.push(info);
                 o.samples = Some(folded.samples);
                 o.top_functions = hot(&folded);
                 o.folded = Some(svg.with_extension("folded"));
@@ -426,6 +450,10 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         outcomes.push(o);
     }
     let merged_svg = merge(&rendered, &out.join("merged.svg"), "inputs")?;
+    if let Some(merged) = &merged_svg {
+        let parts: Vec<_> = rendered.iter().zip(&infos).collect();
+        write_pprof(&parts, merged, progress);
+    }
     let mut params = vec![Param::new(
         "inputs",
         plan.files
@@ -604,7 +632,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         &out,
         progress,
     );
-    let (fetched_outcomes, mut rendered) = tokio::select! {
+    let (fetched_outcomes, mut rendered, infos) = tokio::select! {
         done = fetched => done,
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
     };
@@ -618,6 +646,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     rendered.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let folded: Vec<Folded> = rendered.iter().map(|(_, f)| f.clone()).collect();
     let merged_svg = merge(&folded, &out.join("fleet.svg"), &params.run_id)?;
+    fleet_pprof(&rendered, &infos, merged_svg.as_deref(), progress);
     let diff = match &plan.baseline {
         Some(_) => {
             for o in &mut outcomes {
@@ -673,7 +702,11 @@ async fn fetch_and_render(
     hosts: Vec<Host>,
     out: &Path,
     progress: &Progress,
-) -> (Vec<HostOutcome>, Vec<(Host, Folded)>) {
+) -> (
+    Vec<HostOutcome>,
+    Vec<(Host, Folded)>,
+    HashMap<InstanceId, pprof::HostInfo>,
+) {
     progress.info(&format!("downloading {} host(s)…", hosts.len()));
     let fetched = fetch::stacks(aws, bucket, prefix, run_id, hosts, out).await;
     let mut outcomes = Vec::new();
@@ -699,6 +732,7 @@ async fn fetch_and_render(
         .await
         .expect("collapse task does not panic");
     let mut rendered = Vec::new();
+    let mut infos = HashMap::new();
     for (f, result) in ready.into_iter().zip(collapsed) {
         let id = f.host.id.to_string();
         let mut o = HostOutcome::new(id.clone(), f.host.name.clone(), Status::Failed);
@@ -718,6 +752,9 @@ async fn fetch_and_render(
                 o.samples = Some(folded.samples);
                 o.top_functions = hot(&folded);
                 o.folded = Some(svg.with_extension("folded"));
+                let info = pprof::HostInfo::from_meta(&f.meta, run_id, &id, f.host.name.as_deref());
+                write_pprof(&[(&folded, &info)], &svg, progress);
+                infos.insert(f.host.id.clone(), info);
                 o.svg = Some(svg);
                 rendered.push((f.host, folded));
             }
@@ -725,7 +762,32 @@ async fn fetch_and_render(
         }
         outcomes.push(o);
     }
-    (outcomes, rendered)
+    (outcomes, rendered, infos)
+}
+
+/// Beside an SVG (`x.svg`), its stacks as a pprof profile (`x.pb.gz`), for
+/// `go tool pprof`, Pyroscope or Parca. Best effort, like report.html.
+fn write_pprof(parts: &[(&Folded, &pprof::HostInfo)], svg: &Path, progress: &Progress) {
+    let path = svg.with_extension("pb.gz");
+    if let Err(e) = pprof::write(parts, &path) {
+        progress.note(&format!("warning: could not write {}: {e}", path.display()));
+    }
+}
+
+/// `fleet.pb.gz` beside `fleet.svg`: every host's samples, labelled with the host.
+fn fleet_pprof(
+    rendered: &[(Host, Folded)],
+    infos: &HashMap<InstanceId, pprof::HostInfo>,
+    fleet_svg: Option<&Path>,
+    progress: &Progress,
+) {
+    let Some(svg) = fleet_svg else { return };
+    let fallback = pprof::HostInfo::default();
+    let parts: Vec<_> = rendered
+        .iter()
+        .map(|(host, folded)| (folded, infos.get(&host.id).unwrap_or(&fallback)))
+        .collect();
+    write_pprof(&parts, svg, progress);
 }
 
 /// Adds the baseline's hosts and skips to the targets'; returns the

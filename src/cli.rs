@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::collapse::Window;
 use crate::document::{self, Pids, RecordParams};
@@ -39,6 +39,25 @@ pub struct Cli {
     /// Plain lines instead of progress bars, and no summary table.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Defaults for --bucket, --prefix, --region, --profile, --document,
+    /// --duration, --frequency [default: $XDG_CONFIG_HOME/flamefire/config.toml,
+    /// else ~/.config/flamefire/config.toml, if it exists].
+    #[arg(long, global = true, env = "FLAMEFIRE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Use the config file's [env.NAME] section over its top level.
+    #[arg(
+        long = "env",
+        global = true,
+        env = "FLAMEFIRE_ENV",
+        value_name = "NAME"
+    )]
+    pub env: Option<String>,
+
+    /// Where each setting came from: filled by `config::parse`.
+    #[arg(skip)]
+    pub settings: crate::config::Origins,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +125,28 @@ pub enum Command {
     /// Print or deploy the embedded SSM document (for teams without Terraform).
     #[command(subcommand)]
     Document(DocumentCommand),
+
+    /// Print a shell completion script on stdout.
+    ///
+    ///   flamefire completions bash > ~/.local/share/bash-completion/completions/flamefire
+    ///   flamefire completions zsh > ~/.zfunc/_flamefire    # with fpath+=~/.zfunc
+    ///   flamefire completions fish > ~/.config/fish/completions/flamefire.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) on stdout, or write one page per subcommand.
+    ///
+    ///   flamefire man | man -l -
+    ///   flamefire man --dir ~/.local/share/man/man1    # then: man flamefire-ssm
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// Write flamefire.1 and flamefire-SUBCOMMAND.1 here instead; print their paths.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Which instances: shared by `ssm` (required) and `doctor` (optional).
@@ -528,6 +569,54 @@ pub struct SsmPlan {
     pub record: RecordPlan,
 }
 
+/// `flamefire completions SHELL`: generated from the same definitions as `--help`.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "flamefire", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `flamefire man`: flamefire(1) in roff, listing every subcommand.
+pub fn man_page() -> String {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .expect("rendering to memory does not fail");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `flamefire man --dir DIR`: flamefire.1 and one `flamefire-SUB.1` per
+/// subcommand (nested ones too, e.g. flamefire-document-deploy.1).
+pub fn man_pages(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut written = Vec::new();
+    write_man_pages(&cmd, dir, &mut written)?;
+    Ok(written)
+}
+
+fn write_man_pages(
+    cmd: &clap::Command,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    let path = dir.join(man.get_filename());
+    let mut out = Vec::new();
+    man.render(&mut out)
+        .expect("rendering to memory does not fail");
+    std::fs::write(&path, out).map_err(|e| Error::io("write", &path, e))?;
+    written.push(path);
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        write_man_pages(sub, dir, written)?;
+    }
+    Ok(())
+}
+
 /// A fresh run id: sortable by time, unique enough across engineers.
 pub fn new_run_id(now: SystemTime) -> String {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -790,7 +879,7 @@ pub fn check_document_name(name: &str) -> Result<()> {
 }
 
 /// S3's bucket naming rules, so a typo fails before any AWS call.
-fn check_bucket_name(bucket: &str) -> Result<()> {
+pub(crate) fn check_bucket_name(bucket: &str) -> Result<()> {
     let ok = regex::Regex::new(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
         .expect("static regex")
         .is_match(bucket)
@@ -807,7 +896,7 @@ fn check_bucket_name(bucket: &str) -> Result<()> {
 /// `flamefire` and `flamefire/` mean the same prefix; the empty prefix is the
 /// bucket root. Segments must start with a letter, digit or `_`, so that no
 /// key looks like an option (`-o…`) or climbs (`..`).
-fn normalise_prefix(prefix: &str) -> Result<String> {
+pub(crate) fn normalise_prefix(prefix: &str) -> Result<String> {
     if prefix.is_empty() {
         return Ok(String::new());
     }
@@ -829,7 +918,6 @@ fn shorten_arg(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::collapse::CollapseError;
+use crate::config::ConfigError;
 use crate::render::RenderError;
 
 /// Exit codes that scripts can rely on. Documented in `--help` and the README.
@@ -58,6 +59,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 
     #[error(transparent)]
     Collapse(#[from] CollapseError),

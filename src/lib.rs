@@ -11,11 +11,14 @@
 //! `local` replaces targets…fetch with the same recorder script run on this
 //! machine; `render` starts at `collapse`. `document` holds the embedded SSM
 //! document that both run, `presign` the S3 POST policy hosts upload through.
+//! `config` fills the CLI's defaults from `config.toml`; `pprof` writes the
+//! stacks that `render` draws as pprof profiles too.
 
 pub mod app;
 pub mod aws;
 pub mod cli;
 pub mod collapse;
+pub mod config;
 pub mod diff;
 pub mod dispatch;
 pub mod doctor;
@@ -25,6 +28,7 @@ pub mod fetch;
 pub mod heatmap;
 pub mod html;
 pub mod local;
+pub mod pprof;
 pub mod presign;
 pub mod progress;
 pub mod render;

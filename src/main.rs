@@ -4,13 +4,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use flamefire::cli::Cli;
+use flamefire::config::{self, ParseError};
 use flamefire::error::Error;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Flags, environment and config file (src/config.rs); clap exits on
+    // --help, --version and usage errors (exit 2) itself.
+    let cli = match config::parse() {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Config(e)) => return fail(Error::from(e)),
+    };
     init_tracing(cli.verbose);
+    cli.settings.trace();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,16 +27,19 @@ fn main() -> ExitCode {
             eprintln!("flamefire: interrupted");
             ExitCode::from(Error::Interrupted.exit_code())
         }
-        Err(err) => {
-            eprintln!("flamefire: error: {err}");
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::from(err.exit_code())
-        }
+        Err(err) => fail(err),
     }
+}
+
+/// Prints the error and its causes, one `caused by:` line each.
+fn fail(err: Error) -> ExitCode {
+    eprintln!("flamefire: error: {err}");
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::from(err.exit_code())
 }
 
 /// `-v` shows flamefire's debug lines, `-vv` the AWS SDK's too.

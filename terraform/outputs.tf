@@ -68,3 +68,17 @@ output "aws_cli_profile" {
     ] : [],
   ))
 }
+
+output "flamefire_config" {
+  description = "flamefire's config.toml with this deployment's defaults: terraform output -raw flamefire_config > ~/.config/flamefire/config.toml (or below an [env.NAME] header, for `flamefire --env NAME`)."
+  value       = <<-EOT
+    # flamefire defaults, from `terraform output -raw flamefire_config`.
+    # Flags and FLAMEFIRE_*/AWS_* variables override these (README: "Config file").
+    bucket     = ${jsonencode(aws_s3_bucket.stacks.id)}
+    prefix     = ${jsonencode(var.prefix)}
+    region     = ${jsonencode(local.region)}
+    profile    = ${jsonencode(var.cli_profile_name)}
+    document   = ${jsonencode(aws_ssm_document.flamefire_record.name)}
+    opt-in-tag = ${jsonencode("${var.instance_tag_key}=${var.instance_tag_value}")}
+  EOT
+}

@@ -4,11 +4,14 @@
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
 mod cli;
+mod config;
 mod diff;
 mod doctor;
 mod golden;
 mod iam;
 mod local;
+mod manuals;
+mod pprof;
 mod presign;
 mod report;
 mod security;

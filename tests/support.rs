@@ -42,9 +42,15 @@ pub fn flamefire() -> assert_cmd::Command {
         "AWS_SHARED_CREDENTIALS_FILE",
         "AWS_SESSION_TOKEN",
         "FLAMEFIRE_BUCKET",
+        "FLAMEFIRE_PREFIX",
+        "FLAMEFIRE_CONFIG",
+        "FLAMEFIRE_ENV",
     ] {
         cmd.env_remove(var);
     }
+    // No config file: a developer's ~/.config/flamefire/config.toml must not
+    // change what the tests see (tests/config.rs sets its own).
+    cmd.env("XDG_CONFIG_HOME", repo().join("tests/data/no-config-here"));
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
