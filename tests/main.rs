@@ -4,6 +4,7 @@
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
 mod cli;
+mod corpus;
 mod diff;
 mod doctor;
 mod golden;
