@@ -13,7 +13,7 @@ use crate::cli::{
     BucketPlan, Cli, Command, DeployArgs, DiffInput, DiffPlan, DoctorPlan, DocumentCommand,
     FetchPlan, LocalPlan, RenderPlan, SsmPlan, check_document_name, new_run_id,
 };
-use crate::collapse::{self, CollapseError, Folded, Window};
+use crate::collapse::{self, CollapseError, Folded, Select, Window};
 use crate::config::Origins;
 use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
@@ -116,6 +116,7 @@ async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
         &plan.run_id,
         hosts,
         &out,
+        &plan.fold.select(Window::default()),
         progress,
     )
     .await;
@@ -140,6 +141,7 @@ async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     if let Some(by) = &record.started_by {
         params.push(Param::new("started by", by));
     }
+    params.extend(fold_params(&plan.fold));
     let report = RunReport {
         run_id: plan.run_id.clone(),
         command: "fetch".into(),
@@ -197,7 +199,8 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
         .and_then(|b| fetch::parse_meta(&b).ok())
         .unwrap_or_default();
     let stacks = out.join("stacks.gz");
-    let folded = tokio::task::spawn_blocking(move || collapse::file(&stacks))
+    let select = plan.fold.select(Window::default());
+    let folded = tokio::task::spawn_blocking(move || collapse::file_with(&stacks, &select))
         .await
         .expect("collapse task does not panic")?;
     let host = if meta.hostname.is_empty() {
@@ -211,6 +214,7 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
     write_pprof(&[(&folded, &info)], &svg, progress);
     let mut outcome = HostOutcome::new(host, None, Status::Rendered);
     outcome.samples = Some(folded.samples);
+    outcome.heatmap = heatmap::of(&folded);
     outcome.warnings = meta.warnings.clone();
     outcome.processes = meta.targets.clone();
     outcome.top_functions = hot(&folded);
@@ -225,7 +229,10 @@ async fn local(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
             Param::new("duration", format!("{} s", params.duration_s)),
             Param::new("frequency", format!("{} Hz", params.frequency_hz)),
             Param::new("processes", pids_text(params)),
-        ],
+        ]
+        .into_iter()
+        .chain(fold_params(&plan.fold))
+        .collect(),
         out: out.clone(),
         merged_svg: None,
         hosts: vec![outcome],
@@ -247,9 +254,10 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
         }
         None => None,
     };
+    let select = plan.fold.select(plan.window);
     let (before, after) = tokio::try_join!(
-        resolve_input(&plan.before, plan.window, remote.as_ref(), &out),
-        resolve_input(&plan.after, plan.window, remote.as_ref(), &out)
+        resolve_input(&plan.before, &select, remote.as_ref(), &out),
+        resolve_input(&plan.after, &select, remote.as_ref(), &out)
     )?;
     let mut hosts = Vec::new();
     for (role, input, folded, file) in [
@@ -264,8 +272,8 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
         let labels = Labels {
             title: format!("CPU flamegraph: {input} ({side})"),
             subtitle: format!(
-                "{} samples{}",
-                folded.samples,
+                "{}{}",
+                folded.describe(),
                 window_text(plan.window)
                     .map(|w| format!(" • {w}"))
                     .unwrap_or_default()
@@ -275,6 +283,7 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
         let mut o = HostOutcome::new(input.to_string(), Some(side.into()), Status::Rendered);
         o.role = Some(role);
         o.samples = Some(folded.samples);
+        o.heatmap = heatmap::of(folded);
         o.top_functions = hot(folded);
         o.folded = Some(svg.with_extension("folded"));
         o.svg = Some(svg);
@@ -300,6 +309,7 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
     if let Some(w) = window_text(plan.window) {
         params.push(Param::new("window", w));
     }
+    params.extend(fold_params(&plan.fold));
     let report = RunReport {
         run_id: String::new(),
         command: "diff".into(),
@@ -317,7 +327,7 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
 /// can be (see `DiffInput`): past runs in the bucket will be fetched here.
 async fn resolve_input(
     input: &DiffInput,
-    window: Window,
+    select: &Select,
     remote: Option<&(Aws, BucketPlan)>,
     out: &Path,
 ) -> Result<Folded> {
@@ -342,7 +352,8 @@ async fn resolve_input(
             fetched.perf
         }
     };
-    let mut folded = tokio::task::spawn_blocking(move || collapse::file_window(&path, window))
+    let select = select.clone();
+    let mut folded = tokio::task::spawn_blocking(move || collapse::file_with(&path, &select))
         .await
         .expect("collapse task does not panic")?;
     if let DiffInput::Run { .. } = input {
@@ -399,8 +410,8 @@ fn compare(
 async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
     let files = plan.files.clone();
-    let window = plan.window;
-    let results = tokio::task::spawn_blocking(move || collapse_all(&files, window))
+    let select = plan.fold.select(plan.window);
+    let results = tokio::task::spawn_blocking(move || collapse::files_with(&files, &select))
         .await
         .expect("collapse task does not panic");
     let mut outcomes = Vec::new();
@@ -421,16 +432,18 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         let labels = Labels {
             title: format!("CPU flamegraph: {}", folded.name),
             subtitle: format!(
-                "{} samples • {}{}",
-                folded.samples,
+                "{} • {}{}",
+                folded.describe(),
                 path.display(),
                 window_text(plan.window)
                     .map(|w| format!(" • {w}"))
                     .unwrap_or_default()
             ),
         };
+        note_other_events(progress, &path.display().to_string(), &folded);
         let mut o = HostOutcome::new(label, None, Status::Rendered);
         o.stacks = Some(path.clone());
+        o.heatmap = heatmap::of(&folded);
         match render::svg(&folded, &labels, &svg) {
             Ok(()) => {
                 let info = pprof::HostInfo::input(path, &folded.name);
@@ -465,6 +478,7 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
     if let Some(w) = window_text(plan.window) {
         params.push(Param::new("window", w));
     }
+    params.extend(fold_params(&plan.fold));
     let report = RunReport {
         run_id: String::new(),
         command: "render".into(),
@@ -476,18 +490,6 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         report: None,
     };
     finish(report, progress, false, plan.open).await
-}
-
-/// Every input collapsed, in order; the whole file, or only `window`.
-fn collapse_all(paths: &[PathBuf], window: Window) -> Vec<Result<Folded, CollapseError>> {
-    if window == Window::default() {
-        collapse::files(paths)
-    } else {
-        paths
-            .iter()
-            .map(|p| collapse::file_window(p, window))
-            .collect()
-    }
 }
 
 async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
@@ -623,6 +625,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
 
     // The wait stage installed a Ctrl-C handler, which would otherwise
     // swallow Ctrl-C from here on; the commands are done, so just stop.
+    let select = Select::default();
     let fetched = fetch_and_render(
         &aws,
         &plan.bucket,
@@ -630,6 +633,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         &params.run_id,
         succeeded,
         &out,
+        &select,
         progress,
     );
     let (fetched_outcomes, mut rendered, infos) = tokio::select! {
@@ -694,6 +698,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
 /// fetch → collapse → render for hosts whose invocation succeeded (or, for
 /// `fetch`, whose upload completed). A host whose download, check or render
 /// fails becomes a failed outcome; the others are drawn.
+#[allow(clippy::too_many_arguments)] // the run's coordinates, the output and what to fold
 async fn fetch_and_render(
     aws: &Aws,
     bucket: &str,
@@ -701,6 +706,7 @@ async fn fetch_and_render(
     run_id: &str,
     hosts: Vec<Host>,
     out: &Path,
+    select: &Select,
     progress: &Progress,
 ) -> (
     Vec<HostOutcome>,
@@ -728,7 +734,8 @@ async fn fetch_and_render(
     }
 
     let paths: Vec<PathBuf> = ready.iter().map(|f| f.perf.clone()).collect();
-    let collapsed = tokio::task::spawn_blocking(move || collapse::files(&paths))
+    let select = select.clone();
+    let collapsed = tokio::task::spawn_blocking(move || collapse::files_with(&paths, &select))
         .await
         .expect("collapse task does not panic");
     let mut rendered = Vec::new();
@@ -750,6 +757,7 @@ async fn fetch_and_render(
             Ok((folded, svg)) => {
                 o.status = Status::Rendered;
                 o.samples = Some(folded.samples);
+                o.heatmap = heatmap::of(&folded);
                 o.top_functions = hot(&folded);
                 o.folded = Some(svg.with_extension("folded"));
                 let info = pprof::HostInfo::from_meta(&f.meta, run_id, &id, f.host.name.as_deref());
@@ -959,8 +967,10 @@ fn labels(host: &str, meta: &Meta, folded: &Folded) -> Labels {
     Labels {
         title: format!("CPU flamegraph: {host}"),
         subtitle: format!(
-            "{host} • {}s at {} Hz • {} samples • {date}",
-            meta.duration_s, meta.frequency_hz, folded.samples
+            "{host} • {}s at {} Hz • {} • {date}",
+            meta.duration_s,
+            meta.frequency_hz,
+            folded.describe()
         ),
     }
 }
@@ -1018,51 +1028,43 @@ fn window_text(window: Window) -> Option<String> {
     }
 }
 
-/// Each host's time slices, read from its `perf script` file. Hosts whose
-/// stacks have no timestamps (folded input) simply get none.
-async fn add_heatmaps(hosts: &mut [HostOutcome]) {
-    let paths: Vec<Option<PathBuf>> = hosts
-        .iter()
-        .map(|h| h.stacks.clone().filter(|_| h.svg.is_some()))
-        .collect();
-    let maps = tokio::task::spawn_blocking(move || {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<heatmap::Heatmap>>> =
-            paths.iter().map(|_| Default::default()).collect();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::thread::scope(|scope| {
-            for _ in 0..workers.min(paths.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = paths.get(i) else { break };
-                        let Some(path) = path else { continue };
-                        match heatmap::file(path) {
-                            Ok(map) => {
-                                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(map);
-                            }
-                            Err(e) => tracing::debug!("no time slices for {}: {e}", path.display()),
-                        }
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .expect("heat map task does not panic");
-    for (host, map) in hosts.iter_mut().zip(maps) {
-        host.heatmap = map;
+/// `--event` and `--weight` as report parameters, when they are not the defaults.
+fn fold_params(fold: &crate::cli::FoldPlan) -> Vec<Param> {
+    let mut params = Vec::new();
+    if let Some(event) = &fold.event {
+        params.push(Param::new("event", event));
     }
+    params.push(Param::new(
+        "weight",
+        match fold.weight {
+            collapse::Weight::Sample => "1 per sample",
+            collapse::Weight::Period => "sample period",
+        },
+    ));
+    params
+}
+
+/// Says on stderr which event type was folded when an input holds several.
+fn note_other_events(progress: &Progress, input: &str, folded: &Folded) {
+    if folded.other_events.is_empty() {
+        return;
+    }
+    let others: Vec<String> = folded
+        .other_events
+        .iter()
+        .map(|(event, n)| format!("{event} ({n} samples)"))
+        .collect();
+    progress.note(&format!(
+        "{input}: folded {} ({} samples); it also holds {} (pick one with --event)",
+        folded.event.as_deref().unwrap_or("?"),
+        folded.sample_count,
+        others.join(", ")
+    ));
 }
 
 /// Writes report.html, prints the summary and the results, opens the
 /// report if asked, and gives the exit code.
 async fn finish(mut report: RunReport, progress: &Progress, json: bool, open: bool) -> Result<u8> {
-    add_heatmaps(&mut report.hosts).await;
     let page = report.out.join("report.html");
     match html::write(&report, &page) {
         Ok(()) => report.report = Some(page),

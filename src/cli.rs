@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::collapse::Window;
+use crate::collapse::{Select, Weight, Window};
 use crate::document::{self, Pids, RecordParams};
 use crate::error::{Error, Result};
 use crate::targets::{InstanceId, Target};
@@ -234,6 +234,9 @@ pub struct FetchArgs {
     pub json: bool,
 
     #[command(flatten)]
+    pub fold: FoldArgs,
+
+    #[command(flatten)]
     pub bucket: BucketArgs,
 }
 
@@ -297,6 +300,7 @@ impl DoctorArgs {
 #[derive(Debug)]
 pub struct FetchPlan {
     pub run_id: String,
+    pub fold: FoldPlan,
     pub location: BucketPlan,
     pub out: PathBuf,
     pub open: bool,
@@ -308,6 +312,7 @@ impl FetchArgs {
         document::embedded()?.check("RunId", &self.run_id, "RUN_ID")?;
         Ok(FetchPlan {
             run_id: self.run_id.clone(),
+            fold: self.fold.plan()?,
             location: self.bucket.plan()?,
             out: self
                 .out
@@ -383,6 +388,9 @@ pub struct LocalArgs {
     /// tokenizer, perf maps on), profile it, then stop it.
     #[arg(long, conflicts_with = "pid")]
     pub demo: bool,
+
+    #[command(flatten)]
+    pub fold: FoldArgs,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +405,9 @@ pub struct RenderArgs {
 
     #[command(flatten)]
     pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub fold: FoldArgs,
 
     /// Open report.html in the browser when done.
     #[arg(long)]
@@ -416,6 +427,67 @@ pub struct WindowArgs {
     pub to: Option<f64>,
 }
 
+/// Which samples to fold and what each weighs: shared by `render`, `diff`,
+/// `local` and `fetch`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FoldArgs {
+    /// Fold this event type (`cycles`, `cycles:u`, `page-faults`,
+    /// `sched:sched_switch`) when the input holds several. Default: the
+    /// input's first event type; the report says which was folded.
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
+
+    /// What one sample counts: `sample` (1 each; right for cpu-clock at a
+    /// fixed frequency) or `period` (its period, as `perf report` weighs
+    /// `cycles` recorded in frequency mode).
+    #[arg(long, value_enum, default_value_t = WeightArg::Sample, value_name = "WEIGHT")]
+    pub weight: WeightArg,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightArg {
+    #[default]
+    Sample,
+    Period,
+}
+
+/// Validated `--event` and `--weight`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FoldPlan {
+    pub event: Option<String>,
+    pub weight: Weight,
+}
+
+impl FoldPlan {
+    /// What `collapse` folds, within `window`.
+    pub fn select(&self, window: Window) -> Select {
+        Select {
+            window,
+            event: self.event.clone(),
+            weight: self.weight,
+        }
+    }
+}
+
+impl FoldArgs {
+    fn plan(&self) -> Result<FoldPlan> {
+        if let Some(event) = &self.event {
+            if event.is_empty() || event.contains(char::is_whitespace) {
+                return Err(Error::Usage(format!(
+                    "--event {event:?} is not an event name: give one as perf prints it, e.g. --event cycles or --event sched:sched_switch"
+                )));
+            }
+        }
+        Ok(FoldPlan {
+            event: self.event.clone(),
+            weight: match self.weight {
+                WeightArg::Sample => Weight::Sample,
+                WeightArg::Period => Weight::Period,
+            },
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The reference profile (e.g. the healthy host): `perf script` output
@@ -433,6 +505,9 @@ pub struct DiffArgs {
 
     #[command(flatten)]
     pub window: WindowArgs,
+
+    #[command(flatten)]
+    pub fold: FoldArgs,
 
     /// Open report.html in the browser when done.
     #[arg(long)]
@@ -490,6 +565,7 @@ pub struct RecordPlan {
 #[derive(Debug)]
 pub struct LocalPlan {
     pub record: RecordPlan,
+    pub fold: FoldPlan,
     pub demo: bool,
 }
 
@@ -498,6 +574,7 @@ pub struct RenderPlan {
     pub files: Vec<PathBuf>,
     pub out: PathBuf,
     pub window: Window,
+    pub fold: FoldPlan,
     pub open: bool,
 }
 
@@ -551,6 +628,7 @@ pub struct DiffPlan {
     pub location: Option<BucketPlan>,
     pub out: PathBuf,
     pub window: Window,
+    pub fold: FoldPlan,
     pub open: bool,
     pub json: bool,
 }
@@ -676,6 +754,7 @@ impl LocalArgs {
     pub fn plan(&self, run_id: String) -> Result<LocalPlan> {
         Ok(LocalPlan {
             record: self.record.plan(run_id)?,
+            fold: self.fold.plan()?,
             demo: self.demo,
         })
     }
@@ -687,6 +766,7 @@ impl RenderArgs {
             files: self.files.clone(),
             out: self.out.clone(),
             window: self.window.plan()?,
+            fold: self.fold.plan()?,
             open: self.open,
         })
     }
@@ -737,6 +817,7 @@ impl DiffArgs {
             location,
             out: self.out.clone(),
             window: self.window.plan()?,
+            fold: self.fold.plan()?,
             open: self.open,
             json: self.json,
         })
@@ -1067,6 +1148,34 @@ mod tests {
         );
         let err = window(&["--from", "3", "--to", "2"]).unwrap_err();
         assert!(err.to_string().contains("must be after --from"), "{err}");
+    }
+
+    #[test]
+    fn event_and_weight_choose_what_is_folded() {
+        let fold = |args: &[&str]| {
+            let mut argv = vec!["flamefire", "render", "x.perf"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Render(a) => a.plan().map(|p| p.fold),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(fold(&[]).unwrap(), FoldPlan::default());
+        let plan = fold(&["--event", "cycles:u", "--weight", "period"]).unwrap();
+        assert_eq!(plan.event.as_deref(), Some("cycles:u"));
+        assert_eq!(plan.weight, Weight::Period);
+        let err = fold(&["--event", ""]).unwrap_err();
+        assert!(err.to_string().starts_with("--event"), "{err}");
+        assert!(
+            Cli::try_parse_from(["flamefire", "render", "x", "--weight", "ns"]).is_err(),
+            "--weight is sample or period"
+        );
+        for command in ["diff a b", "local", "fetch 20261127T080000Z-abcd"] {
+            let mut argv = vec!["flamefire"];
+            argv.extend(command.split(' '));
+            argv.extend(["--event", "page-faults", "--weight", "period"]);
+            assert!(Cli::try_parse_from(&argv).is_ok(), "{command}");
+        }
     }
 
     #[test]

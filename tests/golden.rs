@@ -3,9 +3,12 @@
 //! `tests/data/expected/<name>.folded`, and SVGs checked for structure and
 //! frame names (never for bytes: inferno's layout may change).
 //!
-//! A missing expected file is written on first run (the test says so and
-//! passes); `FLAMEFIRE_BLESS=1` rewrites all of them after a deliberate
-//! change, as inferno's own tests do.
+//! The expected files were made by `inferno-collapse-perf --jit --kernel`
+//! (through flamefire 0.1's inferno-based folding, which counted one per
+//! sample and renamed `[perf-PID.map]` frames `[unknown]`), so they hold
+//! flamefire's own parser to inferno's frame naming. A missing expected file
+//! fails the test; only `FLAMEFIRE_BLESS=1` writes them, after a deliberate
+//! change, as inferno's own tests do. The layout corpus is in corpus.rs.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -58,7 +61,6 @@ fn collapsed(path: &Path) -> Folded {
 fn captures_collapse_to_the_expected_folded_stacks() {
     let bless = std::env::var_os("FLAMEFIRE_BLESS").is_some_and(|v| v == "1");
     let expected_dir = data_dir().join("expected");
-    std::fs::create_dir_all(&expected_dir).unwrap();
     let mut mismatches = Vec::new();
     for path in captures() {
         let folded = collapsed(&path);
@@ -66,16 +68,23 @@ fn captures_collapse_to_the_expected_folded_stacks() {
         folded.write_to(&mut actual).unwrap();
         let actual = String::from_utf8(actual).unwrap();
         let expected_path = expected_dir.join(format!("{}.folded", folded.name));
-        if bless || !expected_path.exists() {
+        if bless {
             std::fs::write(&expected_path, &actual).unwrap();
             eprintln!(
-                "wrote {} from {}; check it in if it looks right",
+                "wrote {} from {}; read it line by line before committing",
                 expected_path.display(),
                 path.display()
             );
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path).unwrap();
+        // A missing golden file fails: it is never written behind your back.
+        let Ok(expected) = std::fs::read_to_string(&expected_path) else {
+            mismatches.push(format!(
+                "{} is missing (FLAMEFIRE_BLESS=1 writes it)",
+                expected_path.display()
+            ));
+            continue;
+        };
         if actual != expected {
             let first_difference = actual
                 .lines()

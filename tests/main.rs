@@ -5,6 +5,7 @@
 
 mod cli;
 mod config;
+mod corpus;
 mod diff;
 mod doctor;
 mod golden;
