@@ -24,7 +24,10 @@ fn config_home(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// its stderr, after checking that it stopped at the plan (exit 2, `--pid`).
 fn settings(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> String {
     let mut cmd = flamefire();
-    cmd.env("XDG_CONFIG_HOME", home).env_remove("AWS_REGION");
+    // scripts/test.sh exports both region variables; the SDK reads either.
+    cmd.env("XDG_CONFIG_HOME", home)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION");
     for (k, v) in vars {
         cmd.env(k, v);
     }
