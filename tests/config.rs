@@ -3,7 +3,7 @@
 //! kind of bad file failing with its path, line and key (exit 2).
 //!
 //! The runs stop at a plan check after the settings are resolved (`--pid x`
-//! is refused before any AWS call), so no emulator is needed.
+//! is refused before any AWS call), so only the doctor test needs the emulator.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +24,10 @@ fn config_home(text: &str) -> (tempfile::TempDir, PathBuf) {
 /// its stderr, after checking that it stopped at the plan (exit 2, `--pid`).
 fn settings(home: &Path, vars: &[(&str, &str)], args: &[&str]) -> String {
     let mut cmd = flamefire();
-    cmd.env("XDG_CONFIG_HOME", home).env_remove("AWS_REGION");
+    // scripts/test.sh exports both region variables; the SDK reads either.
+    cmd.env("XDG_CONFIG_HOME", home)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION");
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -302,4 +305,37 @@ fn completions_and_man_ignore_a_broken_file() {
         .args(["completions", "bash"])
         .assert()
         .success();
+}
+
+#[test]
+fn doctor_ends_with_where_each_setting_came_from() {
+    // Needs the emulator (scripts/test.sh starts it): doctor calls AWS first.
+    let (home, file) = config_home("bucket = \"no-such-bkt-cfg\"\nprefix = \"teams/a/\"\n");
+    let out = flamefire()
+        .env("XDG_CONFIG_HOME", home.path())
+        .args(["doctor", "--prefix", "cli/"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("settings (flag > environment > config file > default):"),
+        "{stdout}"
+    );
+    let f = file.display();
+    for (key, value, source) in [
+        ("bucket", "no-such-bkt-cfg", format!("config {f}:1")),
+        ("prefix", "cli/", "flag --prefix".to_string()),
+        ("region", "us-east-1", "environment AWS_REGION".to_string()),
+        (
+            "document",
+            "flamefire-record",
+            "built-in default".to_string(),
+        ),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} line in:\n{stdout}"));
+        assert!(line.contains(value) && line.ends_with(&source), "{line:?}");
+    }
 }
