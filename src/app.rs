@@ -13,7 +13,7 @@ use crate::cli::{
     BucketPlan, Cli, Command, DeployArgs, DiffInput, DiffPlan, DoctorPlan, DocumentCommand,
     FetchPlan, LocalPlan, RenderPlan, SsmPlan, check_document_name, new_run_id,
 };
-use crate::collapse::{self, CollapseError, Folded, Select, Window};
+use crate::collapse::{self, Folded, Select, Window};
 use crate::config::Origins;
 use crate::diff;
 use crate::dispatch::{self, DispatchPlan};
