@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what flamefire needs on this machine (Debian/Ubuntu): perf, Node.js
-# and npm (for the demo and the tests), curl, and Python's venv (for the
-# emulator and the Terraform linters). Idempotent: it installs only what is
+# and npm (for the demo and the tests), curl, shellcheck (lints the document's
+# script), and Python's venv (for the emulator and the Terraform linters). Idempotent: it installs only what is
 # missing.
 set -euo pipefail
 
@@ -16,6 +16,7 @@ perf --version >/dev/null 2>&1 || need+=(linux-perf)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v curl >/dev/null || need+=(curl)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 

@@ -3,6 +3,8 @@
 //! Needs perf, node and the emulator: run `scripts/test.sh`, which installs
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
+mod agent;
+mod cancel;
 mod cli;
 mod diff;
 mod doctor;
@@ -12,6 +14,7 @@ mod local;
 mod presign;
 mod report;
 mod security;
+mod shells;
 mod ssm;
 mod support;
 mod timeslice;
