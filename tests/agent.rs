@@ -103,6 +103,9 @@ impl AgentRun {
         ] {
             env.insert(format!("SSM_{k}"), v);
         }
+        // Each run is its own "host" (the script keeps one run per instance
+        // id at a time), so that parallel tests do not queue on one lock.
+        env.insert("AWS_SSM_INSTANCE_ID".into(), fake_instance_id());
         AgentRun { dir, env, shells }
     }
 
@@ -167,6 +170,22 @@ impl AgentRun {
         assert!(out.status.success(), "stacks.gz is not gzip");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// `i-` and 17 hex digits, different for every call.
+pub fn fake_instance_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "i-{:07x}{:06x}{:04x}",
+        std::process::id() & 0xfff_ffff,
+        nanos >> 8 & 0xff_ffff,
+        NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
 }
 
 /// Describes a finished run for assertion messages.
