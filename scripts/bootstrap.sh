@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what flamefire needs on this machine (Debian/Ubuntu): perf, Node.js
-# and npm (for the demo and the tests), curl, Python's venv (for the emulator
-# and the Terraform linters), Go (its `go tool pprof` checks the pprof export)
-# and protoc (to check the generated pprof types). Idempotent: it installs only what is
+# and npm (for the demo and the tests), curl, shellcheck (lints the document's
+# script), Python's venv (for the emulator and the Terraform linters), Go (its
+# `go tool pprof` checks the pprof export) and protoc (to check the generated
+# pprof types). Idempotent: it installs only what is
 # missing.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ command -v curl >/dev/null || need+=(curl)
 # lets scripts/gen-pprof-proto.sh --check regenerate src/pprof/proto.rs.
 command -v go >/dev/null || need+=(golang-go)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 

@@ -943,11 +943,7 @@ async fn record_run(
 /// One line saying why a host ended the way it did, from SSM's status and
 /// the recorder's own last error line.
 fn failure_cause(status: InvocationStatus, code: Option<i32>, output: &str) -> String {
-    let said = output
-        .lines()
-        .rev()
-        .find(|l| l.contains("flamefire:") || l.to_lowercase().contains("error"))
-        .map(|l| l.trim().to_string());
+    let said = crate::local::recorder_error(output);
     match (status, said) {
         (InvocationStatus::Failed, Some(line)) => line,
         (InvocationStatus::Failed, None) => {

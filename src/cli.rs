@@ -377,6 +377,11 @@ pub struct RecordArgs {
     /// Print a JSON document on stdout instead of paths.
     #[arg(long)]
     pub json: bool,
+
+    /// Never install perf on the host: fail with the package to install instead
+    /// (for teams that forbid package installs from Run Command).
+    #[arg(long)]
+    pub no_install: bool,
 }
 
 #[derive(Debug, Args)]
@@ -735,6 +740,7 @@ impl RecordArgs {
             start_at: 0,
             run_id: run_id.clone(),
             upload: None,
+            no_install: self.no_install,
         };
         params.validate(doc)?;
         let out = self

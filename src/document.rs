@@ -206,6 +206,8 @@ pub struct RecordParams {
     pub start_at: u64,
     pub run_id: String,
     pub upload: Option<UploadFields>,
+    /// Never install perf on the host (`--no-install`, parameter NoInstall).
+    pub no_install: bool,
 }
 
 impl RecordParams {
@@ -235,6 +237,7 @@ impl RecordParams {
                 "UploadSecurityToken",
                 field(|u| u.security_token.as_deref().unwrap_or("")),
             ),
+            ("NoInstall", self.no_install.to_string()),
         ])
     }
 
@@ -272,6 +275,7 @@ pub fn flag_for(parameter: &str) -> &'static str {
         "UploadKeyPrefix" => "--prefix",
         "UploadCredential" => "the AWS credentials' access key id",
         "UploadSecurityToken" => "the AWS credentials' session token",
+        "NoInstall" => "--no-install",
         _ => "the upload signature",
     }
 }
@@ -297,6 +301,7 @@ mod tests {
             "UploadDate",
             "UploadSignature",
             "UploadSecurityToken",
+            "NoInstall",
         ] {
             assert!(doc.parameters.contains_key(name), "missing {name}");
         }

@@ -92,17 +92,25 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
     if status.success() {
         return Ok(());
     }
-    let cause = tail
-        .iter()
-        .rev()
-        .find(|l| l.contains("error") || l.contains("flamefire:"))
-        .or_else(|| tail.last())
-        .cloned()
+    let cause = recorder_error(&tail.join("\n"))
+        .or_else(|| tail.last().cloned())
         .unwrap_or_else(|| format!("the script exited with {status}"));
     Err(Error::LocalRecord {
         cause,
         next: next_step_for(&tail),
     })
+}
+
+/// The recorder's own fatal line (`flamefire: error: …`), the first one:
+/// the script prints it before its warnings, so it survives the agent's
+/// truncation of the output. Never "any line containing error": perf and
+/// package managers print such lines too.
+pub fn recorder_error(output: &str) -> Option<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("flamefire: error:"))
+        .map(str::to_string)
 }
 
 /// A hint keyed on what the script said; the script's own message comes first.
@@ -250,11 +258,27 @@ mod tests {
             start_at: 0,
             run_id: "r1".into(),
             upload: None,
+            no_install: true,
         };
         let env = ssm_env(&params);
         assert_eq!(env["SSM_Duration"], "3");
         assert_eq!(env["SSM_Pids"], "1,2");
         assert_eq!(env["SSM_UploadUrl"], "");
+        assert_eq!(env["SSM_NoInstall"], "true");
         assert_eq!(env.len(), document::embedded().unwrap().parameters.len());
+    }
+
+    #[test]
+    fn the_cause_is_the_scripts_own_error_line_not_any_line_with_error() {
+        let output = "flamefire: perf is not installed; installing it\n\
+            E: error reading package lists\n\
+            flamefire: error: upload of stacks.gz failed (curl exit 22)\n\
+            flamefire: 2 warning(s): 14/14 pids lack a perf map\n\
+            ---Error truncated----";
+        assert_eq!(
+            recorder_error(output).as_deref(),
+            Some("flamefire: error: upload of stacks.gz failed (curl exit 22)")
+        );
+        assert_eq!(recorder_error("some error\nflamefire: note"), None);
     }
 }

@@ -3,20 +3,26 @@
 //! Needs perf, node and the emulator: run `scripts/test.sh`, which installs
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
+mod agent;
+mod cancel;
 mod cli;
 mod config;
 mod corpus;
 mod diff;
 mod doctor;
 mod golden;
+mod hostile_files;
 mod iam;
 mod local;
 mod manuals;
 mod pprof;
+mod perf_discovery;
 mod presign;
 mod report;
 mod security;
+mod shells;
 mod ssm;
 mod strict;
 mod support;
 mod timeslice;
+mod truncation;

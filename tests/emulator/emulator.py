@@ -550,15 +550,51 @@ class Invocation:
         return d
 
 
+# --- the agent's output handling (see README "The real agent's contract") ---
+
+# amazon-ssm-agent agent/framework/processor/executer/iohandler/iohandler.go:
+# errTitle, truncateOut, truncateError.
+ERR_TITLE = b"\n----------ERROR-------\n"
+TRUNCATE_OUT = b"\n---Output truncated---"
+TRUNCATE_ERROR = b"\n---Error truncated----"
+# agent/framework/processor/executer/iohandler/iohandler.go DefaultOutputConfig:
+# OutputTruncatedSuffix, used by runpluginutil.RunPlugins with
+# pluginutil.StringPrefix on StandardOutput and StandardError.
+OUTPUT_TRUNCATED_SUFFIX = b"--output truncated--"
+
+
+def string_prefix(data: bytes, limit: int, suffix: bytes) -> bytes:
+    """agent/plugins/pluginutil/pluginutil.go StringPrefix: the first `limit`
+    bytes, the last len(suffix) of them replaced by the suffix."""
+    if len(data) < limit:
+        return data
+    if limit > len(suffix):
+        return data[: limit - len(suffix)] + suffix
+    return suffix[:limit]
+
+
+def truncate_output(stdout: bytes, stderr: bytes, capacity: int) -> bytes:
+    """iohandler.go TruncateOutput, line for line: CommandPlugin.Output
+    (ListCommandInvocations with Details) keeps the START of each stream,
+    stdout first, within `capacity` (MaximumPluginOutputSize = 2500)."""
+    title = ERR_TITLE if stderr else b""
+    available = capacity - len(title)
+    if len(stdout) + len(stderr) < available:
+        return stdout + title + stderr
+    if len(stdout) > available // 2 and len(stderr) > available // 2:
+        size = available - len(TRUNCATE_ERROR) - len(TRUNCATE_OUT)
+        return stdout[: size // 2] + TRUNCATE_OUT + title + stderr[: size // 2] + TRUNCATE_ERROR
+    if len(stdout) <= available // 2:
+        size = available - len(TRUNCATE_ERROR)
+        return stdout + title + stderr[: size - len(stdout)] + TRUNCATE_ERROR
+    size = available - len(TRUNCATE_OUT)
+    return stdout[: size - len(stderr)] + TRUNCATE_OUT + title + stderr
+
+
 def plugin_output(stdout: str, stderr: str) -> str:
-    """CommandPlugin.Output as the agent builds it: stdout, then stderr, ≤ 2500 chars."""
-    suffix = "\n---Output truncated---"
-    out = stdout
-    if stderr:
-        out += "\n----------ERROR-------\n" + stderr
-    if len(out) > MAX_PLUGIN_OUTPUT:
-        out = out[: MAX_PLUGIN_OUTPUT - len(suffix)] + suffix
-    return out
+    """CommandPlugin.Output as the agent builds it (iohandler.go String)."""
+    out = truncate_output(stdout.encode(), stderr.encode(), MAX_PLUGIN_OUTPUT)
+    return out.decode("utf-8", errors="replace")
 
 
 def limit_from(spec: str, total: int) -> int:
@@ -844,7 +880,9 @@ def run_script(inv: Invocation, inst: Instance) -> None:
     with open(script, "w") as f:
         f.write(cmd.document.script(cmd.params))
     os.chmod(script, 0o700)
-    argv = ["sh", "_script.sh"]
+    # agent/plugins/runscript/runshellscript.go: shellCommand "sh", shellArgs
+    # ["-c"]; runscript.go runCommands appends the script's absolute path.
+    argv = ["sh", "-c", script]
     if inst.behaviour == "no-node":
         # A fresh PID namespace with its own /proc: the script genuinely sees no
         # Node process (needs root, as on this test machine).
@@ -871,8 +909,8 @@ def run_script(inv: Invocation, inst: Instance) -> None:
             kill_group(proc)
             rc = proc.wait()
             break
-    inv.stdout = read_head(out_path, MAX_STDOUT)
-    inv.stderr = read_head(err_path, MAX_STDERR)
+    inv.stdout = read_stream(out_path, MAX_STDOUT)
+    inv.stderr = read_stream(err_path, MAX_STDERR)
     if outcome == "cancel":
         inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
     elif outcome == "timeout":
@@ -885,20 +923,26 @@ def run_script(inv: Invocation, inst: Instance) -> None:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """The agent kills the whole process group of the script (SIGKILL)."""
+    """agent/executers/executers_unix.go killProcess: syscall.Kill(-pid,
+    SIGKILL) on the group that prepareProcess made the script lead
+    (Setpgid). No SIGTERM first: the script's traps never run."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
 
-def read_head(path: str, limit: int) -> str:
+def read_stream(path: str, limit: int) -> str:
+    """What the agent reports of one stream: runpluginutil.RunPlugins cuts
+    StandardOutput/StandardError with StringPrefix and the
+    "--output truncated--" suffix; GetCommandInvocation documents the first
+    24,000 characters of stdout and 8,000 of stderr."""
     try:
         with open(path, "rb") as f:
-            data = f.read(limit * 4)
+            data = f.read(limit + 1)
     except OSError:
         return ""
-    return data.decode("utf-8", errors="replace")[:limit]
+    return string_prefix(data, limit, OUTPUT_TRUNCATED_SUFFIX).decode("utf-8", errors="replace")
 
 
 def upload_target(params: dict[str, str]) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ if [[ -z $script ]]; then
 fi
 
 params=(Duration Frequency Pids ProcessName StartAt RunId UploadUrl UploadKeyPrefix
-  UploadPolicy UploadCredential UploadDate UploadSignature UploadSecurityToken)
+  UploadPolicy UploadCredential UploadDate UploadSignature UploadSecurityToken NoInstall)
 
 # decode LINE: the corpus escapes (see the corpus header) into REPLY; returns 1
 # for values that contain NUL.
@@ -50,6 +50,7 @@ while IFS= read -r line || [[ -n $line ]]; do
       export SSM_Duration=1 SSM_Frequency=99 SSM_Pids=all SSM_ProcessName=flamefire-no-such-process
       export SSM_StartAt=0 SSM_RunId=hostile SSM_UploadUrl='' SSM_UploadKeyPrefix='' SSM_UploadPolicy=''
       export SSM_UploadCredential='' SSM_UploadDate='' SSM_UploadSignature='' SSM_UploadSecurityToken=''
+      export SSM_NoInstall=false
       export "SSM_$name=$value"
       exec sh "$script" >"$tmp/stdout" 2>"$tmp/stderr"
     ) || rc=$?

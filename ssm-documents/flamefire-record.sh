@@ -1,0 +1,1324 @@
+# flamefire-record: the host side of a flamefire run; docs/contracts.md, and the commented ssm-documents/flamefire-record.sh.
+# shellcheck shell=bash
+#
+# This file is the source: scripts/build-document.sh copies it, without its
+# comment lines, into the runCommand of flamefire-record.yaml (SSM's 64 KB
+# document limit). Edit here, then run that script.
+#
+# Records on-CPU stacks of Node.js processes with perf and delivers
+# stacks.gz (gzip of `perf script --no-inline` text) and meta.json, either
+# into the current directory (local mode: UploadUrl empty) or to S3 through a
+# presigned POST (upload mode).
+#
+# Inputs: only the SSM_<Name> environment variables that the SSM agent sets
+# for parameters with `interpolationType: ENV_VAR` (agent >= 3.3.2746.0), plus
+# AWS_SSM_INSTANCE_ID and AWS_SSM_REGION_NAME. Document parameters are never
+# pasted into this text, so no value can become shell code.
+#
+# Runs under the SSM agent as `sh _script.sh` (dash on Debian/Ubuntu) and
+# under `flamefire local` as `bash script.sh`, with cwd = output directory.
+#
+# Exit codes: 0 ok | 1 unexpected failure | 2 invalid parameter or agent too
+# old | 3 no target process | 4 perf unavailable | 5 not enough disk or no
+# work directory | 6 recording failed | 7 delivery failed | 128+N signal N.
+
+# The agent runs this text as `sh -c _script.sh`. /bin/sh may be dash
+# (Debian, Ubuntu) or bash in POSIX mode (Amazon Linux 2, RHEL, SLES), and
+# bash before 5.1 refuses bash syntax such as process substitution in POSIX
+# mode. So switch to a plain bash before any bash-only syntax is read.
+# Everything up to the exec is POSIX sh. FLAMEFIRE_REEXEC stops a loop where
+# bash itself starts in POSIX mode (POSIXLY_CORRECT or an exported SHELLOPTS,
+# both dropped for the re-exec).
+flamefire_posix=no
+if [ -z "${BASH_VERSION:-}" ]; then
+  flamefire_posix=yes
+else
+  case ":${SHELLOPTS:-}:" in *:posix:*) flamefire_posix=yes ;; esac
+fi
+if [ "$flamefire_posix" = yes ] && [ -z "${FLAMEFIRE_REEXEC:-}" ]; then
+  if ! command -v bash >/dev/null 2>&1; then
+    echo "flamefire: error: bash is required on the host but is not in PATH ($PATH); install bash" >&2
+    exit 1
+  fi
+  if [ ! -f "$0" ]; then
+    echo "flamefire: error: cannot re-run under bash: the script path is unknown (\$0='$0'); run it with bash" >&2
+    exit 1
+  fi
+  FLAMEFIRE_REEXEC=1
+  export FLAMEFIRE_REEXEC
+  exec env -u SHELLOPTS -u POSIXLY_CORRECT bash "$0" "$@"
+fi
+if [ -z "${BASH_VERSION:-}" ]; then
+  echo "flamefire: error: re-running under bash did not give bash (\$BASH_VERSION is empty); install bash" >&2
+  exit 1
+fi
+# Still POSIX mode (bash started that way): leave it, the rest is bash.
+set +o posix
+unset flamefire_posix FLAMEFIRE_REEXEC
+
+set -euo pipefail
+umask 077
+# Byte-wise regexes, ranges and messages, whatever the host's locale: [0-9]
+# must never match fullwidth digits and friends.
+export LC_ALL=C
+
+# --- limits -----------------------------------------------------------------
+# The document's timeoutSeconds is 1800; the script keeps its own deadline 60 s
+# earlier so that it fails with a message instead of being killed:
+# StartAt wait <= 600 + install <= 240 + record <= 320 + perf script <= 300,
+# and what is left for the upload.
+readonly BUDGET_S=1740
+readonly MAX_START_DELAY_S=600
+# A new package manager attempt starts only within this budget (one that
+# runs is never killed, see try_install).
+readonly INSTALL_TIMEOUT_S=240
+readonly MIN_FREE_MIB=256
+readonly BIG_MAP_MIB=256
+# Container maps are copied (perf < 4.14 only) up to this size.
+readonly MAP_COPY_MIB=512
+# One event on every host, so that fleet flamegraphs add up (see record).
+readonly EVENT=cpu-clock
+readonly CMDLINE_MAX=512
+# Worst-case bytes per sample in perf.data with -g (a 127-frame callchain of
+# 8-byte ips plus the sample header), for the disk estimate before recording.
+readonly SAMPLE_BYTES=1200
+# Recording must leave at least this share of the filesystem free.
+readonly KEEP_FREE_PCT=20
+# How long a second run on the same host waits for the first.
+readonly LOCK_WAIT_S=360
+
+# --- state (the EXIT trap reads these) --------------------------------------
+WORK=""            # private work dir, removed on every exit path
+CHILD_PIDS=()      # the long-running children we are waiting for, if any
+CLEANUP_FILES=()   # maps copied out of containers, staged outputs
+RESTORE_OWNERS=()  # "uid:gid:inode:path" of maps chowned to root (old perf only)
+WARNINGS=()
+# Per-pid warnings are summed up by kind into one line each (the agent keeps
+# only the start of the output: 14 per-pid lines would push the error out).
+declare -A PW_COUNT=() PW_PIDS=() PW_TEXT=()
+PW_KINDS=()
+
+T_PID=() T_CMDLINE=() T_VERSION=() T_NSPID=() T_MAP=() T_MAP_BYTES=()
+
+# --- messages ---------------------------------------------------------------
+# stderr carries progress notes as they happen, and at the end the error line
+# FIRST, then warnings summed up in one line: the SSM agent keeps only the
+# first ~2,500 characters of the output (iohandler.TruncateOutput), and the
+# operator must see the cause.
+note() { printf 'flamefire: %s\n' "$*" >&2; }
+
+warn() { WARNINGS+=("$1"); }
+
+# warn_pid KIND PID TEXT: a warning about one target; all pids with the same
+# KIND become one warning "N/M pids TEXT (pids ...)".
+warn_pid() {
+  local kind=$1 pid=$2
+  if [[ -z ${PW_COUNT[$kind]+x} ]]; then
+    PW_KINDS+=("$kind")
+    PW_COUNT[$kind]=0
+    PW_PIDS[$kind]=""
+    PW_TEXT[$kind]=$3
+  fi
+  PW_COUNT[$kind]=$((PW_COUNT[$kind] + 1))
+  if ((PW_COUNT[$kind] <= 8)); then PW_PIDS[$kind]+="${PW_PIDS[$kind]:+ }$pid"; fi
+}
+
+# flush_pid_warnings: the per-kind summaries into WARNINGS (once).
+flush_pid_warnings() {
+  local kind n more
+  for kind in ${PW_KINDS[@]+"${PW_KINDS[@]}"}; do
+    n=${PW_COUNT[$kind]}
+    more=""
+    if ((n > 8)); then more=" ..."; fi
+    WARNINGS+=("$n/$TARGETS_FOUND pids ${PW_TEXT[$kind]} (pids ${PW_PIDS[$kind]}$more)")
+  done
+  PW_KINDS=()
+}
+
+# warnings_line: every warning in one line of at most 400 characters.
+warnings_line() {
+  local w line=""
+  for w in ${WARNINGS[@]+"${WARNINGS[@]}"}; do
+    line+="${line:+; }$w"
+  done
+  REPLY=$(printable "$line" 400)
+}
+
+# die CODE MESSAGE: the error line, then the warnings in one line, then exit
+# (the EXIT trap cleans up).
+die() {
+  local code=$1
+  shift
+  printf 'flamefire: error: %s\n' "$(printable "$*" 1000)" >&2
+  flush_pid_warnings
+  if ((${#WARNINGS[@]} > 0)); then
+    warnings_line
+    printf 'flamefire: %d warning(s): %s\n' "${#WARNINGS[@]}" "$REPLY" >&2
+  fi
+  exit "$code"
+}
+
+# printable VALUE [MAX]: a value that may be hostile, made safe to echo:
+# non-printable bytes become '?', long values are cut.
+printable() {
+  local max=${2:-64} s=$1
+  s=${s:0:$max}
+  s=${s//[^[:print:]]/?}
+  printf '%s' "$s"
+  if ((${#1} > max)); then printf '...'; fi
+}
+
+# --- time -------------------------------------------------------------------
+# now_us: microseconds since the epoch into REPLY. EPOCHREALTIME needs bash 5;
+# older bash (Amazon Linux 2 has 4.2) forks date.
+now_us() {
+  local t
+  if [[ -n ${EPOCHREALTIME:-} ]]; then t=$EPOCHREALTIME; else t=$(date +%s.%N); fi
+  local sec=${t%%.*} frac=${t#*.}000000
+  REPLY=$((sec * 1000000 + 10#${frac:0:6}))
+}
+
+# seconds_since START_US: elapsed seconds with 3 decimals, into REPLY.
+seconds_since() {
+  local start=$1
+  now_us
+  local d=$((REPLY - start))
+  if ((d < 0)); then d=0; fi
+  printf -v REPLY '%d.%03d' $((d / 1000000)) $(((d % 1000000) / 1000))
+}
+
+remaining_s() { REPLY=$((DEADLINE - $(date +%s))); }
+
+# --- children and cleanup ---------------------------------------------------
+# The SSM agent stops a command (CancelCommand, timeout) with SIGKILL to the
+# script's process group and nothing else (amazon-ssm-agent
+# agent/executers/executers_unix.go, killProcess), so no trap runs then.
+# Hence every child stays in our process group: no timeout(1) (it makes its
+# own group and would outlive us), no setsid, no nohup. Time limits are
+# kept by wait_children itself.
+#
+# start_child CMD... [redirections]: run a command in the background.
+# Redirections go on start_child only: on the waiting shell they would
+# swallow the trap's own message.
+start_child() {
+  "$@" &
+  CHILD_PIDS+=("$!")
+}
+
+is_alive() {
+  local state
+  [[ -r /proc/$1/stat ]] || return 1
+  read -r state <"/proc/$1/stat" 2>/dev/null || return 1
+  state=${state##*) }
+  [[ ${state:0:1} != Z ]]
+}
+
+# wait_children LIMIT_S: wait for every started child, at most LIMIT_S
+# seconds; past that, SIGKILL them (TIMED_OUT=1). The exit status of each
+# child goes into CHILD_RCS, in start order. bash runs traps only between
+# commands, so the wait polls: INT/TERM/HUP act within 0.2 s.
+wait_children() {
+  local limit=$1 pid alive end rc
+  end=$(($(date +%s) + limit))
+  TIMED_OUT=0
+  while :; do
+    alive=0
+    for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
+      if is_alive "$pid"; then alive=1; fi
+    done
+    ((alive)) || break
+    if (($(date +%s) >= end)); then
+      TIMED_OUT=1
+      for pid in "${CHILD_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+      break
+    fi
+    sleep 0.2
+  done
+  CHILD_RCS=()
+  for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
+    rc=0
+    wait "$pid" || rc=$?
+    CHILD_RCS+=("$rc")
+  done
+  CHILD_PIDS=()
+}
+
+# wait_child LIMIT_S: wait_children for one child; returns its status.
+wait_child() {
+  wait_children "$1"
+  return "${CHILD_RCS[0]:-1}"
+}
+
+# stop_children: SIGKILL whatever we started (used on exit). perf.data and
+# partial output die with the work directory, so nothing gentler is needed.
+stop_children() {
+  local pid
+  for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
+    wait "$pid" 2>/dev/null || true
+  done
+  CHILD_PIDS=()
+}
+
+cleanup() {
+  local status=$? entry uid gid inode path
+  trap - EXIT INT TERM HUP
+  set +e
+  stop_children
+  # Give maps back to their owners, but only if they are still the files we
+  # chowned (chown -h never follows a symlink swapped in meanwhile).
+  for entry in ${RESTORE_OWNERS[@]+"${RESTORE_OWNERS[@]}"}; do
+    IFS=: read -r uid gid inode path <<<"$entry"
+    if [[ -f $path && ! -L $path && $(stat -c %i -- "$path" 2>/dev/null) == "$inode" ]]; then
+      chown -h -- "$uid:$gid" "$path" 2>/dev/null
+    fi
+  done
+  for path in ${CLEANUP_FILES[@]+"${CLEANUP_FILES[@]}"}; do
+    rm -f -- "$path"
+  done
+  if [[ -n $WORK && -d $WORK ]]; then
+    rm -rf -- "$WORK"
+  fi
+  exit "$status"
+}
+
+on_signal() {
+  printf 'flamefire: error: interrupted by SIG%s; stopping perf and removing temporary files\n' "$1" >&2
+  exit $((128 + $2))
+}
+
+trap cleanup EXIT
+trap 'on_signal INT 2' INT
+trap 'on_signal TERM 15' TERM
+trap 'on_signal HUP 1' HUP
+
+# --- parameters -------------------------------------------------------------
+# The allowedPatterns of the document, repeated here: the agent checks them
+# first, but an old agent or a caller that bypasses it must not get further.
+param_pattern() {
+  case $1 in
+    Duration) REPLY='^([1-9]|[1-9][0-9]|[12][0-9][0-9]|300)$' ;;
+    Frequency) REPLY='^([1-9]|[1-9][0-9]|[1-9][0-9][0-9])$' ;;
+    Pids) REPLY='^(all|[1-9][0-9]{0,9}(,[1-9][0-9]{0,9}){0,63})$' ;;
+    ProcessName) REPLY='^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$' ;;
+    StartAt) REPLY='^(0|[1-9][0-9]{9})$' ;;
+    RunId) REPLY='^[A-Za-z0-9][A-Za-z0-9-]{0,63}$' ;;
+    UploadUrl) REPLY='^(|https://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/|http://127\.0\.0\.1:[0-9]{2,5}/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/)$' ;;
+    UploadKeyPrefix) REPLY='^(|([A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}/){1,8})$' ;;
+    UploadPolicy) REPLY='^(|[A-Za-z0-9+/]{1,8192}={0,2})$' ;;
+    UploadCredential) REPLY='^(|[A-Z0-9]{16,128}/[0-9]{8}/[a-z0-9-]{1,30}/s3/aws4_request)$' ;;
+    UploadDate) REPLY='^(|[0-9]{8}T[0-9]{6}Z)$' ;;
+    UploadSignature) REPLY='^(|[0-9a-f]{64})$' ;;
+    UploadSecurityToken) REPLY='^(|[A-Za-z0-9+/=]{16,4096})$' ;;
+    NoInstall) REPLY='^(true|false)$' ;;
+    *) die 1 "internal: no pattern for parameter $1" ;;
+  esac
+}
+
+# param_matches NAME VALUE: VALUE matches NAME's pattern. Two patterns are
+# checked in an equivalent form: glibc compiles {1,8192} into an automaton of
+# ~1.7 GB (10 s), so those use '+' and explicit length limits instead.
+param_matches() {
+  local name=$1 value=$2 body
+  case $name in
+    UploadPolicy)
+      [[ -z $value ]] && return 0
+      ((${#value} <= 8194)) || return 1
+      [[ $value =~ ^[A-Za-z0-9+/]+={0,2}$ ]] || return 1
+      body=${value%%=*}
+      ((${#body} <= 8192))
+      ;;
+    UploadSecurityToken)
+      [[ -z $value ]] && return 0
+      ((${#value} >= 16 && ${#value} <= 4096)) || return 1
+      [[ $value =~ ^[A-Za-z0-9+/=]+$ ]]
+      ;;
+    *)
+      param_pattern "$name"
+      [[ $value =~ $REPLY ]]
+      ;;
+  esac
+}
+
+# param NAME: the value of SSM_<NAME> into REPLY. It must be set (no silent
+# defaults: an old agent passes nothing) and match its pattern.
+param() {
+  local name=$1 var=SSM_$1 value
+  if [[ -z ${!var+x} ]]; then
+    die 2 "parameter $name did not arrive: $var is not set. The SSM agent must be >= 3.3.2746.0 to pass parameters as environment variables (interpolationType ENV_VAR); update amazon-ssm-agent"
+  fi
+  value=${!var}
+  if ! param_matches "$name" "$value"; then
+    param_pattern "$name"
+    die 2 "invalid parameter $name: '$(printable "$value")' does not match $REPLY"
+  fi
+  REPLY=$value
+}
+
+read_params() {
+  param Duration && P_Duration=$REPLY
+  param Frequency && P_Frequency=$REPLY
+  param Pids && P_Pids=$REPLY
+  param ProcessName && P_ProcessName=$REPLY
+  param StartAt && P_StartAt=$REPLY
+  param RunId && P_RunId=$REPLY
+  param UploadUrl && P_UploadUrl=$REPLY
+  param UploadKeyPrefix && P_UploadKeyPrefix=$REPLY
+  param UploadPolicy && P_UploadPolicy=$REPLY
+  param UploadCredential && P_UploadCredential=$REPLY
+  param UploadDate && P_UploadDate=$REPLY
+  param UploadSignature && P_UploadSignature=$REPLY
+  param UploadSecurityToken && P_UploadSecurityToken=$REPLY
+  param NoInstall && P_NoInstall=$REPLY
+}
+
+# check_upload_params: upload mode needs the whole presigned POST; local mode
+# must not be handed half of one (that is a caller bug, not a preference).
+check_upload_params() {
+  local name var
+  for name in UploadKeyPrefix UploadPolicy UploadCredential UploadDate UploadSignature; do
+    var=P_$name
+    if [[ -n $P_UploadUrl && -z ${!var} ]]; then
+      die 2 "UploadUrl is set but $name is empty: the presigned POST is incomplete"
+    fi
+    if [[ -z $P_UploadUrl && -n ${!var} ]]; then
+      die 2 "$name is set but UploadUrl is empty: pass both for upload mode, neither for local mode"
+    fi
+  done
+  if [[ -z $P_UploadUrl && -n $P_UploadSecurityToken ]]; then
+    die 2 "UploadSecurityToken is set but UploadUrl is empty: pass both for upload mode, neither for local mode"
+  fi
+}
+
+# read_identity: instance id, region and host facts for meta.json.
+read_identity() {
+  local id=${AWS_SSM_INSTANCE_ID:-} region=${AWS_SSM_REGION_NAME:-}
+  local id_re='^(i|mi)-[0-9a-f]{8,17}$' region_re='^[a-z0-9-]{1,30}$'
+  INSTANCE_ID=local
+  if [[ $id =~ $id_re ]]; then
+    INSTANCE_ID=$id
+  elif [[ -n $P_UploadUrl ]]; then
+    if [[ -z $id ]]; then
+      die 2 "AWS_SSM_INSTANCE_ID is not set, so the upload key cannot be built; upload mode runs only under the SSM agent"
+    fi
+    die 2 "AWS_SSM_INSTANCE_ID '$(printable "$id")' is not an instance id (expected ^(i|mi)-[0-9a-f]{8,17}\$)"
+  elif [[ -n $id ]]; then
+    warn "AWS_SSM_INSTANCE_ID '$(printable "$id")' is not an instance id; using 'local'"
+  fi
+  REGION=""
+  if [[ $region =~ $region_re ]]; then REGION=$region; fi
+
+  HOST=$(uname -n | sanitize_text)
+  KERNEL=$(uname -r | sanitize_text)
+  DISTRO=unknown
+  if [[ -r /etc/os-release ]]; then
+    # Parsed, never sourced: os-release is shell syntax, but we only want text.
+    local line
+    line=$(grep -m1 '^PRETTY_NAME=' /etc/os-release || true)
+    line=${line#PRETTY_NAME=}
+    line=${line#[\"\']}
+    line=${line%[\"\']}
+    if [[ -n $line ]]; then DISTRO=$(printf '%s' "$line" | sanitize_text); fi
+  fi
+}
+
+os_release_ids() {
+  # "ID ID_LIKE" of the distro, lower case, for choosing a perf package.
+  local ids=""
+  if [[ -r /etc/os-release ]]; then
+    ids=$(grep -E '^(ID|ID_LIKE)=' /etc/os-release | cut -d= -f2- | tr -d '"'"'" | tr '\n' ' ' || true)
+  fi
+  printf '%s' "$ids"
+}
+
+# --- text helpers -------------------------------------------------------------
+# sanitize_text: stdin to stdout as valid UTF-8 (invalid bytes dropped), so that
+# meta.json stays parseable whatever a cmdline contains.
+sanitize_text() {
+  if command -v iconv >/dev/null 2>&1; then
+    iconv -c -f UTF-8 -t UTF-8 2>/dev/null || true
+  else
+    tr -d '\200-\377'
+  fi
+}
+
+# redact: stdin to stdout with credentials in command lines masked: passwords
+# in URLs (scheme://user:PASS@), --password=X / token=X style arguments and
+# the word after --password / --token. Command lines go into meta.json and
+# the SSM output, which more people read than the host's ps.
+redact() {
+  sed -E \
+    -e 's#(://[^:/@ ]*):[^@ ]*@#\1:***@#g' \
+    -e 's#((^|[ -])[A-Za-z_-]*(password|passwd|pwd|token|secret|apikey|api_key|api-key|access_key|access-key|credential)[A-Za-z_-]*=)[^ ]*#\1***#Ig' \
+    -e 's#(--?[A-Za-z_-]*(password|passwd|token|secret|apikey|api-key)[A-Za-z_-]*) [^ -][^ ]*#\1 ***#Ig'
+}
+
+# json_str VALUE: a JSON string literal. Backslash and quote are escaped,
+# \t \n \r become escapes, other control characters are dropped.
+json_str() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//[$'\001'-$'\037'$'\177']/}
+  printf '"%s"' "$s"
+}
+
+# --- preflight ----------------------------------------------------------------
+check_tools() {
+  local tool missing=()
+  for tool in awk cat chown cut date df gzip grep head mkfifo mktemp mv nice readlink rm sed sleep sort stat tail tr uname; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [[ -n $P_UploadUrl ]]; then
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+  fi
+  if ((${#missing[@]} > 0)); then
+    die 1 "required commands not found in PATH: ${missing[*]}"
+  fi
+}
+
+free_mib() { df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024) }'; }
+
+# lock_host: one run per host at a time (two on-call engineers at once): the
+# second waits for the first, at most LOCK_WAIT_S, then fails saying why.
+# The lock is per instance id, which is one per real host (the test
+# emulator runs several "hosts" on one machine). It dies with our process
+# group, even on SIGKILL.
+lock_host() {
+  local lock=/tmp/flamefire-$EUID-$INSTANCE_ID.lock
+  if ((EUID == 0)) && [[ -d /run/lock && ! -L /run/lock ]]; then lock=/run/lock/flamefire-$INSTANCE_ID.lock; fi
+  if ! command -v flock >/dev/null 2>&1; then
+    warn "flock (util-linux) is not installed: a second run at the same time is not detected"
+    return 0
+  fi
+  if [[ -L $lock ]]; then die 5 "$lock is a symlink; remove it and retry"; fi
+  exec 9>>"$lock" || die 5 "cannot open the lock file $lock"
+  if flock -n 9; then return 0; fi
+  note "another flamefire run is recording on this host; waiting up to $LOCK_WAIT_S s for it to end"
+  start_child flock -w "$LOCK_WAIT_S" 9
+  if ! wait_child $((LOCK_WAIT_S + 5)); then
+    host_label
+    die 8 "another flamefire run was still recording on $REPLY after $LOCK_WAIT_S s (it holds $lock); retry when it has ended"
+  fi
+}
+
+# start_time PID: the process's start time (clock ticks since boot) into
+# REPLY, to tell a live process from a later one that reused its PID.
+start_time() {
+  local stat
+  REPLY=""
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+  stat=${stat##*) }
+  read -r -a stat <<<"$stat"
+  REPLY=${stat[19]:-}
+}
+
+# sweep_stale_workdirs: a run killed with SIGKILL (the agent's cancel and
+# timeout) cannot clean up after itself. Each work dir names its run's pid
+# and start time in `owner`; remove those whose run is gone. Left-overs
+# (perf.data, partial stacks.gz) are thus bounded by the runs killed since
+# the last run.
+sweep_stale_workdirs() {
+  local base dir pid started
+  for base in /var/tmp /tmp; do
+    [[ -d $base ]] || continue
+    for dir in "$base"/flamefire.????????; do
+      [[ -d $dir && ! -L $dir && -O $dir ]] || continue
+      pid="" started=""
+      if [[ -f $dir/owner ]]; then read -r pid started <"$dir/owner" || true; fi
+      if [[ -z $pid ]]; then
+        # killed between mktemp and writing `owner`: give it a minute
+        [[ -n $(find "$dir" -maxdepth 0 -mmin +1 2>/dev/null) ]] || continue
+      elif [[ $pid =~ ^[0-9]+$ ]] && start_time "$pid" && [[ $REPLY == "$started" ]]; then
+        continue
+      fi
+      rm -rf -- "$dir"
+    done
+  done
+}
+
+# make_workdir: a private directory on a filesystem with room for perf.data.
+make_workdir() {
+  local base free tried=""
+  sweep_stale_workdirs
+  for base in /var/tmp /tmp; do
+    [[ -d $base && -w $base ]] || continue
+    free=$(free_mib "$base")
+    if [[ $free =~ ^[0-9]+$ ]] && ((free >= MIN_FREE_MIB)); then
+      WORK=$(mktemp -d "$base/flamefire.XXXXXXXX") || die 5 "cannot create a work directory in $base"
+      start_time $$ || true
+      printf '%s %s\n' "$$" "$REPLY" >"$WORK/owner"
+      return 0
+    fi
+    tried+="${tried:+, }$base has ${free:-?} MiB free"
+  done
+  die 5 "not enough free disk for the recording: need $MIN_FREE_MIB MiB in /var/tmp or /tmp (${tried:-neither is a writable directory})"
+}
+
+# check_disk_budget: refuse to record when the worst-case perf.data (every
+# CPU busy in the targets for the whole Duration, SAMPLE_BYTES each) would
+# leave less than KEEP_FREE_PCT% of the work directory's filesystem free.
+check_disk_budget() {
+  local cpus total free worst left_pct
+  cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || printf 1)
+  [[ $cpus =~ ^[0-9]+$ ]] || cpus=1
+  read -r total free <<<"$(df -Pk -- "$WORK" 2>/dev/null | awk 'NR == 2 { print $2, $4 }')"
+  [[ $total =~ ^[0-9]+$ && $free =~ ^[0-9]+$ ]] && ((total > 0)) || return 0
+  worst=$((FREQ * cpus * P_Duration * SAMPLE_BYTES / 1024 + 1))
+  left_pct=$(((free - worst) * 100 / total))
+  if ((left_pct < KEEP_FREE_PCT)); then
+    die 5 "not enough free disk in ${WORK%/*}: recording $P_Duration s at $FREQ Hz on $cpus CPUs may write up to $((worst / 1024)) MiB, which would leave ${left_pct}% of the filesystem free (at least ${KEEP_FREE_PCT}% must stay free); free some space, or lower Duration or Frequency"
+  fi
+}
+
+# --- targets ----------------------------------------------------------------
+ppid_of() {
+  local stat rest
+  stat=$(<"/proc/$1/stat") 2>/dev/null || return 1
+  # comm (field 2) may contain spaces and ')': cut after the last ')'.
+  rest=${stat##*) }
+  read -r _ REPLY _ <<<"$rest"
+}
+
+# self_and_ancestors: this script and its parents must never be targets
+# (ProcessName=bash would otherwise profile us).
+self_and_ancestors() {
+  local pid=$$
+  SELF_TREE=" $$ $BASHPID "
+  while ((pid > 1)) && ppid_of "$pid"; do
+    pid=$REPLY
+    SELF_TREE+="$pid "
+  done
+}
+
+exe_name() {
+  local exe
+  exe=$(readlink -- "/proc/$1/exe" 2>/dev/null) || return 1
+  exe=${exe% (deleted)}
+  REPLY=${exe##*/}
+}
+
+host_label() {
+  if [[ $INSTANCE_ID == local ]]; then REPLY=$HOST; else REPLY="$HOST ($INSTANCE_ID)"; fi
+}
+
+select_targets() {
+  local pid names hint
+  if [[ $P_Pids == all ]]; then
+    names="'$P_ProcessName'" hint="start it, or pass --pid"
+    if [[ $P_ProcessName == node ]]; then names="'node' or 'nodejs'" hint="start Node, or pass --pid"; fi
+    self_and_ancestors
+    for pid in /proc/[0-9]*; do
+      pid=${pid#/proc/}
+      [[ $SELF_TREE == *" $pid "* ]] && continue
+      exe_name "$pid" || continue
+      if [[ $REPLY == "$P_ProcessName" || ($P_ProcessName == node && $REPLY == nodejs) ]]; then
+        T_PID+=("$pid")
+      fi
+    done
+    if ((${#T_PID[@]} > 1)); then
+      # (no process substitution: see the re-exec at the top)
+      read -r -a T_PID <<<"$(printf '%s\n' "${T_PID[@]}" | sort -n | tr '\n' ' ')"
+    fi
+    if ((${#T_PID[@]} == 0)); then
+      host_label
+      die 3 "no running process whose executable is $names on $REPLY; $hint"
+    fi
+  else
+    local seen=" " list
+    IFS=, read -r -a list <<<"$P_Pids"
+    for pid in "${list[@]}"; do
+      [[ $seen == *" $pid "* ]] && continue
+      seen+="$pid "
+      if [[ ! -d /proc/$pid ]] || ! is_alive "$pid"; then
+        host_label
+        die 3 "process $pid is not running on $REPLY"
+      fi
+      T_PID+=("$pid")
+    done
+  fi
+}
+
+# node_version PID: the version embedded in the binary, found by reading it,
+# never by running it (running a possibly untrusted binary as root would hand
+# it root). Node embeds its release tarball URL (process.release) and an
+# inspector "node.js/vX.Y.Z" string; distro builds keep them in libnode.so.
+grep_version() {
+  local hit
+  hit=$(grep -a -o -m1 -E '/node-v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-rc\.[0-9]{1,3})?\.tar\.gz' -- "$1" 2>/dev/null | head -n1 || true)
+  if [[ -n $hit ]]; then
+    hit=${hit#/node-}
+    REPLY=${hit%.tar.gz}
+    return 0
+  fi
+  hit=$(grep -a -o -m1 -E 'node\.js/v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}' -- "$1" 2>/dev/null | head -n1 || true)
+  if [[ -n $hit ]]; then
+    REPLY=${hit#node.js/}
+    return 0
+  fi
+  return 1
+}
+
+declare -A VERSION_CACHE=()
+
+node_version() {
+  local pid=$1 key path
+  key=$(stat -L -c '%d:%i' -- "/proc/$pid/exe" 2>/dev/null || true)
+  if [[ -n $key && -n ${VERSION_CACHE[$key]+x} ]]; then
+    REPLY=${VERSION_CACHE[$key]}
+    return 0
+  fi
+  if ! grep_version "/proc/$pid/exe"; then
+    REPLY=unknown
+    while read -r _ _ _ _ _ path; do
+      if [[ $path == */libnode.so* ]] && grep_version "/proc/$pid/root$path"; then
+        break
+      fi
+      REPLY=unknown
+    done <"/proc/$pid/maps" 2>/dev/null || true
+  fi
+  if [[ -n $key ]]; then VERSION_CACHE[$key]=$REPLY; fi
+}
+
+read_cmdline() {
+  local text
+  text=$(head -c "$CMDLINE_MAX" -- "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ' | sanitize_text | redact || true)
+  # process.title pads the old argv area with NULs: drop the trailing blanks.
+  REPLY=${text%"${text##*[! ]}"}
+}
+
+# ns_pid PID: the PID as the process itself sees it (last NSpid value) when it
+# lives in another PID namespace (a container); empty otherwise.
+ns_pid() {
+  local key values
+  REPLY=""
+  while IFS=$'\t' read -r key values; do
+    if [[ $key == NSpid: ]]; then
+      values=${values##*[[:space:]]}
+      if [[ $values != "$1" ]]; then REPLY=$values; fi
+      return 0
+    fi
+  done <"/proc/$1/status" 2>/dev/null || true
+}
+
+describe_targets() {
+  local i
+  TARGETS_FOUND=${#T_PID[@]}
+  for i in "${!T_PID[@]}"; do
+    read_cmdline "${T_PID[i]}"
+    T_CMDLINE[i]=$REPLY
+    node_version "${T_PID[i]}"
+    T_VERSION[i]=$REPLY
+    ns_pid "${T_PID[i]}"
+    T_NSPID[i]=$REPLY
+    T_MAP[i]=missing
+    T_MAP_BYTES[i]=0
+  done
+}
+
+# --- perf ---------------------------------------------------------------------
+# find_perf: a working perf into PERF. First `perf` on PATH; on Ubuntu that is
+# a wrapper that exits 2 unless linux-tools-$(uname -r) is installed, which is
+# often gone for a host not yet rebooted. A perf built for another kernel
+# version records and scripts fine, so take the newest one installed.
+find_perf() {
+  local c found=()
+  PERF=""
+  if command -v perf >/dev/null 2>&1 && perf --version >/dev/null 2>&1; then
+    PERF=$(command -v perf)
+    return 0
+  fi
+  for c in /usr/lib/linux-tools/*/perf /usr/lib/linux-tools-*/perf; do
+    if [[ -f $c && -x $c && ! -L ${c%/perf} ]]; then found+=("$c"); fi
+  done
+  ((${#found[@]} > 0)) || return 1
+  while IFS= read -r c; do
+    if "$c" --version >/dev/null 2>&1; then
+      PERF=$c
+      return 0
+    fi
+  done <<<"$(printf '%s\n' "${found[@]}" | sort -r -V)"
+  return 1
+}
+
+perf_works() { find_perf; }
+
+# perf_package: the package that provides perf on this distro, for messages.
+perf_package() {
+  local ids
+  ids=" $(os_release_ids) "
+  case $ids in
+    *" ubuntu "*) REPLY="linux-tools-$KERNEL (and linux-tools-common)" ;;
+    *" debian "*) REPLY="linux-perf" ;;
+    *) REPLY="perf" ;;
+  esac
+}
+
+# try_install LOG CMD...: one package manager attempt, output kept in LOG.
+# It is never killed on a deadline: a package manager killed mid-transaction
+# (a wedged rpmdb on Amazon Linux 2) is worse than no flamegraph. A new
+# attempt starts only while the install budget lasts; the document's own
+# timeout is the last resort.
+try_install() {
+  local log=$1 left
+  shift
+  left=$((INSTALL_DEADLINE - $(date +%s)))
+  ((left > 5)) || return 1
+  start_child "$@" >>"$log" 2>&1 </dev/null
+  wait_child "$BUDGET_S"
+}
+
+# ensure_perf: use perf if it works; otherwise install it with the host's
+# package manager, saying so on stderr.
+ensure_perf() {
+  local why log="$WORK/install.log" pm="" pkgs=() done_with=""
+  if perf_works; then return 0; fi
+  perf_package
+  local wanted=$REPLY
+  if command -v perf >/dev/null 2>&1; then
+    why="installed but 'perf --version' fails (no perf for kernel $KERNEL?)"
+  else
+    why="not installed"
+  fi
+  if [[ $P_NoInstall == true ]]; then
+    die 4 "perf is $why and installing it is turned off (NoInstall=true); install $wanted on the host, or run without --no-install"
+  fi
+  if ((EUID != 0)); then
+    die 4 "perf is $why and installing it needs root; install $wanted"
+  fi
+  INSTALL_DEADLINE=$(($(date +%s) + INSTALL_TIMEOUT_S))
+  export DEBIAN_FRONTEND=noninteractive
+  if command -v dnf >/dev/null 2>&1; then
+    pm=dnf
+    note "perf is $why; installing package 'perf' with dnf"
+    try_install "$log" dnf -y -q --setopt=install_weak_deps=False install perf && done_with="dnf install perf"
+  elif command -v yum >/dev/null 2>&1; then
+    pm=yum
+    note "perf is $why; installing package 'perf' with yum"
+    try_install "$log" yum -y -q --setopt=install_weak_deps=False install perf && done_with="yum install perf"
+  elif command -v apt-get >/dev/null 2>&1; then
+    pm=apt-get
+    # (strings, not arrays: bash < 4.4 treats an empty array as unset)
+    local kernel_re='^[A-Za-z0-9._+-]+$' ubuntu_pkgs="" candidates=() c attempt
+    if [[ $KERNEL =~ $kernel_re ]]; then ubuntu_pkgs="linux-tools-$KERNEL linux-tools-common"; fi
+    case " $(os_release_ids) " in
+      *" ubuntu "*) candidates=("$ubuntu_pkgs" linux-perf) ;;
+      *) candidates=(linux-perf "$ubuntu_pkgs") ;;
+    esac
+    note "perf is $why; installing it with apt-get (${candidates[0]}, else ${candidates[1]:-nothing})"
+    # First with the package lists as they are; stale lists on fresh images
+    # fail with 404s, so update once and try again.
+    for attempt in as-is updated; do
+      if [[ $attempt == updated ]]; then
+        try_install "$log" apt-get -q update || true
+      fi
+      for c in "${candidates[@]}"; do
+        [[ -n $c ]] || continue
+        read -r -a pkgs <<<"$c"
+        if try_install "$log" apt-get -q -y -o DPkg::Lock::Timeout=60 install --no-install-recommends "${pkgs[@]}" && perf_works; then
+          done_with="apt-get install $c"
+          break 2
+        fi
+      done
+    done
+  elif command -v zypper >/dev/null 2>&1; then
+    pm=zypper
+    note "perf is $why; installing package 'perf' with zypper"
+    try_install "$log" zypper --non-interactive install --no-recommends perf && done_with="zypper install perf"
+  else
+    die 4 "perf is $why and no package manager (dnf, yum, apt-get, zypper) was found to install it; install $wanted"
+  fi
+  if [[ -z $done_with ]] || ! perf_works; then
+    local last
+    last=$(tail -n1 "$log" 2>/dev/null | sanitize_text || true)
+    die 4 "perf is $why and installing it with $pm failed${last:+ ($(printable "$last" 160))}; install $wanted"
+  fi
+  note "installed perf ($done_with): $("$PERF" --version 2>&1 | head -n1)"
+  warn "perf was not usable and was installed ($done_with)"
+}
+
+# cap_frequency: perf refuses -F above kernel.perf_event_max_sample_rate.
+cap_frequency() {
+  local max=""
+  FREQ=$P_Frequency
+  if [[ -r /proc/sys/kernel/perf_event_max_sample_rate ]]; then
+    max=$(</proc/sys/kernel/perf_event_max_sample_rate)
+  fi
+  if [[ $max =~ ^[0-9]+$ ]] && ((max > 0 && FREQ > max)); then
+    warn "Frequency $FREQ Hz is above kernel.perf_event_max_sample_rate ($max); recording at $max Hz"
+    FREQ=$max
+  fi
+}
+
+# wait_for_start: StartAt lines hosts up; sleep until it, within reason.
+wait_for_start() {
+  ((P_StartAt != 0)) || return 0
+  local now delay
+  now=$(date +%s)
+  delay=$((P_StartAt - now))
+  if ((delay > MAX_START_DELAY_S)); then
+    die 2 "StartAt $P_StartAt is $delay s in the future (more than $MAX_START_DELAY_S s): check this host's clock (skew?) or the StartAt value"
+  elif ((delay > 0)); then
+    start_child sleep "$delay"
+    wait_child $((delay + 5)) || true
+  elif ((delay < 0)); then
+    warn "StartAt $P_StartAt was $((-delay)) s ago when this host was ready; recording started immediately"
+  fi
+}
+
+# map_path I: where perf looks for target I's JIT map, into REPLY. A process
+# in another mount namespace (a container, or a service with PrivateTmp=yes)
+# has its own /tmp, seen through /proc/PID/root, under the PID it sees.
+map_path() {
+  local pid=${T_PID[$1]} nspid=${T_NSPID[$1]} mine theirs
+  mine=$(readlink /proc/self/ns/mnt 2>/dev/null || true)
+  theirs=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)
+  if [[ -n $theirs && $theirs != "$mine" ]]; then
+    REPLY=/proc/$pid/root/tmp/perf-${nspid:-$pid}.map
+  else
+    REPLY=/tmp/perf-$pid.map
+  fi
+}
+
+# hostile_map PATH: true when perf must not open PATH: a symlink (it could
+# point at /dev/zero or a host file), or something that is not a regular
+# file (a FIFO blocks the reader forever).
+hostile_map() {
+  local dir=${1%/*}
+  [[ -L $dir || -L $1 ]] && return 0
+  [[ -e $1 && ! -f $1 ]] && return 0
+  return 1
+}
+
+# screen_targets: installing perf or waiting for StartAt takes time, and perf
+# refuses to start if any -p PID is gone. With Pids=all a node that has
+# exited since (an npm script, say) is dropped with a warning; PIDs the caller
+# named must still be there. A target whose perf map is a FIFO or a symlink
+# is not recorded at all: perf opens the map of every process it has samples
+# of, and must never block on a FIFO or read /dev/zero.
+screen_targets() {
+  local i keep=()
+  for i in "${!T_PID[@]}"; do
+    if ! is_alive "${T_PID[i]}"; then
+      if [[ $P_Pids == all ]]; then
+        warn_pid exited "${T_PID[i]}" "exited before the recording started; not recorded"
+        continue
+      fi
+      host_label
+      die 3 "process ${T_PID[i]} exited before the recording started on $REPLY"
+    fi
+    map_path "$i"
+    if hostile_map "$REPLY"; then
+      warn_pid hostile "${T_PID[i]}" "have a perf map that is a symlink or not a regular file (FIFO?); not recorded"
+      continue
+    fi
+    keep+=("$i")
+  done
+  if ((${#keep[@]} == 0)); then
+    host_label
+    flush_pid_warnings
+    die 3 "no target process can be recorded on $REPLY"
+  fi
+  local pids=() cmdlines=() versions=() nspids=()
+  for i in "${keep[@]}"; do
+    pids+=("${T_PID[i]}") cmdlines+=("${T_CMDLINE[i]}") versions+=("${T_VERSION[i]}") nspids+=("${T_NSPID[i]}")
+  done
+  T_PID=("${pids[@]}") T_CMDLINE=("${cmdlines[@]}") T_VERSION=("${versions[@]}") T_NSPID=("${nspids[@]}")
+  T_MAP=() T_MAP_BYTES=()
+  for i in "${!T_PID[@]}"; do
+    T_MAP[i]=missing
+    T_MAP_BYTES[i]=0
+  done
+}
+
+# record: perf record in the background for Duration seconds: perf runs
+# `sleep Duration` as its workload and stops when it exits, so the window
+# starts once perf is set up (which takes seconds on a loaded host). A perf
+# that has not stopped 15 s later is killed (its sleep is in our process
+# group too, and ends by itself).
+#
+# The event is cpu-clock on every host: a host with a PMU would otherwise
+# sample `cycles` and one without (most VMs) `cpu-clock`, and a merged fleet
+# flamegraph would mix units. --no-buildid skips the pass over every sample
+# after recording (it can take longer than the recording on a busy host),
+# --no-buildid-cache keeps ~/.debug from growing in the agent's directory.
+record() {
+  local pids_csv rc=0 last
+  pids_csv=$(IFS=,; printf '%s' "${T_PID[*]}")
+  STARTED_AT=$(date +%s)
+  start_child "$PERF" record -e "$EVENT" -F "$FREQ" -g --no-buildid --no-buildid-cache \
+    -p "$pids_csv" -o "$WORK/perf.data" -- sleep "$P_Duration" >"$WORK/record.log" 2>&1
+  wait_child $((P_Duration + 15)) || rc=$?
+  if ((TIMED_OUT)); then
+    die 6 "perf record did not stop within $((P_Duration + 15)) s and was killed"
+  fi
+  if ((rc == 143 || rc == 130)); then rc=0; fi
+  if ((rc != 0)) || [[ ! -s $WORK/perf.data ]]; then
+    last=$(grep -v '^\[ perf record' "$WORK/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
+    die 6 "perf record failed (exit $rc)${last:+: $(printable "$last" 200)}"
+  fi
+  if grep -q -i 'lost' "$WORK/record.log"; then
+    warn "perf lost some samples: $(grep -i -m1 'lost' "$WORK/record.log" | sanitize_text | head -c 160)"
+  fi
+}
+
+# --- JIT maps ---------------------------------------------------------------
+# Node writes /tmp/perf-<pid>.map when started with --perf-basic-prof(-only-
+# functions); perf reads it at `perf script` time. perf ignores a map that
+# is not owned by the user running it or root unless given --force, which
+# every perf we support has (see perf_script_options); no map is ever
+# chowned then. A perf without --force gets the map chowned to root and
+# given back afterwards (only if the inode is still ours).
+#
+# perf >= 4.14 enters the target's mount namespace to read the map
+# (tools/perf/util/symbol.c, dso__load_perf_map with nsinfo, Krister
+# Johansen's namespace series); only an older perf needs it copied into the
+# host's /tmp, capped at MAP_COPY_MIB.
+perf_needs_map_copy() {
+  local v major minor
+  v=$("$PERF" --version 2>/dev/null | head -n1 || true)
+  v=${v#perf version }
+  major=${v%%.*}
+  minor=${v#*.}
+  minor=${minor%%.*}
+  [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 1
+  ((major < 4 || (major == 4 && minor < 14)))
+}
+
+copy_container_map() {
+  local i=$1 src=$2 dest staged pid
+  pid=${T_PID[i]}
+  dest=/tmp/perf-$pid.map
+  staged=$(mktemp /tmp/flamefire-map.XXXXXXXX)
+  CLEANUP_FILES+=("$staged" "$dest")
+  start_child head -c $((MAP_COPY_MIB * 1048576)) -- "$src" >"$staged"
+  if ! wait_child 30; then
+    warn_pid nocopy "$pid" "have a container perf map that could not be copied"
+    return 1
+  fi
+  # rename(2) replaces whatever sits at $dest (even a planted symlink)
+  # without following it.
+  mv -f -T -- "$staged" "$dest"
+  REPLY=$dest
+}
+
+check_map_content() {
+  local i=$1 map=$2 pid bytes counts total regexp
+  pid=${T_PID[i]}
+  bytes=$(stat -c %s -- "$map")
+  T_MAP_BYTES[i]=$bytes
+  if ((bytes > BIG_MAP_MIB * 1024 * 1024)); then
+    warn_pid bigmap "$pid" "have a perf map over $BIG_MAP_MIB MiB: --perf-basic-prof makes it grow without end, prefer NODE_OPTIONS=--perf-basic-prof-only-functions"
+  fi
+  # Node 16-20 had a bug where --perf-basic-prof-only-functions wrote almost
+  # only RegExp entries, leaving JS functions [unknown].
+  counts=$(head -c 16777216 -- "$map" | head -n 100000 | awk '{ n++ } $3 ~ /^(JS:)?RegExp:/ { r++ } END { printf "%d %d", n, r }')
+  read -r total regexp <<<"$counts"
+  if ((total >= 50 && regexp * 10 > total * 9)); then
+    warn_pid regexp "$pid" "have a perf map of almost only RegExp entries (the Node 16-20 --perf-basic-prof-only-functions bug, JS frames will be [unknown]; use --perf-basic-prof or upgrade Node)"
+  fi
+}
+
+prepare_maps() {
+  local i pid map owner uid inode copy=no
+  if perf_needs_map_copy; then copy=yes; fi
+  for i in "${!T_PID[@]}"; do
+    pid=${T_PID[i]}
+    map_path "$i"
+    map=$REPLY
+    if hostile_map "$map"; then
+      die 6 "pid $pid replaced its perf map $map with a symlink or a FIFO during the recording; perf script would block or read the wrong file. Record again"
+    fi
+    if [[ ! -f $map ]]; then
+      # Only Node has something to say here; other executables need no map.
+      [[ ${T_VERSION[i]} == unknown ]] && continue
+      warn_pid nomap "$pid" "lack a perf map: start node with --perf-basic-prof or --perf-basic-prof-only-functions (NODE_OPTIONS), or JS frames are [unknown]"
+      continue
+    fi
+    if [[ $map == /proc/* && $copy == yes ]]; then
+      copy_container_map "$i" "$map" || continue
+      T_MAP[i]=copied
+      check_map_content "$i" "$REPLY"
+      continue
+    fi
+    read -r owner inode <<<"$(stat -c '%u %i' -- "$map")"
+    uid=$(stat -c %u -- "/proc/$pid" 2>/dev/null || printf '%s' "$owner")
+    if [[ $owner != 0 && $owner != "$uid" ]]; then
+      warn_pid foreignmap "$pid" "have a perf map owned by another user than the process; its names may be wrong"
+    fi
+    if [[ $SCRIPT_FORCE == no ]] && ((EUID == 0 && owner != 0)); then
+      RESTORE_OWNERS+=("$owner:$(stat -c %g -- "$map"):$inode:$map")
+      chown -h -- root "$map"
+    fi
+    T_MAP[i]=ok
+    check_map_content "$i" "$map"
+  done
+}
+
+# --- stacks -------------------------------------------------------------------
+# perf_script_options: the `perf script` options this perf has, read from its
+# own help (perf 4.14 to current differ): --no-inline (perf has --[no-]inline since 4.16; without
+# it perf resolves inlined frames with addr2line, minutes per DSO) and
+# --force (read maps owned by another user; no chown needed). What was used
+# goes into meta.json.
+perf_script_options() {
+  local help
+  help=$("$PERF" script -h 2>&1 | head -c 65536 || true)
+  SCRIPT_OPTS=()
+  SCRIPT_FORCE=no
+  if [[ $help == *--inline* ]]; then SCRIPT_OPTS+=(--no-inline); fi
+  if [[ $help == *--force* ]]; then
+    SCRIPT_OPTS+=(--force)
+    SCRIPT_FORCE=yes
+  fi
+}
+
+# write_stacks: `perf script` streamed straight into gzip through a FIFO:
+# the text (5-10x perf.data) never lands on disk. Both run at nice 19, idle
+# I/O class and oom_score_adj 1000, so that a host short of CPU, disk or
+# memory sacrifices them before a Node worker. gzip -3: on a perf script
+# capture it costs ~2/3 of the default level's CPU for ~5% more bytes.
+write_stacks() {
+  local left free need limit pid log="$WORK/script.log" low=(nice -n 19)
+  free=$(free_mib "$WORK")
+  need=$(($(stat -c %s -- "$WORK/perf.data") / 1048576 + 64))
+  if [[ $free =~ ^[0-9]+$ ]] && ((free < need)); then
+    die 5 "not enough free disk in $WORK for the compressed perf script output: need about $need MiB, have $free MiB"
+  fi
+  if command -v ionice >/dev/null 2>&1; then low+=(ionice -c 3); fi
+  remaining_s
+  left=$REPLY
+  limit=$((left - 120 < 300 ? left - 120 : 300))
+  ((limit >= 30)) || limit=30
+
+  mkfifo -m 600 -- "$WORK/stacks.pipe"
+  now_us
+  local t0=$REPLY
+  # Not through start_child: a redirection on a function call is opened by
+  # this shell, which would block on the FIFO.
+  "${low[@]}" "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
+    >"$WORK/stacks.pipe" 2>"$log" &
+  CHILD_PIDS+=("$!")
+  "${low[@]}" gzip -3 -n -c <"$WORK/stacks.pipe" >"$WORK/stacks.gz" &
+  CHILD_PIDS+=("$!")
+  for pid in "${CHILD_PIDS[@]}"; do
+    printf '1000\n' >"/proc/$pid/oom_score_adj" 2>/dev/null || true
+  done
+  wait_children "$limit"
+  if ((TIMED_OUT)); then
+    die 6 "perf script did not finish within $limit s and was killed; record for less time or at a lower Frequency"
+  fi
+  if ((CHILD_RCS[0] != 0)); then
+    local last
+    last=$(tail -n1 "$log" | sanitize_text || true)
+    die 6 "perf script failed (exit ${CHILD_RCS[0]})${last:+: $(printable "$last" 200)}"
+  fi
+  ((CHILD_RCS[1] == 0)) || die 6 "gzip of the perf script output failed (exit ${CHILD_RCS[1]})"
+  seconds_since "$t0"
+  SCRIPT_S=$REPLY
+  rm -f -- "$WORK/perf.data" "$WORK/stacks.pipe"
+
+  now_us
+  t0=$REPLY
+  # A sample starts with an unindented header line; its frames are indented.
+  SAMPLES=$("${low[@]}" gzip -dc -- "$WORK/stacks.gz" | grep -c '^[^[:space:]]' || true)
+  seconds_since "$t0"
+  COMPRESS_S=$REPLY
+  STACKS_BYTES=$(stat -c %s -- "$WORK/stacks.gz")
+  if ((SAMPLES == 0)); then
+    warn "perf recorded no samples: the targets were idle for the whole $P_Duration s"
+  fi
+}
+
+# --- meta.json ----------------------------------------------------------------
+write_meta() {
+  local i sep="" w perf_version opts="" o
+  perf_version=$("$PERF" --version 2>/dev/null | head -n1 | sanitize_text || true)
+  for o in ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"}; do
+    opts+="${opts:+, }$(json_str "$o")"
+  done
+  flush_pid_warnings
+  perf_version=${perf_version#perf version }
+  {
+    printf '{\n'
+    printf '  "schema": 1,\n'
+    printf '  "run_id": %s,\n' "$(json_str "$P_RunId")"
+    printf '  "instance_id": %s,\n' "$(json_str "$INSTANCE_ID")"
+    printf '  "hostname": %s,\n' "$(json_str "$HOST")"
+    printf '  "kernel": %s,\n' "$(json_str "$KERNEL")"
+    printf '  "distro": %s,\n' "$(json_str "$DISTRO")"
+    printf '  "perf_version": %s,\n' "$(json_str "${perf_version:-unknown}")"
+    printf '  "perf_path": %s,\n' "$(json_str "$PERF")"
+    printf '  "perf_script_options": [%s],\n' "$opts"
+    printf '  "event": %s,\n' "$(json_str "$EVENT")"
+    printf '  "duration_s": %d,\n' "$P_Duration"
+    printf '  "frequency_hz": %d,\n' "$FREQ"
+    printf '  "started_at": %d,\n' "$STARTED_AT"
+    printf '  "targets": ['
+    for i in "${!T_PID[@]}"; do
+      printf '%s\n    {"pid": %d, "cmdline": %s, "node_version": %s, "map": %s, "map_bytes": %d}' \
+        "$sep" "${T_PID[i]}" "$(json_str "${T_CMDLINE[i]}")" "$(json_str "${T_VERSION[i]}")" \
+        "$(json_str "${T_MAP[i]}")" "${T_MAP_BYTES[i]}"
+      sep=,
+    done
+    printf '\n  ],\n'
+    printf '  "warnings": ['
+    sep=""
+    for w in ${WARNINGS[@]+"${WARNINGS[@]}"}; do
+      printf '%s\n    %s' "$sep" "$(json_str "$(printf '%s' "$w" | sanitize_text)")"
+      sep=,
+    done
+    if ((${#WARNINGS[@]} > 0)); then printf '\n  '; fi
+    printf '],\n'
+    printf '  "samples": %d,\n' "$SAMPLES"
+    printf '  "stacks_bytes": %d,\n' "$STACKS_BYTES"
+    printf '  "phases": {"install_s": %s, "record_s": %s, "script_s": %s, "compress_s": %s}\n' \
+      "$INSTALL_S" "$RECORD_S" "$SCRIPT_S" "$COMPRESS_S"
+    printf '}\n'
+  } >"$WORK/meta.json"
+}
+
+# --- delivery -----------------------------------------------------------------
+# deliver_local: into the current directory. Staged next to the destination
+# and renamed, so a planted symlink there is replaced, never followed.
+deliver_local() {
+  local name staged
+  for name in stacks.gz meta.json; do
+    staged=$(mktemp "$PWD/.flamefire-$name.XXXXXXXX") || die 7 "cannot write to the output directory $PWD"
+    CLEANUP_FILES+=("$staged")
+    cat -- "$WORK/$name" >"$staged" || die 7 "cannot write $name to $PWD"
+    mv -f -T -- "$staged" "$PWD/$name" || die 7 "cannot move $name into $PWD"
+  done
+  DELIVERED="$PWD/stacks.gz and $PWD/meta.json"
+}
+
+# upload_file NAME: POST one file with the presigned policy. The policy,
+# signature and session token go to curl as a config on its stdin (-K -),
+# never as arguments: every user can read /proc/PID/cmdline. In the config,
+# form-string is --form-string: '@' or '<' in a value is never read as a
+# file. The values were checked against their patterns (no quote, no
+# backslash), so they need no escaping. No -q: curl reads ~/.curlrc like any
+# curl the host runs. No -L: a redirect is an error.
+upload_file() {
+  local name=$1 key bytes max_time left rc=0 args detail cfg f
+  key="$P_UploadKeyPrefix$INSTANCE_ID/$name"
+  bytes=$(stat -c %s -- "$WORK/$name")
+  # At least 1 MiB/s, within what is left of the deadline.
+  max_time=$((60 + bytes / 1048576))
+  remaining_s
+  left=$REPLY
+  if ((max_time > left / 4)); then max_time=$((left / 4)); fi
+  if ((max_time < 10)); then die 7 "no time left to upload $name (deadline reached)"; fi
+  cfg=""
+  for f in "key=$key" "x-amz-algorithm=AWS4-HMAC-SHA256" "x-amz-credential=$P_UploadCredential" \
+    "x-amz-date=$P_UploadDate" ${P_UploadSecurityToken:+"x-amz-security-token=$P_UploadSecurityToken"} \
+    "policy=$P_UploadPolicy" "x-amz-signature=$P_UploadSignature"; do
+    cfg+="form-string = \"$f\""$'\n'
+  done
+  args=(--silent --show-error "${CURL_OPTS[@]}" --max-time "$max_time"
+    --retry 3 --retry-delay 2 --proto '=https,http' -o "$WORK/upload-$name.out"
+    -K - --form "file=@$WORK/$name" "$P_UploadUrl")
+  start_child curl "${args[@]}" 2>"$WORK/upload-$name.err" <<<"$cfg"
+  wait_child $((max_time + 30)) || rc=$?
+  if ((rc != 0)); then
+    detail=$(grep -o -E '<(Code|Message)>[^<]{0,200}</(Code|Message)>' "$WORK/upload-$name.out" 2>/dev/null | tr '\n' ' ' || true)
+    [[ -n $detail ]] || detail=$(tail -n1 "$WORK/upload-$name.err" 2>/dev/null || true)
+    die 7 "upload of $name to ${P_UploadUrl}$key failed (curl exit $rc)${detail:+: $(printable "$detail" 300)}"
+  fi
+}
+
+deliver_upload() {
+  # Newer curl options only where this curl has them (CentOS 7 has 7.29):
+  # keep S3's error body, and retry a refused connection too.
+  local help
+  help=$(curl --help all 2>/dev/null || true)
+  CURL_OPTS=(--fail)
+  if [[ $help == *--fail-with-body* ]]; then CURL_OPTS=(--fail-with-body); fi
+  if [[ $help == *--retry-connrefused* ]]; then CURL_OPTS+=(--retry-connrefused); fi
+  # meta.json last: its presence marks this host's upload as complete.
+  upload_file stacks.gz
+  upload_file meta.json
+  DELIVERED="${P_UploadUrl}${P_UploadKeyPrefix}$INSTANCE_ID/{stacks.gz,meta.json}"
+}
+
+# --- summary --------------------------------------------------------------------
+print_summary() {
+  local i n=${#T_PID[@]} shown=0 w where
+  host_label
+  where=$REPLY${REGION:+, $REGION}
+  printf 'flamefire: run %s on %s\n' "$P_RunId" "$where"
+  printf 'recorded %d process(es) for %d s at %d Hz: %d samples, stacks.gz %d bytes\n' \
+    "$n" "$P_Duration" "$FREQ" "$SAMPLES" "$STACKS_BYTES"
+  for i in "${!T_PID[@]}"; do
+    if ((shown == 10)); then
+      printf '  ... and %d more (see meta.json)\n' $((n - shown))
+      break
+    fi
+    printf '  pid %-8s %-10s map %-8s %s\n' "${T_PID[i]}" "$(printable "${T_VERSION[i]}" 16)" \
+      "${T_MAP[i]}" "$(printable "${T_CMDLINE[i]}" 60)"
+    shown=$((shown + 1))
+  done
+  if ((${#WARNINGS[@]} > 0)); then
+    printf 'warnings: %d\n' "${#WARNINGS[@]}"
+    shown=0
+    for w in "${WARNINGS[@]}"; do
+      if ((shown == 6)); then
+        printf '  - ... (see meta.json)\n'
+        break
+      fi
+      printf '  - %s\n' "$(printable "$w" 200)"
+      shown=$((shown + 1))
+    done
+  fi
+  printf 'output: %s\n' "$DELIVERED"
+}
+
+# --- main ---------------------------------------------------------------------
+main() {
+  local t0
+  DEADLINE=$(($(date +%s) + BUDGET_S))
+  INSTALL_S=0.000 RECORD_S=0.000 SCRIPT_S=0.000 COMPRESS_S=0.000
+  SAMPLES=0 STACKS_BYTES=0 STARTED_AT=0 FREQ=0 DELIVERED="" TARGETS_FOUND=0 PERF=perf
+  SCRIPT_OPTS=() SCRIPT_FORCE=no
+
+  read_params
+  check_upload_params
+  check_tools
+  read_identity
+  lock_host
+  select_targets
+  describe_targets
+  make_workdir
+
+  now_us
+  t0=$REPLY
+  ensure_perf
+  seconds_since "$t0"
+  INSTALL_S=$REPLY
+
+  perf_script_options
+  cap_frequency
+  wait_for_start
+  screen_targets
+  check_disk_budget
+
+  now_us
+  t0=$REPLY
+  record
+  seconds_since "$t0"
+  RECORD_S=$REPLY
+
+  prepare_maps
+  write_stacks
+  write_meta
+
+  if [[ -z $P_UploadUrl ]]; then deliver_local; else deliver_upload; fi
+  print_summary
+}
+
+main "$@"

@@ -1,0 +1,127 @@
+//! Targets are not trusted: a perf map swapped for a FIFO or a symlink to
+//! /dev/zero must not hang the script or fill the disk, and two runs on one
+//! host at once must not corrupt each other (issue 8 §6, §7).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::agent::{AgentRun, Shells, describe, old_bash};
+use crate::support::{NodeApp, require};
+
+/// An idle Node process (no perf map of its own), killed on drop, with
+/// whatever we plant at its map path removed too.
+struct Planted {
+    child: Child,
+}
+
+impl Planted {
+    fn start() -> Planted {
+        require("node");
+        let child = Command::new("node")
+            .args(["-e", "setInterval(() => {}, 1000)"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        std::thread::sleep(Duration::from_millis(300));
+        Planted { child }
+    }
+
+    fn map(&self) -> String {
+        format!("/tmp/perf-{}.map", self.child.id())
+    }
+}
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.map());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_with_planted(plant: impl Fn(&str)) -> (AgentRun, std::process::Output, Duration) {
+    require("perf");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let planted = Planted::start();
+    plant(&planted.map());
+    let mut pids = app.pids.clone();
+    pids.push(planted.child.id());
+    let run = AgentRun::local(Shells::debian(), &pids, 2);
+    let started = Instant::now();
+    let out = run.run();
+    (run, out, started.elapsed())
+}
+
+fn assert_planted_target_left_out(run: &AgentRun, out: &std::process::Output, took: Duration) {
+    assert!(out.status.success(), "{}", describe(out));
+    assert!(took < Duration::from_secs(120), "took {took:?}");
+    let meta = run.meta();
+    let warnings = meta["warnings"].to_string();
+    assert!(
+        warnings.contains("symlink or not a regular file"),
+        "the planted map is named in a warning: {warnings}"
+    );
+    assert_eq!(
+        meta["targets"].as_array().unwrap().len(),
+        2,
+        "the planted process is not recorded: {meta}"
+    );
+}
+
+#[test]
+fn a_fifo_as_perf_map_neither_hangs_nor_is_read() {
+    let (run, out, took) = run_with_planted(|map| {
+        let ok = Command::new("mkfifo").arg(map).status().unwrap();
+        assert!(ok.success());
+    });
+    assert_planted_target_left_out(&run, &out, took);
+}
+
+#[test]
+fn a_symlink_to_dev_zero_as_perf_map_is_not_read() {
+    let (run, out, took) = run_with_planted(|map| {
+        std::os::unix::fs::symlink("/dev/zero", map).unwrap();
+    });
+    assert_planted_target_left_out(&run, &out, took);
+}
+
+/// Two on-call engineers at once: the second run waits for the first, says
+/// so, and both deliver intact files.
+#[test]
+fn a_second_concurrent_run_waits_and_both_deliver() {
+    require("perf");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let first = AgentRun::local(Shells::same(old_bash("4.4")), &app.pids, 4);
+    let mut second = AgentRun::local(Shells::debian(), &app.pids, 1);
+    // The same host: the same instance id.
+    second.env.insert(
+        "AWS_SSM_INSTANCE_ID".into(),
+        first.env["AWS_SSM_INSTANCE_ID"].clone(),
+    );
+    let a = first.spawn();
+    // Let the first take the lock.
+    let started = Instant::now();
+    while !crate::agent::descendants(a.id()).iter().any(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "perf")
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first run never started perf"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = second.run();
+    let a = a.wait_with_output().unwrap();
+    assert!(a.status.success(), "first: {}", describe(&a));
+    assert!(b.status.success(), "second: {}", describe(&b));
+    let said = String::from_utf8_lossy(&b.stderr);
+    assert!(
+        said.contains("another flamefire run is recording on this host; waiting"),
+        "the second run says why it waits: {said}"
+    );
+    for run in [&first, &second] {
+        assert!(run.meta()["samples"].as_u64().unwrap_or(0) > 0);
+        assert!(run.stacks().contains("tokenizeHtml"));
+    }
+}

@@ -1,0 +1,147 @@
+//! The operator sees the host's real cause, even when the agent truncates
+//! the output (iohandler.TruncateOutput keeps the start of each stream,
+//! 2,500 characters in all; the emulator does the same).
+//!
+//! Regression (issue 8 §4): fourteen per-pid "no perf map" warnings came
+//! before the fatal line, the agent cut it off, and the CLI's cause read
+//! `---Error truncated----` or a warning. Now the warnings are one summary
+//! line after the error line, and the CLI takes `flamefire: error:`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Emulator, endpoint, require};
+
+/// Idle Node processes without --perf-basic-prof: each lacks a perf map.
+struct Idle(Vec<Child>);
+
+impl Idle {
+    fn start(n: usize) -> Idle {
+        require("node");
+        let kids = (0..n)
+            .map(|_| {
+                Command::new("node")
+                    .args(["-e", "setInterval(() => {}, 1000)"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .expect("node starts")
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        Idle(kids)
+    }
+
+    fn pid_args(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|c| ["--pid".to_string(), c.id().to_string()])
+            .collect()
+    }
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn s3(method: &str, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "-X", method])
+        .arg(format!("{}{path}", endpoint()))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Empties and deletes the bucket, so that the host's upload fails for real
+/// (S3 answers NoSuchBucket to the POST).
+fn delete_bucket(bucket: &str) {
+    let listing = s3("GET", &format!("/{bucket}?list-type=2"));
+    for part in listing.split("<Key>").skip(1) {
+        let key = part.split("</Key>").next().unwrap();
+        s3("DELETE", &format!("/{bucket}/{key}"));
+    }
+    s3("DELETE", &format!("/{bucket}"));
+}
+
+#[test]
+fn fourteen_pids_without_maps_and_a_failed_upload_give_the_upload_error_as_cause() {
+    require("perf");
+    let emu = Emulator::new();
+    let idle = Idle::start(14);
+    let ids = emu.seed(1, &[("flamefire-test:ssm", "online")]);
+    let bin = assert_cmd::cargo::cargo_bin("flamefire");
+    let mut child = Command::new(bin)
+        .args([
+            "ssm",
+            &ids[0],
+            "--bucket",
+            &emu.bucket,
+            "--document",
+            &emu.document,
+            "--duration",
+            "6",
+            "--json",
+            "--out",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .args(idle.pid_args())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut line = String::new();
+    while !line.contains("InProgress") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "flamefire ended early"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never InProgress"
+        );
+    }
+    delete_bucket(&emu.bucket);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json: {e}: {}\n{rest}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let host = &report["hosts"][0];
+    let cause = host["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.starts_with("flamefire: error: upload of stacks.gz"),
+        "the cause is the script's error line, not {cause:?}\n{host}\n{rest}"
+    );
+    assert!(!cause.contains('\n'), "one line: {cause:?}");
+    // The warnings arrived too, summed up: 14 pids in one line.
+    let tail = host["output_tail"].as_str().unwrap_or_default();
+    assert!(
+        tail.contains("14/14 pids lack a perf map"),
+        "one summary line for the 14 warnings: {tail}"
+    );
+}
