@@ -15,6 +15,7 @@ mod local;
 mod perf_discovery;
 mod presign;
 mod report;
+mod restart;
 mod security;
 mod shells;
 mod ssm;
