@@ -996,10 +996,11 @@ all_targets_alive() {
 # chowned then. A perf without --force gets the map chowned to root and
 # given back afterwards (only if the inode is still ours).
 #
-# perf >= 4.14 enters the target's mount namespace to read the map
-# (tools/perf/util/symbol.c, dso__load_perf_map with nsinfo, Krister
-# Johansen's namespace series); only an older perf needs it copied into the
-# host's /tmp, capped at MAP_COPY_MIB.
+# A perf with namespace support (struct nsinfo, tools/perf/util/namespaces.h;
+# Krister Johansen's 2017 series, which we date to 4.14 but have NOT checked
+# against the kernel tree) enters the target's mount namespace and reads
+# /tmp/perf-<nspid>.map there itself; only an older perf needs the map copied
+# into the host's /tmp, capped at MAP_COPY_MIB. Only perf 6.1 is tested here.
 perf_needs_map_copy() {
   local v major minor
   v=$("$PERF" --version 2>/dev/null | head -n1 || true)
