@@ -208,7 +208,7 @@ start_child() {
 is_alive() {
   local state
   [[ -r /proc/$1/stat ]] || return 1
-  read -r state <"/proc/$1/stat" 2>/dev/null || return 1
+  read -r state 2>/dev/null <"/proc/$1/stat" || return 1
   state=${state##*) }
   [[ ${state:0:1} != Z ]]
 }
@@ -512,7 +512,7 @@ lock_host() {
 start_time() {
   local stat
   REPLY=""
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   stat=${stat##*) }
   read -r -a stat <<<"$stat"
   REPLY=${stat[19]:-}
@@ -680,7 +680,7 @@ node_version() {
         break
       fi
       REPLY=unknown
-    done <"/proc/$pid/maps" 2>/dev/null || true
+    done 2>/dev/null <"/proc/$pid/maps" || true
   fi
   if [[ -n $key ]]; then VERSION_CACHE[$key]=$REPLY; fi
 }
@@ -703,7 +703,7 @@ ns_pid() {
       if [[ $values != "$1" ]]; then REPLY=$values; fi
       return 0
     fi
-  done <"/proc/$1/status" 2>/dev/null || true
+  done 2>/dev/null <"/proc/$1/status" || true
 }
 
 describe_targets() {
@@ -901,11 +901,13 @@ hostile_map() {
 # named must still be there. A target whose perf map is a FIFO or a symlink
 # is not recorded at all: perf opens the map of every process it has samples
 # of, and must never block on a FIFO or read /dev/zero.
+# screen_targets lenient (a retry after perf refused a vanished PID): named
+# PIDs that exited are dropped with a warning too.
 screen_targets() {
-  local i keep=()
+  local i keep=() mode=${1:-strict}
   for i in "${!T_PID[@]}"; do
     if ! is_alive "${T_PID[i]}"; then
-      if [[ $P_Pids == all ]]; then
+      if [[ $P_Pids == all || $mode == lenient ]]; then
         warn_pid exited "${T_PID[i]}" "exited before the recording started; not recorded"
         continue
       fi
@@ -948,7 +950,27 @@ screen_targets() {
 # after recording (it can take longer than the recording on a busy host),
 # --no-buildid-cache keeps ~/.debug from growing in the agent's directory.
 record() {
-  local pids_csv rc=0 last
+  local rc=0 last
+  record_once || rc=$?
+  # A target that exited between screen_targets and perf's start makes perf
+  # refuse the whole -p list: record the others, once more.
+  if ((rc != 0)) && ! all_targets_alive; then
+    screen_targets lenient
+    rm -f -- "$WORK/perf.data"
+    rc=0
+    record_once || rc=$?
+  fi
+  if ((rc != 0)) || [[ ! -s $WORK/perf.data ]]; then
+    last=$(grep -v '^\[ perf record' "$WORK/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
+    die 6 "perf record failed (exit $rc)${last:+: $(printable "$last" 200)}"
+  fi
+  if grep -q -i 'lost' "$WORK/record.log"; then
+    warn "perf lost some samples: $(grep -i -m1 'lost' "$WORK/record.log" | sanitize_text | head -c 160)"
+  fi
+}
+
+record_once() {
+  local pids_csv rc=0
   pids_csv=$(IFS=,; printf '%s' "${T_PID[*]}")
   STARTED_AT=$(date +%s)
   start_child "$PERF" record -e "$EVENT" -F "$FREQ" -g --no-buildid --no-buildid-cache \
@@ -958,13 +980,12 @@ record() {
     die 6 "perf record did not stop within $((P_Duration + 15)) s and was killed"
   fi
   if ((rc == 143 || rc == 130)); then rc=0; fi
-  if ((rc != 0)) || [[ ! -s $WORK/perf.data ]]; then
-    last=$(grep -v '^\[ perf record' "$WORK/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
-    die 6 "perf record failed (exit $rc)${last:+: $(printable "$last" 200)}"
-  fi
-  if grep -q -i 'lost' "$WORK/record.log"; then
-    warn "perf lost some samples: $(grep -i -m1 'lost' "$WORK/record.log" | sanitize_text | head -c 160)"
-  fi
+  return "$rc"
+}
+
+all_targets_alive() {
+  local pid
+  for pid in "${T_PID[@]}"; do is_alive "$pid" || return 1; done
 }
 
 # --- JIT maps ---------------------------------------------------------------
@@ -975,10 +996,11 @@ record() {
 # chowned then. A perf without --force gets the map chowned to root and
 # given back afterwards (only if the inode is still ours).
 #
-# perf >= 4.14 enters the target's mount namespace to read the map
-# (tools/perf/util/symbol.c, dso__load_perf_map with nsinfo, Krister
-# Johansen's namespace series); only an older perf needs it copied into the
-# host's /tmp, capped at MAP_COPY_MIB.
+# A perf with namespace support (struct nsinfo, tools/perf/util/namespaces.h;
+# Krister Johansen's 2017 series, which we date to 4.14 but have NOT checked
+# against the kernel tree) enters the target's mount namespace and reads
+# /tmp/perf-<nspid>.map there itself; only an older perf needs the map copied
+# into the host's /tmp, capped at MAP_COPY_MIB. Only perf 6.1 is tested here.
 perf_needs_map_copy() {
   local v major minor
   v=$("$PERF" --version 2>/dev/null | head -n1 || true)
@@ -1223,7 +1245,10 @@ upload_file() {
   args=(--silent --show-error "${CURL_OPTS[@]}" --max-time "$max_time"
     --retry 3 --retry-delay 2 --proto '=https,http' -o "$WORK/upload-$name.out"
     -K - --form "file=@$WORK/$name" "$P_UploadUrl")
-  start_child curl "${args[@]}" 2>"$WORK/upload-$name.err" <<<"$cfg"
+  # Not through start_child: an asynchronous command gets /dev/null as stdin
+  # unless the redirection is its own, and curl must read the config.
+  curl "${args[@]}" 2>"$WORK/upload-$name.err" <<<"$cfg" &
+  CHILD_PIDS+=("$!")
   wait_child $((max_time + 30)) || rc=$?
   if ((rc != 0)); then
     detail=$(grep -o -E '<(Code|Message)>[^<]{0,200}</(Code|Message)>' "$WORK/upload-$name.out" 2>/dev/null | tr '\n' ' ' || true)

@@ -125,3 +125,82 @@ fn a_second_concurrent_run_waits_and_both_deliver() {
         assert!(run.stacks().contains("tokenizeHtml"));
     }
 }
+
+/// Credentials on a target's command line are masked in meta.json and in
+/// the summary (both are read by more people than the host's ps).
+#[test]
+fn credentials_in_command_lines_are_masked() {
+    require("perf");
+    require("node");
+    let mut child = Command::new("node")
+        .args([
+            "-e",
+            "setInterval(() => {}, 1000)",
+            "serve",
+            "--password=hunter2",
+            "postgres://app:s3cr3t@db.internal/app",
+            "token=abc123xyz",
+            "--api-key",
+            "k3yk3y",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node starts");
+    std::thread::sleep(Duration::from_millis(300));
+    let run = AgentRun::local(Shells::debian(), &[child.id()], 1);
+    let out = run.run();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = std::fs::read_to_string(run.out().join("meta.json")).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for secret in ["hunter2", "s3cr3t", "abc123xyz", "k3yk3y"] {
+        assert!(!meta.contains(secret), "{secret} in meta.json: {meta}");
+        assert!(
+            !stdout.contains(secret),
+            "{secret} in the summary: {stdout}"
+        );
+    }
+    assert!(
+        meta.contains("--password=***") && meta.contains("app:***@db.internal"),
+        "{meta}"
+    );
+}
+
+/// The presigned POST's policy, signature and token reach curl on stdin
+/// (`-K -`), never as arguments that /proc/PID/cmdline shows to every user.
+#[test]
+fn presigned_post_fields_are_not_curl_arguments() {
+    let script =
+        std::fs::read_to_string(crate::support::repo().join("ssm-documents/flamefire-record.sh"))
+            .unwrap();
+    let code: String = script
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !code.contains("--form-string"),
+        "no --form-string arguments"
+    );
+    let curl_lines: Vec<&str> = code
+        .lines()
+        .filter(|l| l.trim_start().starts_with("curl ") || l.contains("args=(--silent"))
+        .collect();
+    assert!(!curl_lines.is_empty());
+    for line in curl_lines {
+        for secret in [
+            "P_UploadPolicy",
+            "P_UploadSignature",
+            "P_UploadSecurityToken",
+            "P_UploadCredential",
+        ] {
+            assert!(
+                !line.contains(secret),
+                "{secret} on curl's command line: {line}"
+            );
+        }
+    }
+    assert!(code.contains("-K -"), "curl reads its config from stdin");
+}

@@ -19,6 +19,7 @@ mod pprof;
 mod perf_discovery;
 mod presign;
 mod report;
+mod restart;
 mod security;
 mod shells;
 mod ssm;

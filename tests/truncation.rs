@@ -52,24 +52,36 @@ impl Drop for Idle {
     }
 }
 
-fn s3(method: &str, path: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "-X", method])
-        .arg(format!("{}{path}", endpoint()))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Empties and deletes the bucket, so that the host's upload fails for real
-/// (S3 answers NoSuchBucket to the POST).
+/// Empties and deletes the bucket with boto3 from the emulator's venv (a
+/// real, signing S3 client), so that the host's upload fails for real: S3
+/// answers NoSuchBucket to the POST.
 fn delete_bucket(bucket: &str) {
-    let listing = s3("GET", &format!("/{bucket}?list-type=2"));
-    for part in listing.split("<Key>").skip(1) {
-        let key = part.split("</Key>").next().unwrap();
-        s3("DELETE", &format!("/{bucket}/{key}"));
-    }
-    s3("DELETE", &format!("/{bucket}"));
+    let venv = std::env::var("FLAMEFIRE_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| crate::support::repo().join(".venv"));
+    let python = venv.join("bin/python");
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import boto3, sys\n\
+             b = boto3.resource('s3', endpoint_url=sys.argv[1]).Bucket(sys.argv[2])\n\
+             b.objects.all().delete()\n\
+             b.delete()",
+            &endpoint(),
+            bucket,
+        ])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} is missing ({e}): scripts/test.sh creates the emulator's venv",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "could not delete bucket {bucket}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
