@@ -3,6 +3,7 @@
 //! Needs perf, node and the emulator: run `scripts/test.sh`, which installs
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
+mod account;
 mod cli;
 mod diff;
 mod doctor;
