@@ -38,7 +38,7 @@ FLAMEFIRE="$REPO/target/release/flamefire"
 curl -sS -X PUT "$AWS_ENDPOINT_URL/flamefire-sandbox" >/dev/null
 "$FLAMEFIRE" document deploy -q >/dev/null
 ids=$(curl -sS -X POST -H 'Content-Type: application/json' \
-    -d '{"count": 2, "tags": {"flamefire-test:ssm": "online", "Name": "sandbox-web", "aws:autoscaling:groupName": "sandbox-asg"}}' \
+    -d '{"count": 2, "tags": {"flamefire-test:ssm": "online", "Name": "sandbox-web", "aws:autoscaling:groupName": "sandbox-asg", "flamefire": "enabled"}}' \
     "$AWS_ENDPOINT_URL/_flamefire/seed" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["instance_ids"]))')
 
 mkdir -p "$STATE"

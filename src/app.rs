@@ -80,7 +80,21 @@ pub async fn run(cli: Cli) -> Result<u8> {
 }
 
 async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -> Result<u8> {
-    let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
+    let loaded = Aws::load(
+        plan.profile.as_deref(),
+        plan.region.as_deref(),
+        plan.mfa_code.as_deref(),
+    )
+    .await;
+    let aws = match loaded {
+        Ok(aws) => aws,
+        // No credentials, no other check: say so as a check, with its next step.
+        Err(e) => {
+            let checks = doctor::no_credentials(&e);
+            report::print_stdout(&doctor::render(&checks));
+            return Ok(doctor::exit_code(&checks));
+        }
+    };
     progress.info("checking…");
     let checks = doctor::run(&aws, &plan.checks).await;
     report::print_stdout(&doctor::render(&checks));
@@ -88,8 +102,19 @@ async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -> Re
     Ok(doctor::exit_code(&checks))
 }
 
+/// The AWS clients for a bucket command, S3 in the bucket's own region.
+async fn load(loc: &BucketPlan) -> Result<Aws> {
+    let aws = Aws::load(
+        loc.profile.as_deref(),
+        loc.region.as_deref(),
+        loc.mfa_code.as_deref(),
+    )
+    .await?;
+    Ok(aws.for_bucket(&loc.bucket, &loc.prefix).await)
+}
+
 async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
-    let aws = Aws::load(location.profile.as_deref(), location.region.as_deref()).await?;
+    let aws = load(&location).await?;
     aws.check_bucket(&location.bucket, &location.prefix).await?;
     let found = runs::list(&aws, &location.bucket, &location.prefix).await?;
     if json {
@@ -105,7 +130,7 @@ async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
 /// Downloads a past run and renders it again, report included; nothing is profiled.
 async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     let loc = &plan.location;
-    let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
+    let aws = load(loc).await?;
     aws.check_bucket(&loc.bucket, &loc.prefix).await?;
     let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
     let out = create_out(&plan.out)?;
@@ -158,7 +183,12 @@ async fn fetch_run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
 async fn deploy(args: DeployArgs, progress: &Progress) -> Result<u8> {
     check_document_name(&args.document)?;
     document::embedded()?;
-    let aws = Aws::load(args.profile.as_deref(), args.region.as_deref()).await?;
+    let aws = Aws::load(
+        args.profile.as_deref(),
+        args.region.as_deref(),
+        args.mfa_code.as_deref(),
+    )
+    .await?;
     let (version, changed) = aws.deploy_document(&args.document, document::YAML).await?;
     let what = if changed {
         "deployed"
@@ -248,7 +278,7 @@ async fn diff(plan: DiffPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
     let remote = match &plan.location {
         Some(loc) => {
-            let aws = Aws::load(loc.profile.as_deref(), loc.region.as_deref()).await?;
+            let aws = load(loc).await?;
             aws.check_bucket(&loc.bucket, &loc.prefix).await?;
             Some((aws, loc.clone()))
         }
@@ -493,15 +523,20 @@ async fn render_files(plan: RenderPlan, progress: &Progress) -> Result<u8> {
 }
 
 async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
-    let aws = Aws::load(plan.profile.as_deref(), plan.region.as_deref()).await?;
+    let aws = Aws::load(
+        plan.profile.as_deref(),
+        plan.region.as_deref(),
+        plan.mfa_code.as_deref(),
+    )
+    .await?;
     progress.info(&format!("resolving {} in {}…", plan.target, aws.region()));
-    let mut resolved = targets::resolve(&aws, &plan.target).await?;
+    let mut resolved = targets::resolve(&aws, &plan.target, &plan.opt_in).await?;
     // The baseline is a second target, dispatched with the first so that
     // both record the same window.
     let baseline_ids = match &plan.baseline {
         Some(baseline) => {
             progress.info(&format!("resolving baseline {baseline}…"));
-            let extra = targets::resolve(&aws, baseline)
+            let extra = targets::resolve(&aws, baseline, &plan.opt_in)
                 .await
                 .map_err(|e| match e {
                     Error::NoTargets(why) => Error::NoTargets(format!("baseline: {why}")),
@@ -514,15 +549,31 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     for s in &resolved.skipped {
         progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
     }
-    aws.check_bucket(&plan.bucket, &plan.prefix).await?;
+    // S3 calls go to the bucket's own region; SSM and EC2 stay in the hosts'.
+    let s3 = aws.for_bucket(&plan.bucket, &plan.prefix).await;
+    s3.check_bucket(&plan.bucket, &plan.prefix).await?;
+    if s3.s3_region() != aws.region() {
+        progress.info(&format!(
+            "bucket {} is in {}: uploads are signed for that region",
+            plan.bucket,
+            s3.s3_region()
+        ));
+    }
     let mut params = plan.record.params.clone();
     // Plus a second per round of parallel SendCommand batches.
     let send_rounds = dispatch::batches(&resolved.hosts)
         .len()
         .div_ceil(dispatch::PARALLEL) as u64;
-    params.start_at = now_epoch() + START_DELAY_S + send_rounds;
-    params.upload = Some(upload_fields(&aws, &plan, &params).await?);
+    let start_delay = START_DELAY_S + send_rounds;
+    let who = aws.caller_identity().await.map(|(_, arn)| arn).ok();
+    params.upload = Some(upload_fields(&s3, &plan, &params, start_delay)?);
+    // After signing (which may have waited for an MFA code), so that the
+    // hosts get the full delay.
+    params.start_at = now_epoch() + start_delay;
     params.validate(document::embedded()?)?;
+    // The same PutObject as the hosts' uploads: a refusal ends the run
+    // here, before anything records.
+    record_run(&s3, &plan, &params, &resolved.hosts, &who, false).await?;
 
     progress.info(&format!(
         "run {}: sending {} to {} host(s){}; recording {}s from {}",
@@ -544,10 +595,18 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         comment: format!("flamefire run {}", params.run_id),
     };
     let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
+    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
+    if !not_sent.is_empty() {
+        // The record names the hosts that really got the command (best effort).
+        let nothing_sent = sent.is_empty();
+        if let Err(e) = record_run(&s3, &plan, &params, &hosts, &who, nothing_sent).await {
+            tracing::warn!("could not update the run record: {e}");
+        }
+    }
     if sent.is_empty() {
         // Nothing went out (a missing document, denied access, …): the
-        // cause is the same for every batch, so say it once, and leave
-        // neither an output directory nor a run record behind.
+        // cause is the same for every batch, so say it once, and leave no
+        // output directory; the run record says that nothing was sent.
         if let Some(first) = not_sent.into_iter().next() {
             return Err(first.error);
         }
@@ -562,9 +621,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
             outcomes.push(o);
         }
     }
-    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let out = create_out(&plan.record.out)?;
-    record_run(&aws, &plan, &params, &hosts).await;
 
     let recording_ends = params.start_at + params.duration_s as u64;
     let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
@@ -613,11 +670,10 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
             Status::Failed,
         );
         o.ssm_status = Some(state.status.to_string());
-        o.cause = Some(failure_cause(
-            state.status,
-            state.response_code,
-            &state.output,
-        ));
+        o.cause = Some(match &state.command_reason {
+            Some(reason) => reason.clone(),
+            None => failure_cause(state.status, state.response_code, &state.output),
+        });
         o.next_step = Some(state.status.next_step().to_string());
         o.output_tail = Some(report::tail(&state.output, 6));
         outcomes.push(o);
@@ -627,7 +683,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     // swallow Ctrl-C from here on; the commands are done, so just stop.
     let select = Select::default();
     let fetched = fetch_and_render(
-        &aws,
+        &s3,
         &plan.bucket,
         &plan.prefix,
         &params.run_id,
@@ -676,6 +732,7 @@ async fn ssm(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         Param::new("processes", pids_text(&params)),
         Param::new("started at", iso_utc(params.start_at)),
         Param::new("region", aws.region()),
+        Param::new("bucket region", s3.s3_region()),
         Param::new(
             "bucket",
             format!("s3://{}/{}{}/", plan.bucket, plan.prefix, params.run_id),
@@ -865,31 +922,28 @@ fn compare_fleet(
     .map(Some)
 }
 
-/// Signs the run's upload policy with the caller's credentials.
-async fn upload_fields(
-    aws: &Aws,
+/// Signs the run's upload policy with the caller's credentials, for the
+/// bucket's region. Refuses when those credentials expire before the last
+/// upload the run waits for: the hosts would record for nothing.
+fn upload_fields(
+    s3: &Aws,
     plan: &SsmPlan,
     params: &document::RecordParams,
+    start_delay: u64,
 ) -> Result<UploadFields> {
-    let creds = aws.signing_credentials().await?;
+    let creds = s3.signing_credentials();
     let now = SystemTime::now();
-    let expires_in = Duration::from_secs(
-        params.start_at.saturating_sub(now_epoch())
-            + params.duration_s as u64
-            + plan.timeout.as_secs()
-            + UPLOAD_MARGIN_S,
-    );
+    // The last upload flamefire waits for: the end of the recording plus --timeout.
+    let last_upload = Duration::from_secs(start_delay + params.duration_s as u64) + plan.timeout;
     if let Some(expiry) = creds.expires {
-        if expiry < now + expires_in {
-            tracing::warn!(
-                "your session credentials expire before the upload window closes; uploads after that fail"
-            );
-        }
+        presign::check_expiry(expiry, now, last_upload, plan.timeout)?;
     }
+    let expires_in = last_upload + Duration::from_secs(UPLOAD_MARGIN_S);
     let key_prefix = format!("{}{}/", plan.prefix, params.run_id);
+    let region = s3.s3_region();
     let signed = presign::sign(&PostRequest {
         bucket: &plan.bucket,
-        region: aws.region(),
+        region,
         conditions: presign::run_conditions(&plan.bucket, &key_prefix, MAX_UPLOAD_BYTES),
         now,
         expires_in,
@@ -900,9 +954,9 @@ async fn upload_fields(
     Ok(UploadFields {
         url: presign::post_url(
             &plan.bucket,
-            aws.region(),
-            presign::hosts_endpoint(aws.endpoint_url())?,
-        ),
+            region,
+            presign::hosts_endpoint(s3.endpoint_url())?,
+        )?,
         key_prefix,
         policy: signed.policy,
         credential: signed.credential,
@@ -912,32 +966,31 @@ async fn upload_fields(
     })
 }
 
-/// `<prefix><run-id>/run.json`: what `flamefire runs` lists later. Best effort:
-/// a run is still useful without it.
+/// `<prefix><run-id>/run.json`: what `flamefire runs` lists later. Written
+/// before anything is sent (an error here ends the run), and again when
+/// some hosts could not be sent to.
 async fn record_run(
-    aws: &Aws,
+    s3: &Aws,
     plan: &SsmPlan,
     params: &document::RecordParams,
     hosts: &[targets::Host],
-) {
-    let who = aws.caller_identity().await.map(|(_, arn)| arn).ok();
-    let run = serde_json::json!({
-        "run_id": params.run_id,
-        "started_at": params.start_at,
-        "target": plan.target.to_string(),
-        "hosts": hosts.iter().map(|h| h.id.to_string()).collect::<Vec<_>>(),
-        "duration_s": params.duration_s,
-        "frequency_hz": params.frequency_hz,
-        "document": plan.document,
-        "started_by": who,
-    });
+    who: &Option<String>,
+    nothing_sent: bool,
+) -> Result<()> {
+    let record = runs::RunRecord {
+        run_id: params.run_id.clone(),
+        started_at: params.start_at,
+        target: plan.target.to_string(),
+        hosts: hosts.iter().map(|h| h.id.to_string()).collect(),
+        duration_s: params.duration_s as u64,
+        frequency_hz: params.frequency_hz as u64,
+        document: plan.document.clone(),
+        started_by: who.clone(),
+        nothing_sent,
+    };
     let key = format!("{}{}/run.json", plan.prefix, params.run_id);
-    if let Err(e) = aws
-        .put(&plan.bucket, &key, run.to_string().into_bytes())
-        .await
-    {
-        tracing::warn!("could not write {key}: {e}");
-    }
+    let body = serde_json::to_vec(&record).expect("the run record serialises");
+    s3.put_run_record(&plan.bucket, &key, body).await
 }
 
 /// One line saying why a host ended the way it did, from SSM's status and

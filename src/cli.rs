@@ -163,12 +163,33 @@ pub struct TargetArgs {
     /// Every running instance of this autoscaling group.
     #[arg(long, value_name = "NAME", conflicts_with = "tag")]
     pub asg: Option<String>,
+
+    /// The tag an instance needs before flamefire may profile it (the
+    /// Terraform module's `instance_opt_in_tag`). Instances chosen by --tag
+    /// or --asg without it are skipped before anything is sent. An empty
+    /// value turns the check off (for IAM set up without the module).
+    #[arg(
+        long,
+        env = "FLAMEFIRE_OPT_IN_TAG",
+        default_value = "flamefire=enabled",
+        value_name = "KEY=VALUE"
+    )]
+    pub opt_in_tag: String,
 }
 
 impl TargetArgs {
     /// Instance ids, `--tag`s or `--asg`: at most one kind; `None` when none is given.
     fn parse(&self) -> Result<Option<Target>> {
         parse_target(&self.instances, &self.tag, self.asg.as_deref())
+    }
+
+    /// `--opt-in-tag`: `None` when turned off with an empty value.
+    fn opt_in(&self) -> Result<Option<(String, String)>> {
+        if self.opt_in_tag.is_empty() {
+            return Ok(None);
+        }
+        let mut tags = parse_tags(std::slice::from_ref(&self.opt_in_tag), "--opt-in-tag")?;
+        Ok(tags.pop())
     }
 }
 
@@ -179,8 +200,14 @@ pub struct BucketArgs {
     #[arg(long, env = "FLAMEFIRE_BUCKET", value_name = "BUCKET")]
     pub bucket: Option<String>,
 
-    /// Key prefix in the bucket; runs go under <prefix><run-id>/.
-    #[arg(long, default_value = "flamefire/", value_name = "PREFIX")]
+    /// Key prefix in the bucket; runs go under <prefix><run-id>/ (terraform
+    /// output `prefix`; the on-call role may write under it only).
+    #[arg(
+        long,
+        env = "FLAMEFIRE_PREFIX",
+        default_value = "flamefire/",
+        value_name = "PREFIX"
+    )]
     pub prefix: String,
 
     /// AWS region (default: the standard chain: AWS_REGION, profile, …).
@@ -190,6 +217,12 @@ pub struct BucketArgs {
     /// AWS profile (default: the standard chain: AWS_PROFILE, …).
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<String>,
+
+    /// The MFA code, for a profile with `mfa_serial` (as the Terraform
+    /// module's). Without it flamefire asks on the terminal; the session is
+    /// then cached until it expires.
+    #[arg(long, value_name = "CODE")]
+    pub mfa_code: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +280,7 @@ pub struct BucketPlan {
     pub prefix: String,
     pub region: Option<String>,
     pub profile: Option<String>,
+    pub mfa_code: Option<String>,
 }
 
 impl BucketArgs {
@@ -263,6 +297,7 @@ impl BucketArgs {
             prefix: normalise_prefix(&self.prefix)?,
             region: self.region.clone(),
             profile: self.profile.clone(),
+            mfa_code: self.mfa_code.clone(),
         })
     }
 }
@@ -272,6 +307,7 @@ pub struct DoctorPlan {
     pub checks: crate::doctor::DoctorPlan,
     pub region: Option<String>,
     pub profile: Option<String>,
+    pub mfa_code: Option<String>,
 }
 
 impl DoctorArgs {
@@ -290,9 +326,11 @@ impl DoctorArgs {
                 prefix: normalise_prefix(&self.bucket.prefix)?,
                 document: self.document.clone(),
                 target: self.target.parse()?,
+                opt_in: self.target.opt_in()?,
             },
             region: self.bucket.region.clone(),
             profile: self.bucket.profile.clone(),
+            mfa_code: self.bucket.mfa_code.clone(),
         })
     }
 }
@@ -345,6 +383,10 @@ pub struct DeployArgs {
     /// AWS profile (default: the standard chain).
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<String>,
+
+    /// The MFA code, for a profile with `mfa_serial` (see `ssm --help`).
+    #[arg(long, value_name = "CODE")]
+    pub mfa_code: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -641,6 +683,8 @@ pub struct DiffPlan {
 #[derive(Debug)]
 pub struct SsmPlan {
     pub target: Target,
+    /// The opt-in tag instances chosen by tag or group must carry.
+    pub opt_in: crate::targets::OptIn,
     /// Healthy hosts to compare the targets with, profiled in the same run.
     pub baseline: Option<Target>,
     pub bucket: String,
@@ -649,6 +693,7 @@ pub struct SsmPlan {
     pub timeout: Duration,
     pub region: Option<String>,
     pub profile: Option<String>,
+    pub mfa_code: Option<String>,
     pub record: RecordPlan,
 }
 
@@ -846,6 +891,7 @@ impl SsmArgs {
             prefix,
             region,
             profile,
+            mfa_code,
         } = self.location.plan()?;
         let record = self.record.plan(run_id)?;
         // The hosts receive `<prefix><run-id>/`: check it with the document's pattern now.
@@ -857,6 +903,7 @@ impl SsmArgs {
         check_document_name(&self.document)?;
         Ok(SsmPlan {
             target,
+            opt_in: self.target.opt_in()?,
             baseline,
             bucket,
             prefix,
@@ -864,6 +911,7 @@ impl SsmArgs {
             timeout: Duration::from_secs(self.timeout),
             region,
             profile,
+            mfa_code,
             record,
         })
     }
@@ -929,6 +977,21 @@ fn parse_tags(raw: &[String], flag: &str) -> Result<Vec<(String, String)>> {
         })?;
         if k.is_empty() {
             return Err(Error::Usage(format!("{flag} {t:?} has an empty key")));
+        }
+        // EC2 tag limits: keys up to 128 characters, and DescribeInstances
+        // filter values up to 255
+        // (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
+        if k.chars().count() > 128 {
+            return Err(Error::Usage(format!(
+                "{flag} {:?}…: the key is longer than EC2's 128 characters; check the tag's spelling",
+                shorten_arg(t)
+            )));
+        }
+        if v.chars().count() > 255 {
+            return Err(Error::Usage(format!(
+                "{flag} {k}=…: the value has {} characters, more than the 255 EC2 matches; check the tag's value",
+                v.chars().count()
+            )));
         }
         tags.push((k.to_string(), v.to_string()));
     }
@@ -1219,6 +1282,21 @@ mod tests {
                 "{file}"
             );
         }
+    }
+
+    #[test]
+    fn tag_values_of_up_to_255_characters_are_accepted() {
+        let ok = format!("Role={}", "a".repeat(255));
+        assert!(ssm(&["--tag", &ok, "--bucket", "bkt"]).is_ok());
+        let long = format!("Role={}", "a".repeat(256));
+        let err = ssm(&["--tag", &long, "--bucket", "bkt"]).unwrap_err();
+        assert!(err.to_string().starts_with("--tag Role="), "{err}");
+        let err = ssm(&["--asg", "a", "--bucket", "bkt", "--opt-in-tag", "x"]).unwrap_err();
+        assert!(err.to_string().starts_with("--opt-in-tag"), "{err}");
+        let plan = ssm(&["--asg", "a", "--bucket", "bkt", "--opt-in-tag", ""]).unwrap();
+        assert_eq!(plan.opt_in, None);
+        let plan = ssm(&["--asg", "a", "--bucket", "bkt"]).unwrap();
+        assert_eq!(plan.opt_in, Some(("flamefire".into(), "enabled".into())));
     }
 
     #[test]

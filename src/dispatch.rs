@@ -4,8 +4,11 @@
 //! presigned POST fields). Output: the command id of each batch, and the hosts
 //! whose batch could not be sent, with the cause. Batches hold at most 50 ids
 //! (SendCommand's limit), share one `StartAt`, and are sent in parallel with
-//! bounded concurrency; the SDK's adaptive retry absorbs throttling. This
-//! stage never waits for the hosts to finish.
+//! bounded concurrency. A batch is retried only when SSM throttles it (see
+//! `Aws::send_command`), never after an error SSM may have acted on. When
+//! IAM denies a batch because of some of its instances (it authorises
+//! SendCommand against every instance ARN in the call), those instances are
+//! found and the rest are sent. This stage never waits for the hosts to finish.
 
 use std::sync::Arc;
 
@@ -72,17 +75,18 @@ pub async fn send(aws: &Aws, plan: &DispatchPlan, hosts: &[Host]) -> (Vec<Sent>,
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let result = aws.send_command(&request).await;
-            (index, batch, result)
+            (index, send_isolating(&aws, request, batch).await)
         });
     }
     let mut sent = Vec::new();
     let mut not_sent = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (index, hosts, result) = joined.expect("dispatch task does not panic");
-        match result {
-            Ok(command_id) => sent.push((index, Sent { command_id, hosts })),
-            Err(e) => not_sent.push((index, NotSent { hosts, error: e })),
+        let (index, results) = joined.expect("dispatch task does not panic");
+        for (hosts, result) in results {
+            match result {
+                Ok(command_id) => sent.push((index, Sent { command_id, hosts })),
+                Err(error) => not_sent.push((index, NotSent { hosts, error })),
+            }
         }
     }
     sent.sort_by_key(|(i, _)| *i);
@@ -91,6 +95,83 @@ pub async fn send(aws: &Aws, plan: &DispatchPlan, hosts: &[Host]) -> (Vec<Sent>,
         sent.into_iter().map(|(_, s)| s).collect(),
         not_sent.into_iter().map(|(_, n)| n).collect(),
     )
+}
+
+/// The SendCommand outcome for each part of one batch.
+type Parts = Vec<(Vec<Host>, crate::error::Result<String>)>;
+
+/// Sends one batch; when IAM denies it for some of its instances, sends
+/// the others. AWS's AccessDenied message names the first resource it
+/// refused ("… on resource: arn:aws:ec2:…:instance/i-…"): that instance is
+/// set aside and the rest resent. A denial that names the document concerns
+/// every instance, so the batch fails whole. A denial naming nothing known
+/// is bisected, so that one bad instance costs about 2·log2(50) calls.
+async fn send_isolating(aws: &Aws, request: SendRequest, batch: Vec<Host>) -> Parts {
+    let mut out = Vec::new();
+    let mut queue = vec![batch];
+    while let Some(hosts) = queue.pop() {
+        let req = SendRequest {
+            instance_ids: hosts.iter().map(|h| h.id.clone()).collect(),
+            ..request.clone()
+        };
+        let result = aws.send_command(&req).await;
+        match &result {
+            Err(e) if hosts.len() > 1 => match split_denied(e, &hosts) {
+                Split::Whole => out.push((hosts, result)),
+                Split::Named(i) => {
+                    let mut rest = hosts;
+                    let denied = rest.remove(i);
+                    out.push((vec![denied], result));
+                    queue.push(rest);
+                }
+                Split::Bisect => {
+                    let mut first = hosts;
+                    let second = first.split_off(first.len() / 2);
+                    queue.push(second);
+                    queue.push(first);
+                }
+            },
+            _ => out.push((hosts, result)),
+        }
+    }
+    out
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Split {
+    /// Not a per-instance denial: the error concerns the whole batch.
+    Whole,
+    /// The denial names this host of the batch.
+    Named(usize),
+    /// A denial that names no host or document of the call.
+    Bisect,
+}
+
+/// Pure: how to split a batch after `error`.
+fn split_denied(error: &crate::error::Error, hosts: &[Host]) -> Split {
+    let crate::error::Error::Aws { message, .. } = error else {
+        return Split::Whole;
+    };
+    let denied = ["AccessDeniedException", "AccessDenied"]
+        .iter()
+        .any(|c| message.starts_with(c));
+    if !denied {
+        return Split::Whole;
+    }
+    let resource = message
+        .split_once("on resource: ")
+        .map(|(_, r)| r.split_whitespace().next().unwrap_or_default());
+    match resource {
+        Some(arn) if arn.contains(":document/") => Split::Whole,
+        Some(arn) => match hosts
+            .iter()
+            .position(|h| arn.ends_with(&format!("/{}", h.id)))
+        {
+            Some(i) => Split::Named(i),
+            None => Split::Bisect,
+        },
+        None => Split::Bisect,
+    }
 }
 
 #[cfg(test)]
@@ -110,5 +191,42 @@ mod tests {
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 50, 20]);
         assert_eq!(b[2][19], hosts[119]);
         assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_denial_is_split_by_the_resource_it_names() {
+        let hosts: Vec<Host> = (0..4)
+            .map(|i| Host {
+                id: InstanceId::parse(&format!("i-{i:017x}")).unwrap(),
+                name: None,
+            })
+            .collect();
+        let aws_error = |message: &str| crate::error::Error::Aws {
+            call: "ssm:SendCommand",
+            message: message.into(),
+            next: String::new(),
+        };
+        let denied = |resource: &str| {
+            aws_error(&format!(
+                "AccessDeniedException: User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: ssm:SendCommand on resource: {resource} because no identity-based policy allows the ssm:SendCommand action"
+            ))
+        };
+        let arn = format!("arn:aws:ec2:us-east-1:1:instance/{}", hosts[2].id);
+        assert_eq!(split_denied(&denied(&arn), &hosts), Split::Named(2));
+        assert_eq!(
+            split_denied(
+                &denied("arn:aws:ssm:us-east-1::document/AWS-RunShellScript"),
+                &hosts
+            ),
+            Split::Whole
+        );
+        assert_eq!(
+            split_denied(&aws_error("AccessDeniedException: no message"), &hosts),
+            Split::Bisect
+        );
+        assert_eq!(
+            split_denied(&aws_error("InvalidDocument: no such document"), &hosts),
+            Split::Whole
+        );
     }
 }

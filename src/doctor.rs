@@ -2,12 +2,17 @@
 //!
 //! Input: the same bucket, document and targets an `ssm` run would use.
 //! Output: one `Check` per item (✔, ! or ✖ with the next step) and an exit
-//! code: 0 all good, 1 warnings, 2 a blocking problem. It sends no command
-//! and writes nothing; every check is a read-only AWS call.
+//! code: 0 all good, 1 warnings, 2 a blocking problem. It sends no command;
+//! its one write is a small probe object, `<prefix>.flamefire-doctor`, made
+//! the way a run writes its record, so that a prefix the role may not write,
+//! a bucket policy or a KMS key that refuses shows here.
+
+use std::time::{Duration, SystemTime};
 
 use crate::aws::Aws;
 use crate::document;
 use crate::error::exit;
+use crate::presign;
 use crate::targets::{self, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,20 +68,7 @@ pub struct DoctorPlan {
     pub prefix: String,
     pub document: String,
     pub target: Option<Target>,
-}
-
-/// The first agent version that exports `SSM_*` variables for ENV_VAR parameters.
-pub const MIN_AGENT: [u32; 4] = [3, 3, 2746, 0];
-
-/// Whether an agent version (`3.3.2957.0`) is at least [`MIN_AGENT`].
-pub fn agent_supports_env_vars(version: &str) -> bool {
-    let parts: Vec<u32> = version
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0))
-        .chain(std::iter::repeat(0))
-        .take(4)
-        .collect();
-    parts.as_slice() >= MIN_AGENT.as_slice()
+    pub opt_in: targets::OptIn,
 }
 
 /// Runs every check; later checks still run when earlier ones fail, so one
@@ -95,6 +87,7 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
             "log in (e.g. `aws sso login`) or pass --profile",
         )),
     }
+    checks.push(expiry_check(aws));
     match &plan.bucket {
         None => checks.push(Check::bad(
             Level::Fail,
@@ -102,16 +95,60 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
             "no bucket given",
             "pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)",
         )),
-        Some(b) => match aws.check_bucket(b, &plan.prefix).await {
-            Ok(()) => checks.push(Check::ok("bucket", format!("s3://{b} is reachable"))),
-            Err(e) => checks.push(Check::failed("bucket", &e)),
-        },
+        Some(b) => {
+            let s3 = aws.for_bucket(b, &plan.prefix).await;
+            match s3.check_bucket(b, &plan.prefix).await {
+                Ok(()) => checks.push(Check::ok(
+                    "bucket",
+                    format!("s3://{b} is reachable (region {})", s3.s3_region()),
+                )),
+                Err(e) => checks.push(Check::failed("bucket", &e)),
+            }
+            let key = format!("{}.flamefire-doctor", plan.prefix);
+            let probe = b"written by flamefire doctor to check that runs can be stored\n".to_vec();
+            match s3.put_run_record(b, &key, probe).await {
+                Ok(()) => checks.push(Check::ok(
+                    "prefix",
+                    format!("s3://{b}/{} is writable", plan.prefix),
+                )),
+                Err(e) => checks.push(Check::failed("prefix", &e)),
+            }
+        }
     }
     checks.push(document_check(aws, &plan.document).await);
     if let Some(target) = &plan.target {
-        checks.extend(target_checks(aws, target).await);
+        checks.extend(target_checks(aws, target, &plan.opt_in).await);
     }
     checks
+}
+
+/// Recording 30 s, the default --timeout of 300 s, and the start delay:
+/// what a default `flamefire ssm` needs its credentials to outlive.
+const DEFAULT_RUN: Duration = Duration::from_secs(30 + 300 + 10);
+
+/// Whether the session outlives a default run (S3 refuses uploads signed
+/// with an expired session, whatever the POST policy says).
+fn expiry_check(aws: &Aws) -> Check {
+    let creds = aws.signing_credentials();
+    let Some(expires) = creds.expires else {
+        return Check::ok("session", "long-term credentials (no expiry)");
+    };
+    let now = SystemTime::now();
+    match presign::check_expiry(expires, now, DEFAULT_RUN, Duration::from_secs(300)) {
+        Ok(()) => {
+            let left = expires.duration_since(now).unwrap_or_default().as_secs();
+            Check::ok(
+                "session",
+                format!("expires in {} min, after a default run", left / 60),
+            )
+        }
+        Err(e) => Check::failed("session", &e),
+    }
+}
+
+/// The checklist when not even the credentials could be loaded.
+pub fn no_credentials(e: &crate::error::Error) -> Vec<Check> {
+    vec![Check::failed("credentials", e)]
 }
 
 async fn document_check(aws: &Aws, name: &str) -> Check {
@@ -143,12 +180,12 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
     }
 }
 
-async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
+async fn target_checks(aws: &Aws, target: &Target, opt_in: &targets::OptIn) -> Vec<Check> {
     let (ec2, managed) = match targets::survey(aws, target).await {
         Ok(facts) => facts,
         Err(e) => return vec![Check::failed("targets", &e)],
     };
-    let resolved = targets::classify(target, &ec2, &managed);
+    let resolved = targets::classify(target, &ec2, &managed, opt_in);
     let mut checks = Vec::new();
     if resolved.hosts.is_empty() && resolved.skipped.is_empty() {
         checks.push(Check::bad(
@@ -164,26 +201,17 @@ async fn target_checks(aws: &Aws, target: &Target) -> Vec<Check> {
             .find(|m| m.id == host.id)
             .and_then(|m| m.agent_version.clone())
             .unwrap_or_default();
-        if agent_supports_env_vars(&version) {
-            checks.push(Check::ok(
-                host.label(),
-                format!("managed, online, Linux, agent {version}"),
-            ));
-        } else {
-            checks.push(Check::bad(
-                Level::Fail,
-                host.label(),
-                format!("SSM agent {version} is older than 3.3.2746.0: it does not pass parameters as environment variables, so the document would refuse to run"),
-                "update amazon-ssm-agent on the instance (e.g. the AWS-UpdateSSMAgent document)",
-            ));
-        }
+        checks.push(Check::ok(
+            host.label(),
+            format!("managed, online, Linux, agent {version}"),
+        ));
     }
     for s in &resolved.skipped {
         checks.push(Check::bad(
             Level::Fail,
             s.host.label(),
             s.reason.to_string(),
-            "fix it, or leave this host out of the targets",
+            s.reason.next_step(),
         ));
     }
     checks
@@ -229,17 +257,6 @@ pub fn exit_code(checks: &[Check]) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn agent_versions() {
-        assert!(agent_supports_env_vars("3.3.2746.0"));
-        assert!(agent_supports_env_vars("3.3.2957.0"));
-        assert!(agent_supports_env_vars("3.10.0.0"));
-        assert!(agent_supports_env_vars("4.0"));
-        assert!(!agent_supports_env_vars("3.3.2745.9"));
-        assert!(!agent_supports_env_vars("3.2.1000.0"));
-        assert!(!agent_supports_env_vars(""));
-    }
 
     #[test]
     fn exit_code_is_the_worst_level() {

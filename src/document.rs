@@ -157,7 +157,7 @@ fn explain(name: &str) -> &'static str {
         "StartAt" => "expected an epoch second",
         "RunId" => "expected letters, digits and `-`, at most 64",
         "UploadUrl" => {
-            "expected an S3 endpoint (https://BUCKET.s3.REGION.amazonaws.com/); plain http is allowed only to 127.0.0.1 for the emulator"
+            "expected an S3 endpoint (https://BUCKET.s3.REGION.amazonaws.com/, or https://s3.REGION.amazonaws.com/BUCKET/ for names with dots); plain http is allowed only to 127.0.0.1 for the emulator"
         }
         "UploadKeyPrefix" => {
             "expected path segments of letters, digits and `_.-` ending in `/` (check --prefix)"

@@ -77,6 +77,15 @@ pub enum Error {
         next: String,
     },
 
+    #[error(
+        "your AWS credentials expire at {expires}, before this run's last upload could arrive ({last_upload}): the hosts would record, then fail to upload\n  next step: {next}"
+    )]
+    CredentialsExpire {
+        expires: String,
+        last_upload: String,
+        next: String,
+    },
+
     #[error("no usable target: {0}")]
     NoTargets(String),
 

@@ -185,20 +185,44 @@ fn choose_hosts_endpoint<'a>(
     }
 }
 
-/// The POST URL for a bucket: virtual-hosted S3, or path style on a custom
-/// (emulator) endpoint.
-pub fn post_url(bucket: &str, region: &str, endpoint: Option<&str>) -> String {
-    match endpoint {
-        Some(e) => format!("{}/{bucket}/", e.trim_end_matches('/')),
-        None => {
-            let suffix = if region.starts_with("cn-") {
-                "amazonaws.com.cn"
-            } else {
-                "amazonaws.com"
-            };
-            format!("https://{bucket}.s3.{region}.{suffix}/")
-        }
+/// The POST URL for a bucket in its region: aws-sdk-s3's endpoint rules
+/// (see `aws::post_url`), or path style on a custom (emulator) endpoint.
+pub fn post_url(
+    bucket: &str,
+    region: &str,
+    endpoint: Option<&str>,
+) -> crate::error::Result<String> {
+    crate::aws::post_url(bucket, region, endpoint)
+}
+
+/// Pure: an error when credentials expiring at `expiry` cannot sign for a
+/// run whose last upload is `last_upload` after `now`. S3 refuses a POST
+/// signed with a session token that has expired, whatever the policy's own
+/// expiration says.
+pub fn check_expiry(
+    expiry: SystemTime,
+    now: SystemTime,
+    last_upload: Duration,
+    timeout: Duration,
+) -> crate::error::Result<()> {
+    let needed = now + last_upload;
+    if expiry >= needed {
+        return Ok(());
     }
+    let epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let short = needed.duration_since(expiry).unwrap_or_default().as_secs();
+    let shorter = timeout.as_secs().checked_sub(short).filter(|t| *t >= 30);
+    let shorten = match shorter {
+        Some(t) => format!(", or shorten the run (e.g. --timeout {t})"),
+        None => String::new(),
+    };
+    Err(crate::error::Error::CredentialsExpire {
+        expires: iso_utc(epoch(expiry)),
+        last_upload: iso_utc(epoch(needed)),
+        next: format!(
+            "log in again for a fresh session (`aws sso login`, `aws login`, or a new MFA code; flamefire's cached role session is in ~/.cache/flamefire/sts/){shorten}"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -210,22 +234,6 @@ mod tests {
         assert_eq!(py_str("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(py_str("é"), r#""\u00e9""#);
         assert_eq!(py_str("😀"), r#""\ud83d\ude00""#);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            post_url("b-1", "eu-west-1", None),
-            "https://b-1.s3.eu-west-1.amazonaws.com/"
-        );
-        assert_eq!(
-            post_url("b-1", "cn-north-1", None),
-            "https://b-1.s3.cn-north-1.amazonaws.com.cn/"
-        );
-        assert_eq!(
-            post_url("b-1", "us-east-1", Some("http://127.0.0.1:5055/")),
-            "http://127.0.0.1:5055/b-1/"
-        );
     }
 
     #[test]
@@ -269,5 +277,24 @@ mod tests {
             c.policy_json
                 .ends_with("{\"x-amz-security-token\": \"tok\"}]}")
         );
+    }
+
+    #[test]
+    fn credentials_must_outlive_the_last_upload() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_766_400);
+        let run = Duration::from_secs(30 + 300 + 4);
+        let timeout = Duration::from_secs(300);
+        assert!(check_expiry(now + run, now, run, timeout).is_ok());
+        let err = check_expiry(now + Duration::from_secs(200), now, run, timeout)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expire at 2026-11-27T08:03:20Z"), "{err}");
+        assert!(err.contains("(2026-11-27T08:05:34Z)"), "{err}");
+        assert!(err.contains("--timeout 166"), "{err}");
+        // No shorter --timeout would do: only a new login.
+        let err = check_expiry(now + Duration::from_secs(10), now, run, timeout)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("--timeout"), "{err}");
     }
 }

@@ -32,6 +32,9 @@ pub struct RunRecord {
     pub document: String,
     #[serde(default)]
     pub started_by: Option<String>,
+    /// Written before SendCommand: true when then nothing could be sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nothing_sent: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +86,9 @@ pub async fn list(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<RunSummar
             }
         }
     }
+    // A run that never reached a host is not a run (its record is written
+    // before SendCommand, and marked when nothing could be sent).
+    runs.retain(|r| !(r.uploaded.is_empty() && r.record.as_ref().is_some_and(|x| x.nothing_sent)));
     runs.sort_by(|a, b| {
         let at = |r: &RunSummary| {
             r.record

@@ -34,6 +34,9 @@ pub enum InvocationStatus {
     Terminated,
     InvalidPlatform,
     AccessDenied,
+    /// SSM ended the whole command (ListCommands) without a final status
+    /// for this host; `HostState::command_reason` says how.
+    CommandEnded,
     /// flamefire's own deadline passed before SSM reported an end.
     GaveUp,
 }
@@ -88,7 +91,16 @@ impl InvocationStatus {
             Undeliverable => {
                 "SSM could not reach the instance: check it is running and its SSM agent is online"
             }
-            Terminated => "the instance was terminated during the run",
+            // "Terminated" is about the command, not the instance: "The
+            // parent command exceeded its MaxErrors limit and subsequent
+            // command invocations were canceled by the system"
+            // (https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html).
+            Terminated => {
+                "SSM stopped this host's invocation because the command reached its MaxErrors limit (the instance itself was not terminated): rerun for this host"
+            }
+            CommandEnded => {
+                "SSM ended the whole command; its reason is above: fix it (see `flamefire doctor`) and rerun"
+            }
             InvalidPlatform => "the document runs on Linux only",
             AccessDenied => {
                 "the instance's SSM agent was denied: check its instance profile has AmazonSSMManagedInstanceCore"
@@ -105,6 +117,7 @@ impl fmt::Display for InvocationStatus {
         let s = match self {
             InvocationStatus::NotVisible => "Sent",
             InvocationStatus::GaveUp => "GaveUp",
+            InvocationStatus::CommandEnded => "CommandEnded",
             other => return write!(f, "{other:?}"),
         };
         f.write_str(s)
@@ -118,12 +131,16 @@ pub struct HostState {
     pub status: InvocationStatus,
     pub response_code: Option<i32>,
     pub output: String,
+    /// SSM's command-level status, when that is what ended this host.
+    pub command_reason: Option<String>,
 }
 
 /// The whole fleet's progress. Pure: no I/O, no clock reads.
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     hosts: BTreeMap<InstanceId, HostState>,
+    /// Commands ListCommands reported ended, with their status and details.
+    ended: BTreeMap<String, (String, String)>,
 }
 
 impl Fleet {
@@ -139,11 +156,50 @@ impl Fleet {
                         status: InvocationStatus::NotVisible,
                         response_code: None,
                         output: String::new(),
+                        command_reason: None,
                     },
                 );
             }
         }
-        Fleet { hosts }
+        Fleet {
+            hosts,
+            ended: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one ListCommands answer. A command that SSM reports ended
+    /// with `Failed`, `TimedOut` or `Cancelled` ends its hosts that still
+    /// have no final status, with SSM's reason, but only when it was already
+    /// reported ended in an earlier round: the invocation poll since then
+    /// had its chance to give those hosts their own final status.
+    pub fn observe_command(
+        &mut self,
+        command_id: &str,
+        status: &str,
+        details: &str,
+    ) -> Vec<(InstanceId, InvocationStatus)> {
+        if !matches!(status, "Failed" | "TimedOut" | "Cancelled") {
+            return Vec::new();
+        }
+        let Some((was, was_details)) = self.ended.get(command_id).cloned() else {
+            self.ended
+                .insert(command_id.to_string(), (status.into(), details.into()));
+            return Vec::new();
+        };
+        let reason = if was_details.is_empty() || was_details == was {
+            format!("SSM ended command {command_id} as {was}")
+        } else {
+            format!("SSM ended command {command_id} as {was} ({was_details})")
+        };
+        let mut changed = Vec::new();
+        for (id, s) in &mut self.hosts {
+            if s.command_id == command_id && !s.status.is_terminal() {
+                s.status = InvocationStatus::CommandEnded;
+                s.command_reason = Some(reason.clone());
+                changed.push((id.clone(), InvocationStatus::CommandEnded));
+            }
+        }
+        changed
     }
 
     /// Applies one ListCommandInvocations answer for `command_id`; returns
@@ -252,15 +308,18 @@ pub async fn until_done(
         for (command_id, _) in fleet.in_flight() {
             let aws = aws.clone();
             polls.spawn(async move {
-                let reports = aws.list_invocations(&command_id).await;
-                (command_id, reports)
+                let (reports, command) = tokio::join!(
+                    aws.list_invocations(&command_id),
+                    aws.command_status(&command_id)
+                );
+                (command_id, reports, command)
             });
         }
         let answers = tokio::select! {
             answers = polls.join_all() => answers,
             _ = &mut interrupt => return Waited::Interrupted(fleet),
         };
-        for (command_id, reports) in answers {
+        for (command_id, reports, command) in answers {
             match reports {
                 Ok(reports) => {
                     for (id, status) in fleet.observe(&command_id, &reports) {
@@ -269,6 +328,19 @@ pub async fn until_done(
                 }
                 // A failed poll is not a failed host: log it and poll again.
                 Err(e) => bars.note(&format!("polling {command_id} failed, retrying: {e}")),
+            }
+            match command {
+                Ok(Some(c)) => {
+                    for (id, status) in
+                        fleet.observe_command(&c.command_id, &c.status, &c.status_details)
+                    {
+                        bars.update(&id, status);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => bars.note(&format!(
+                    "ListCommands for {command_id} failed, retrying: {e}"
+                )),
             }
         }
         if fleet.is_done() {
@@ -344,6 +416,8 @@ mod tests {
             ("Cancelling", "Cancelling", Cancelling),
             ("SomethingNew", "", Pending),
         ];
+        assert!(Terminated.next_step().contains("MaxErrors"));
+        assert!(Terminated.next_step().contains("not terminated"));
         for (status, details, want) in cases {
             assert_eq!(
                 InvocationStatus::from_ssm(status, details),
@@ -429,5 +503,37 @@ mod tests {
             Duration::from_secs(2)
         );
         assert_eq!(poll_interval(50, Duration::ZERO), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_failed_command_ends_its_silent_hosts_with_ssms_reason() {
+        let mut f = fleet();
+        f.observe("c1", &[report(1, "Success", "Success")]);
+        // Success and in-progress command states end nothing.
+        assert!(
+            f.observe_command("c1", "InProgress", "InProgress")
+                .is_empty()
+        );
+        assert!(f.observe_command("c1", "Success", "Success").is_empty());
+        // The first report of a failure waits for one more invocation poll…
+        assert!(f.observe_command("c1", "Failed", "Failed").is_empty());
+        // …which can still give the host its own final status.
+        let changed = f.observe_command("c1", "Failed", "Failed");
+        assert_eq!(changed, vec![(host(2).id, CommandEnded)]);
+        assert!(!f.is_done(), "c2 is untouched");
+        let states = f.into_states();
+        assert_eq!(states[0].status, Success, "a final status is kept");
+        assert_eq!(
+            states[1].command_reason.as_deref(),
+            Some("SSM ended command c1 as Failed")
+        );
+
+        let mut f = fleet();
+        f.observe_command("c2", "TimedOut", "DeliveryTimedOut");
+        f.observe("c2", &[report(3, "TimedOut", "DeliveryTimedOut")]);
+        assert!(
+            f.observe_command("c2", "TimedOut", "DeliveryTimedOut")
+                .is_empty()
+        );
     }
 }

@@ -305,7 +305,7 @@ param_pattern() {
     ProcessName) REPLY='^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$' ;;
     StartAt) REPLY='^(0|[1-9][0-9]{9})$' ;;
     RunId) REPLY='^[A-Za-z0-9][A-Za-z0-9-]{0,63}$' ;;
-    UploadUrl) REPLY='^(|https://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/|http://127\.0\.0\.1:[0-9]{2,5}/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/)$' ;;
+    UploadUrl) REPLY='^(|https://[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\.s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/|https://s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/|http://127\.0\.0\.1:[0-9]{2,5}/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/)$' ;;
     UploadKeyPrefix) REPLY='^(|([A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}/){1,8})$' ;;
     UploadPolicy) REPLY='^(|[A-Za-z0-9+/]{1,8192}={0,2})$' ;;
     UploadCredential) REPLY='^(|[A-Z0-9]{16,128}/[0-9]{8}/[a-z0-9-]{1,30}/s3/aws4_request)$' ;;

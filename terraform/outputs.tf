@@ -50,6 +50,7 @@ output "environment" {
     export AWS_REGION=${local.region}
     export FLAMEFIRE_BUCKET=${aws_s3_bucket.stacks.id}
     export FLAMEFIRE_PREFIX=${var.prefix}
+    export FLAMEFIRE_OPT_IN_TAG=${var.instance_tag_key}=${var.instance_tag_value}
   EOT
 }
 

@@ -37,6 +37,10 @@ fn invalid_values_are_rejected_with_the_flag_named_and_exit_2() {
             vec!["ssm", "--asg", "x", "--bucket", "b-1", "--prefix", "a/../b"],
             "--prefix",
         ),
+        (
+            vec!["ssm", "--asg", "x", "--bucket", "b-1", "--opt-in-tag", "x"],
+            "--opt-in-tag",
+        ),
     ] {
         flamefire()
             .args(&args)
@@ -102,4 +106,45 @@ fn render_of_garbage_fails_with_exit_2_naming_the_file() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("bad.gz"));
+}
+
+/// Regression (issue 9): EC2 matches tag values of up to 255 characters;
+/// longer ones were sent and matched nothing.
+#[test]
+fn tag_values_longer_than_ec2_allows_are_rejected_naming_the_flag() {
+    let long = format!("Role={}", "a".repeat(256));
+    for flag in ["--tag", "--baseline-tag"] {
+        let mut args = vec!["ssm", "--bucket", "b-1"];
+        if flag == "--tag" {
+            args.extend(["--tag", long.as_str()]);
+        } else {
+            args.extend(["i-0123456789abcdef0", "--baseline-tag", long.as_str()]);
+        }
+        flamefire()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains(format!("{flag} Role=")))
+            .stderr(predicate::str::contains("255"));
+    }
+}
+
+/// Regression (issue 9): the Terraform outputs export FLAMEFIRE_PREFIX, and
+/// the CLI ignored it, signing for a prefix the on-call role cannot write.
+#[test]
+fn the_prefix_comes_from_flamefire_prefix() {
+    flamefire()
+        .args(["ssm", "--asg", "x", "--bucket", "b-1"])
+        .env("FLAMEFIRE_PREFIX", "a/../b")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--prefix \"a/../b\""));
+    flamefire()
+        .args(["ssm", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("FLAMEFIRE_PREFIX"))
+        .stdout(predicate::str::contains("--mfa-code"))
+        .stdout(predicate::str::contains("--opt-in-tag"));
 }

@@ -224,3 +224,211 @@ fn past_runs_are_listed_and_fetched_again() {
         .code(2)
         .stderr(predicate::str::contains("flamefire runs"));
 }
+
+#[test]
+fn doctor_passes_as_the_oncall_role() {
+    use crate::iam::{Registered, SECRET, fresh_access_key, oncall_policy};
+    let emu = Emulator::new();
+    let key = fresh_access_key();
+    let _policy = Registered::new(&key, &oncall_policy(&emu));
+    let role = unique("api");
+    emu.seed(1, &[ONLINE, ("flamefire", "enabled"), ("Role", &role)]);
+    flamefire()
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .args([
+            "doctor",
+            "--bucket",
+            &emu.bucket,
+            "--document",
+            &emu.document,
+        ])
+        .args(["--tag", &format!("Role={role}")])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("✔ prefix"))
+        .stdout(predicate::str::contains("✔ session"))
+        .stdout(predicate::str::contains("✖").not());
+}
+
+#[test]
+fn doctor_reports_hosts_without_the_opt_in_tag() {
+    let emu = Emulator::new();
+    let role = unique("api");
+    let opted = emu.seed(1, &[ONLINE, ("flamefire", "enabled"), ("Role", &role)]);
+    let not_opted = emu.seed(1, &[ONLINE, ("Role", &role)]);
+    flamefire()
+        .args([
+            "doctor",
+            "--bucket",
+            &emu.bucket,
+            "--document",
+            &emu.document,
+        ])
+        .args(["--tag", &format!("Role={role}")])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(format!("✔ {}", opted[0])))
+        .stdout(predicate::str::contains(format!("✖ {}", not_opted[0])))
+        .stdout(predicate::str::contains(
+            "lacks the opt-in tag flamefire=enabled",
+        ))
+        .stdout(predicate::str::contains(
+            "tag the instance flamefire=enabled",
+        ));
+}
+
+#[test]
+fn doctor_reports_a_prefix_it_cannot_write_with_the_next_step() {
+    use crate::iam::{SECRET, fresh_access_key};
+    let emu = Emulator::new();
+    let key = fresh_access_key();
+    crate::account::fault(
+        &key,
+        "s3:PutObject",
+        "AccessDenied",
+        403,
+        "Access Denied",
+        1,
+    );
+    flamefire()
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .args([
+            "doctor",
+            "--bucket",
+            &emu.bucket,
+            "--document",
+            &emu.document,
+        ])
+        .env("FLAMEFIRE_PREFIX", "not-mine/")
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("✖ prefix"))
+        .stdout(predicate::str::contains("not-mine/.flamefire-doctor"))
+        .stdout(predicate::str::contains("FLAMEFIRE_PREFIX"));
+}
+
+#[test]
+fn doctor_fails_on_credentials_that_expire_before_a_run_could_finish() {
+    let emu = Emulator::new();
+    let dir = tempfile::tempdir().unwrap();
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(120);
+    let config = crate::account::expiring_profile(dir.path(), soon);
+    flamefire()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .args(["doctor", "--profile", "short", "--bucket", &emu.bucket])
+        .args(["--document", &emu.document])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("✖ session"))
+        .stdout(predicate::str::contains("expire at"))
+        .stdout(predicate::str::contains("log in again"));
+}
+
+/// A role profile like the Terraform output's, with `mfa_serial`, whose
+/// source profile has long-term keys; the cache lives under `dir`.
+fn mfa_profile(dir: &std::path::Path, source_key: &str) -> Vec<(String, std::path::PathBuf)> {
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile base]\naws_access_key_id = {source_key}\naws_secret_access_key = {}\nregion = us-east-1\n\n\
+             [profile oncall]\nrole_arn = arn:aws:iam::123456789012:role/flamefire-oncall\nsource_profile = base\n\
+             mfa_serial = arn:aws:iam::123456789012:mfa/alice\nregion = us-east-1\n",
+            crate::iam::SECRET
+        ),
+    )
+    .unwrap();
+    vec![
+        ("AWS_CONFIG_FILE".into(), config),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), dir.join("none")),
+        ("XDG_CACHE_HOME".into(), dir.join("cache")),
+        ("HOME".into(), dir.to_path_buf()),
+    ]
+}
+
+/// The binary in a new session: no controlling terminal, so /dev/tty cannot
+/// be opened and nothing can wait for a code typed by hand.
+fn without_terminal(args: &[&str], env: &[(String, std::path::PathBuf)]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("flamefire"));
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "FLAMEFIRE_BUCKET",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.output().expect("flamefire runs")
+}
+
+#[test]
+fn an_mfa_role_profile_is_assumed_with_the_code_and_its_session_cached() {
+    use crate::iam::{calls_by, fresh_access_key};
+    let emu = Emulator::new();
+    let source_key = fresh_access_key();
+    let dir = tempfile::tempdir().unwrap();
+    let env = mfa_profile(dir.path(), &source_key);
+    let doctor = [
+        "doctor",
+        "--profile",
+        "oncall",
+        "--bucket",
+        &emu.bucket,
+        "--document",
+        &emu.document,
+    ];
+
+    // No code and no terminal: say how to pass one, call nothing.
+    let out = without_terminal(&doctor, &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("✖ credentials"), "{text}");
+    assert!(text.contains("--mfa-code"), "{text}");
+    assert_eq!(calls_by(&source_key, "sts:AssumeRole"), (0, 0));
+
+    // With --mfa-code: AssumeRole once, signed by the source profile.
+    let with_code = [&doctor[..], &["--mfa-code", "123456"]].concat();
+    let out = without_terminal(&with_code, &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("assumed-role/flamefire-oncall/"), "{text}");
+    assert_eq!(calls_by(&source_key, "sts:AssumeRole"), (1, 0));
+    let cache = dir.path().join("cache/flamefire/sts/oncall.json");
+    let mode = std::fs::metadata(&cache)
+        .expect("the session is cached")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    // The cached session serves the next command: no code, no AssumeRole.
+    let out = without_terminal(&doctor, &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(calls_by(&source_key, "sts:AssumeRole"), (1, 0));
+}

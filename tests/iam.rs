@@ -22,7 +22,7 @@ use predicates::prelude::*;
 
 use crate::support::{Emulator, emulator_admin, endpoint, flamefire, repo, require, unique};
 
-const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 /// The identity the emulator names in AccessDenied messages.
@@ -36,7 +36,7 @@ const UNDELIVERABLE: (&str, &str) = ("flamefire-test:behaviour", "undeliverable"
 
 /// `AKIA` + 16 random uppercase letters and digits: moto accepts any key, and
 /// a fresh one keeps this test's policy and request counts its own.
-fn fresh_access_key() -> String {
+pub fn fresh_access_key() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let seed = RandomState::new();
     let mut key = String::from("AKIA");
@@ -49,7 +49,7 @@ fn fresh_access_key() -> String {
 /// The on-call policy as the Terraform module renders it (its own templates
 /// and defaults, through the emulator's `POST /_flamefire/render`, which runs
 /// `terraform/test/render_policies.py`), for this test's document and bucket.
-fn oncall_policy(emu: &Emulator) -> serde_json::Value {
+pub fn oncall_policy(emu: &Emulator) -> serde_json::Value {
     let rendered = emulator_admin(
         "POST",
         "render",
@@ -68,7 +68,7 @@ fn oncall_policy(emu: &Emulator) -> serde_json::Value {
 }
 
 /// One admin call to the emulator: (HTTP status, body).
-fn admin(method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, String) {
+pub fn admin(method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, String) {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-sS",
@@ -97,12 +97,12 @@ fn admin(method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, St
 }
 
 /// A policy registered for one access key; forgotten again on drop.
-struct Registered {
+pub struct Registered {
     key: String,
 }
 
 impl Registered {
-    fn new(key: &str, policy: &serde_json::Value) -> Registered {
+    pub fn new(key: &str, policy: &serde_json::Value) -> Registered {
         let body = serde_json::json!({
             "access_key_id": key,
             "secret_access_key": SECRET,
@@ -128,7 +128,7 @@ impl Drop for Registered {
 }
 
 /// Requests the emulator counted for this key: operation → (calls, errors).
-fn calls_by(key: &str, operation: &str) -> (u64, u64) {
+pub fn calls_by(key: &str, operation: &str) -> (u64, u64) {
     let (_, body) = admin("GET", &format!("stats?access_key_id={key}"), None);
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     (

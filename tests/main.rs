@@ -3,6 +3,7 @@
 //! Needs perf, node and the emulator: run `scripts/test.sh`, which installs
 //! and starts them. A missing tool fails a test with that hint; nothing skips.
 
+mod account;
 mod agent;
 mod cancel;
 mod cli;
@@ -15,8 +16,8 @@ mod hostile_files;
 mod iam;
 mod local;
 mod manuals;
-mod pprof;
 mod perf_discovery;
+mod pprof;
 mod presign;
 mod report;
 mod restart;

@@ -225,6 +225,8 @@ fn a_baseline_tag_selects_the_healthy_side() {
     let role = unique("canary");
     let mut healthy_tags = replay(&captures.join("healthy.perf.gz")).to_vec();
     healthy_tags.push(("Role", role.clone()));
+    // Chosen by tag: it needs the opt-in tag (issue 9).
+    healthy_tags.push(("flamefire", "enabled".to_string()));
     let healthy = seed(&emu, 1, &healthy_tags);
     let sick = seed(&emu, 1, &replay(&captures.join("sick.perf.gz")));
     let out = tempfile::tempdir().unwrap();

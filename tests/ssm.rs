@@ -13,6 +13,8 @@ use predicates::prelude::*;
 use crate::support::{Emulator, NodeApp, endpoint, require, share_of, svg_titles, unique};
 
 const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
+/// The Terraform module's opt-in tag: hosts chosen by --tag or --asg need it.
+const OPTED_IN: (&str, &str) = ("flamefire", "enabled");
 
 fn stdout_lines(assert: &assert_cmd::assert::Assert) -> Vec<String> {
     String::from_utf8(assert.get_output().stdout.clone())
@@ -91,8 +93,8 @@ fn tags_select_every_matching_running_instance() {
     let emu = Emulator::new();
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let role = unique("api");
-    let both = emu.seed(2, &[ONLINE, ("Role", &role), ("Env", "prod")]);
-    let staging = emu.seed(1, &[ONLINE, ("Role", &role), ("Env", "staging")]);
+    let both = emu.seed(2, &[ONLINE, OPTED_IN, ("Role", &role), ("Env", "prod")]);
+    let staging = emu.seed(1, &[ONLINE, OPTED_IN, ("Role", &role), ("Env", "staging")]);
     let out = tempfile::tempdir().unwrap();
     let assert = emu
         .ssm()
@@ -128,7 +130,10 @@ fn an_autoscaling_group_is_profiled_whole() {
     let emu = Emulator::new();
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let group = unique("checkout-asg");
-    let ids = emu.seed(2, &[ONLINE, ("aws:autoscaling:groupName", &group)]);
+    let ids = emu.seed(
+        2,
+        &[ONLINE, OPTED_IN, ("aws:autoscaling:groupName", &group)],
+    );
     let out = tempfile::tempdir().unwrap();
     let assert = emu
         .ssm()
@@ -152,6 +157,7 @@ fn more_than_fifty_instances_go_out_in_several_batches() {
         55,
         &[
             ONLINE,
+            OPTED_IN,
             ("aws:autoscaling:groupName", &group),
             ("flamefire-test:behaviour", "replay"),
             ("flamefire-test:replay-capture", capture.to_str().unwrap()),

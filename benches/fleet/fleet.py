@@ -710,7 +710,7 @@ def main(argv=None) -> int:
         emu.admin("POST", "seed", {"count": n, "tags": {
             "flamefire-test:ssm": "online", "flamefire-test:behaviour": "replay",
             "flamefire-test:replay-capture": str(CAPTURE), "flamefire-test:replay-timing": "real",
-            "aws:autoscaling:groupName": group}}, timeout=600)
+            "aws:autoscaling:groupName": group, "flamefire": "enabled"}}, timeout=600)
         print(f"seeded {n} instances in {group} ({time.monotonic() - t:.1f}s)", file=sys.stderr)
         runners = [("flamefire", run_flamefire)] + ([] if args.no_naive else [("naive", run_naive)])
         for tool, fn in runners:

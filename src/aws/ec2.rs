@@ -13,6 +13,8 @@ pub struct Ec2Instance {
     /// `running`, `stopped`, `terminated`, …
     pub state: String,
     pub name: Option<String>,
+    /// Every tag, for the opt-in check.
+    pub tags: Vec<(String, String)>,
 }
 
 /// DescribeInstances caps instance-id filter values; stay well below.
@@ -44,13 +46,13 @@ impl Aws {
             }
             Target::Tags(tags) => vec![
                 tags.iter()
-                    .map(|(k, v)| filter(&format!("tag:{k}"), vec![v.clone()]))
+                    .map(|(k, v)| filter(&format!("tag:{k}"), vec![literal(v)]))
                     .collect(),
             ],
             Target::AutoScalingGroup(name) => {
                 vec![vec![filter(
                     "tag:aws:autoscaling:groupName",
-                    vec![name.clone()],
+                    vec![literal(name)],
                 )]]
             }
         };
@@ -74,18 +76,54 @@ impl Aws {
                         .and_then(|s| s.name())
                         .map(|n| n.as_str().to_string())
                         .unwrap_or_else(|| "unknown".into());
-                    let name = instance
+                    let tags: Vec<(String, String)> = instance
                         .tags()
                         .iter()
-                        .find(|t| t.key() == Some("Name"))
-                        .and_then(|t| t.value())
-                        .map(str::to_string);
-                    out.push(Ec2Instance { id, state, name });
+                        .filter_map(|t| {
+                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                        })
+                        .collect();
+                    let name = tags
+                        .iter()
+                        .find(|(k, _)| k == "Name")
+                        .map(|(_, v)| v.clone());
+                    out.push(Ec2Instance {
+                        id,
+                        state,
+                        name,
+                        tags,
+                    });
                 }
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
+    }
+}
+
+/// A filter value that matches `value` literally. EC2 filters treat `*` and
+/// `?` as wildcards and take a backslash as their escape: "a value of
+/// \*amazon\?\\ searches for the literal string *amazon?\"
+/// (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Filter.html).
+fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '*' | '?' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn wildcards_are_escaped() {
+        assert_eq!(literal("api"), "api");
+        assert_eq!(literal("*amazon?\\"), "\\*amazon\\?\\\\");
     }
 }

@@ -8,6 +8,7 @@
 
 mod ec2;
 mod errors;
+mod mfa;
 mod s3;
 mod ssm;
 
@@ -16,12 +17,12 @@ use std::time::{Duration, SystemTime};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_types::region::Region;
 
 pub use ec2::Ec2Instance;
-pub use s3::{FetchProblem, ObjectSummary};
-pub use ssm::{DocumentInfo, InvocationReport, ManagedInstance, SendRequest};
+pub use s3::{FetchProblem, ObjectSummary, post_url};
+pub use ssm::{CommandReport, DocumentInfo, InvocationReport, ManagedInstance, SendRequest};
 
 use crate::error::{Error, Result};
 
@@ -35,9 +36,12 @@ pub struct Aws {
     sts: aws_sdk_sts::Client,
     config: aws_types::SdkConfig,
     region: String,
+    /// The region S3 calls are signed for: the bucket's, once known.
+    s3_region: String,
+    credentials: aws_credential_types::Credentials,
 }
 
-/// Long-lived credentials the CLI signs the upload policy with.
+/// The credentials the CLI signs the upload policy with.
 pub struct SigningCredentials {
     pub access_key_id: String,
     pub secret_access_key: String,
@@ -46,32 +50,57 @@ pub struct SigningCredentials {
 }
 
 impl Aws {
-    /// Loads the standard configuration chain, with `--profile` / `--region` on top.
-    pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws> {
-        // Adaptive retry: SendCommand and ListCommandInvocations throttle at
-        // fleet scale; the SDK's client-side rate limiter backs off for us.
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::adaptive().with_max_attempts(6))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(120))
-                    .build(),
-            );
-        if let Some(p) = profile {
-            loader = loader.profile_name(p);
-        }
-        if let Some(r) = region {
-            loader = loader.region(Region::new(r.to_string()));
-        }
-        let config = loader.load().await;
+    /// Loads the standard configuration chain, with `--profile` / `--region`
+    /// on top, and resolves the credentials once: every client and the
+    /// upload signature then use that one session (a role with MFA asks
+    /// for its code once), and a missing or expired login fails here,
+    /// named as a credentials problem.
+    pub async fn load(
+        profile: Option<&str>,
+        region: Option<&str>,
+        mfa_code: Option<&str>,
+    ) -> Result<Aws> {
+        let loader = || {
+            // Adaptive retry: ListCommandInvocations and friends throttle at
+            // fleet scale; the SDK's client-side rate limiter backs off for
+            // us. SendCommand opts out (see `send_command`).
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .retry_config(RetryConfig::adaptive().with_max_attempts(6))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(5))
+                        .operation_attempt_timeout(Duration::from_secs(30))
+                        .operation_timeout(Duration::from_secs(120))
+                        .build(),
+                );
+            if let Some(p) = profile {
+                loader = loader.profile_name(p);
+            }
+            if let Some(r) = region {
+                loader = loader.region(Region::new(r.to_string()));
+            }
+            loader
+        };
+        let mut config = loader().load().await;
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::Usage(
                 "no AWS region: pass --region, set AWS_REGION, or set a region in your profile"
                     .into(),
             )
         })?;
+        let credentials = match mfa::find(profile).await? {
+            Some(p) => mfa::credentials(&p, mfa_code, &config).await?,
+            None => config
+                .credentials_provider()
+                .ok_or_else(no_credentials)?
+                .provide_credentials()
+                .await
+                .map_err(|e| credentials_error(&e, profile))?,
+        };
+        config = config
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
+            .build();
         let mut s3 = aws_sdk_s3::config::Builder::from(&config);
         if config.endpoint_url().is_some() {
             // An emulator on 127.0.0.1 has no per-bucket DNS names.
@@ -82,7 +111,9 @@ impl Aws {
             ssm: aws_sdk_ssm::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             sts: aws_sdk_sts::Client::new(&config),
+            s3_region: region.clone(),
             region,
+            credentials,
             config,
         })
     }
@@ -96,27 +127,44 @@ impl Aws {
         self.config.endpoint_url()
     }
 
-    /// The credentials that sign the presigned POST. Resolving them early
-    /// also turns a missing or expired login into one clear error.
-    pub async fn signing_credentials(&self) -> Result<SigningCredentials> {
-        let provider = self
-            .config
-            .credentials_provider()
-            .ok_or_else(no_credentials)?;
-        let creds = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| Error::Aws {
-                call: "loading AWS credentials",
-                message: errors::chain(&e),
-                next: "log in (e.g. `aws sso login --profile …`), or pass --profile".into(),
-            })?;
-        Ok(SigningCredentials {
-            access_key_id: creds.access_key_id().to_string(),
-            secret_access_key: creds.secret_access_key().to_string(),
-            session_token: creds.session_token().map(str::to_string),
-            expires: creds.expiry(),
-        })
+    /// The credentials that sign the presigned POST: the ones every call
+    /// of this run uses, resolved once by `load`.
+    pub fn signing_credentials(&self) -> SigningCredentials {
+        let c = &self.credentials;
+        SigningCredentials {
+            access_key_id: c.access_key_id().to_string(),
+            secret_access_key: c.secret_access_key().to_string(),
+            session_token: c.session_token().map(str::to_string),
+            expires: c.expiry(),
+        }
+    }
+
+    /// An S3 client for another region (the bucket's), same credentials.
+    fn with_s3_region(&self, region: &str) -> Aws {
+        let mut s3 =
+            aws_sdk_s3::config::Builder::from(&self.config).region(Region::new(region.to_string()));
+        if self.config.endpoint_url().is_some() {
+            s3 = s3.force_path_style(true);
+        }
+        Aws {
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3_region: region.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// These clients with S3 in `bucket`'s own region (see `bucket_region`);
+    /// unchanged when S3 does not say.
+    pub async fn for_bucket(&self, bucket: &str, prefix: &str) -> Aws {
+        match self.bucket_region(bucket, prefix).await {
+            Some(r) if r != self.s3_region => self.with_s3_region(&r),
+            _ => self.clone(),
+        }
+    }
+
+    /// The region S3 calls and upload signatures use.
+    pub fn s3_region(&self) -> &str {
+        &self.s3_region
     }
 
     /// STS GetCallerIdentity: (account, ARN).
@@ -139,5 +187,34 @@ fn no_credentials() -> Error {
         call: "loading AWS credentials",
         message: "no credentials provider is configured".into(),
         next: "set AWS_PROFILE or pass --profile, or log in with `aws sso login`".into(),
+    }
+}
+
+/// A credentials failure, named as one (not as a network problem), with the
+/// login command for the profile in use.
+fn credentials_error(
+    e: &aws_credential_types::provider::error::CredentialsError,
+    profile: Option<&str>,
+) -> Error {
+    use aws_credential_types::provider::error::CredentialsError as E;
+    let profile = profile
+        .map(str::to_string)
+        .or_else(|| std::env::var("AWS_PROFILE").ok())
+        .unwrap_or_else(|| "default".into());
+    let next = match e {
+        E::CredentialsNotLoaded(_) => format!(
+            "no credentials were found for profile {profile}: log in (`aws sso login --profile {profile}` or `aws login --profile {profile}`), pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        ),
+        E::ProviderTimedOut(_) => format!(
+            "the credentials provider of profile {profile} did not answer in time: check its credential_process or SSO login, then retry"
+        ),
+        _ => format!(
+            "your login for profile {profile} is missing, expired or refused: log in again (`aws sso login --profile {profile}` or `aws login --profile {profile}`), or pass --profile"
+        ),
+    };
+    Error::Aws {
+        call: "loading AWS credentials",
+        message: errors::chain(e),
+        next,
     }
 }

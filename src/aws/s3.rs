@@ -3,7 +3,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::{Aws, errors};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Why one object could not be fetched: a problem of that host alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,5 +126,208 @@ impl Aws {
             }
         }
         Ok(out)
+    }
+}
+
+/// Why the run record could not be written: the same refusal would meet
+/// every host's upload, after the recording.
+fn record_error(
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_s3::operation::put_object::PutObjectError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+    bucket: &str,
+    key: &str,
+) -> Error {
+    let code = errors::code(&err).unwrap_or_default().to_string();
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let mut converted = errors::convert("s3:PutObject", err, Some(bucket));
+    if let Error::Aws { message, next, .. } = &mut converted {
+        // SSE-KMS: S3 needs kms:GenerateDataKey on the bucket's key for the
+        // caller, and answers KMS.* codes or an AccessDenied naming kms:
+        // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms).
+        let kms = code.starts_with("KMS.") || message.contains("kms:");
+        if kms {
+            *next = format!(
+                "hosts could not upload to s3://{bucket}/{key} either: the bucket's KMS key refuses your credentials; grant kms:GenerateDataKey on it (the Terraform module does when kms_key_arn is set), or assume the on-call role"
+            );
+        } else if errors::is_access_denied(Some(&code)) || status == Some(403) {
+            if message.ends_with("no message") {
+                *message = "403 access denied (S3 sent no reason)".into();
+            }
+            *next = format!(
+                "hosts could not upload to s3://{bucket}/{key} either: check --prefix (or FLAMEFIRE_PREFIX, terraform output `prefix`), since the on-call role may write under that prefix only; then the bucket policy, and --profile"
+            );
+        }
+    }
+    converted
+}
+
+impl Aws {
+    /// Writes `<prefix><run-id>/run.json` before anything is sent. It is the
+    /// same PutObject, by the same credentials, under the same prefix as
+    /// the hosts' uploads, so a prefix the role may not write, a bucket
+    /// policy or a KMS key that refuses fails here, before any recording.
+    pub async fn put_run_record(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<()> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| record_error(e, bucket, key))?;
+        Ok(())
+    }
+
+    /// The bucket's own region, from S3's `x-amz-bucket-region` header
+    /// ("x-amz-bucket-region: the Region that the bucket is located",
+    /// https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html),
+    /// which S3 sends on success, on a 301 to the right region, and on a
+    /// 403. ListObjectsV2 under the run's prefix comes first since the
+    /// on-call role may make that call; HeadBucket (denied to the role, but
+    /// its 403 still carries the header) second. `None` when S3 said neither.
+    pub async fn bucket_region(&self, bucket: &str, prefix: &str) -> Option<String> {
+        let seen = RegionHeader::default();
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .customize()
+            .interceptor(seen.clone())
+            .send()
+            .await;
+        if let Err(e) = &listed {
+            tracing::debug!(
+                "ListObjectsV2 for the bucket's region: {}",
+                errors::chain(e)
+            );
+        }
+        if let Some(region) = seen.get() {
+            return Some(region);
+        }
+        match self.s3.head_bucket().bucket(bucket).send().await {
+            Ok(out) => out.bucket_region().map(str::to_string),
+            Err(e) => e
+                .raw_response()
+                .and_then(|r| r.headers().get(BUCKET_REGION))
+                .map(str::to_string),
+        }
+    }
+}
+
+const BUCKET_REGION: &str = "x-amz-bucket-region";
+
+/// Records the `x-amz-bucket-region` header of whatever S3 answered.
+#[derive(Debug, Clone, Default)]
+struct RegionHeader(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl RegionHeader {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RegionHeader {
+    fn name(&self) -> &'static str {
+        "flamefire::RegionHeader"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(region) = context.response().headers().get(BUCKET_REGION) {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(region.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The presigned POST URL for `bucket` in `region`, from aws-sdk-s3's own
+/// endpoint rules rather than by hand: virtual-hosted
+/// `https://BUCKET.s3.REGION.amazonaws.com/` where the name allows it,
+/// path-style `https://s3.REGION.amazonaws.com/BUCKET/` for names with dots
+/// (a virtual host would not match S3's wildcard certificate), each
+/// partition's domain (`amazonaws.com.cn` in aws-cn), and path-style on a
+/// custom endpoint (the emulator).
+pub fn post_url(bucket: &str, region: &str, endpoint: Option<&str>) -> Result<String> {
+    use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let params = Params::builder()
+        .bucket(bucket)
+        .region(region)
+        .use_fips(false)
+        .use_dual_stack(false)
+        .accelerate(false)
+        .force_path_style(endpoint.is_some())
+        .set_endpoint(endpoint.map(str::to_string))
+        .build()
+        .map_err(|e| bad_endpoint(bucket, region, &e.to_string()))?;
+    let resolver = DefaultResolver::new();
+    // The rules are pure computation: the future is ready at its first poll.
+    let mut resolving = std::pin::pin!(resolver.resolve_endpoint(&params));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let resolved = match std::future::Future::poll(resolving.as_mut(), &mut cx) {
+        std::task::Poll::Ready(r) => r.map_err(|e| bad_endpoint(bucket, region, &e.to_string()))?,
+        std::task::Poll::Pending => {
+            return Err(bad_endpoint(
+                bucket,
+                region,
+                "the endpoint resolver did not answer at once",
+            ));
+        }
+    };
+    let url = resolved.url();
+    Ok(if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    })
+}
+
+fn bad_endpoint(bucket: &str, region: &str, why: &str) -> Error {
+    Error::Usage(format!(
+        "no S3 endpoint for bucket {bucket} in region {region}: {why} (check --bucket and --region)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::post_url;
+
+    #[test]
+    fn upload_urls_follow_s3s_endpoint_rules() {
+        let url = |b, r| post_url(b, r, None).unwrap();
+        assert_eq!(
+            url("b-1", "eu-west-1"),
+            "https://b-1.s3.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            url("b-1", "us-east-1"),
+            "https://b-1.s3.us-east-1.amazonaws.com/"
+        );
+        // Dots: path-style, so that TLS matches *.s3.REGION.amazonaws.com.
+        assert_eq!(
+            url("my.bucket", "eu-west-1"),
+            "https://s3.eu-west-1.amazonaws.com/my.bucket/"
+        );
+        assert_eq!(
+            url("b-1", "cn-north-1"),
+            "https://b-1.s3.cn-north-1.amazonaws.com.cn/"
+        );
+        assert_eq!(
+            url("b-1", "us-gov-west-1"),
+            "https://b-1.s3.us-gov-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            post_url("b-1", "us-east-1", Some("http://127.0.0.1:5055")).unwrap(),
+            "http://127.0.0.1:5055/b-1/"
+        );
+        assert!(post_url("b-1", "not a region", None).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! CancelCommand, and the document itself.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_ssm::types::{DocumentFormat, DocumentType, InstanceInformationStringFilter};
 
@@ -42,12 +43,24 @@ pub struct InvocationReport {
     pub output: String,
 }
 
+/// A command as a whole, from ListCommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandReport {
+    pub command_id: String,
+    /// `Pending`, `InProgress`, `Success`, `Cancelled`, `Failed`, `TimedOut`, `Cancelling`.
+    pub status: String,
+    pub status_details: String,
+}
+
 /// The deployed document: content and default version.
 #[derive(Debug, Clone)]
 pub struct DocumentInfo {
     pub content: String,
     pub default_version: Option<String>,
 }
+
+/// SendCommand attempts when SSM throttles (1 s, 2 s, 4 s, 8 s between them).
+const SEND_ATTEMPTS: u32 = 5;
 
 /// SSM filter values per call; the API allows at most 50 instance ids.
 const IDS_PER_FILTER: usize = 50;
@@ -95,27 +108,55 @@ impl Aws {
     }
 
     /// SendCommand; returns the command id.
+    ///
+    /// SendCommand has no idempotency token
+    /// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html),
+    /// so a retry after a timeout or a 5xx, which SSM may have carried out,
+    /// would run the recording twice on every host of the batch. The SDK's
+    /// retries are therefore off for this call, and only a throttling error,
+    /// which SSM answers before doing anything, is retried here.
     pub async fn send_command(&self, req: &SendRequest) -> Result<String> {
         let parameters: HashMap<String, Vec<String>> = req
             .parameters
             .iter()
             .map(|(k, v)| (k.clone(), vec![v.clone()]))
             .collect();
-        let out = self
-            .ssm
-            .send_command()
-            .document_name(&req.document)
-            .set_instance_ids(Some(
-                req.instance_ids.iter().map(|i| i.to_string()).collect(),
-            ))
-            .set_parameters(Some(parameters))
-            .max_concurrency(req.instance_ids.len().to_string())
-            .max_errors("100%")
-            .timeout_seconds(req.delivery_timeout_s)
-            .comment(&req.comment)
-            .send()
-            .await
-            .map_err(|e| errors::convert("ssm:SendCommand", e, Some(&req.document)))?;
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            let result = self
+                .ssm
+                .send_command()
+                .document_name(&req.document)
+                .set_instance_ids(Some(
+                    req.instance_ids.iter().map(|i| i.to_string()).collect(),
+                ))
+                .set_parameters(Some(parameters.clone()))
+                .max_concurrency(req.instance_ids.len().to_string())
+                .max_errors("100%")
+                .timeout_seconds(req.delivery_timeout_s)
+                .comment(&req.comment)
+                .customize()
+                .config_override(
+                    aws_sdk_ssm::config::Builder::default()
+                        .retry_config(aws_config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(out) => break out,
+                Err(e) if errors::is_throttling(errors::code(&e)) && attempt < SEND_ATTEMPTS => {
+                    // Full jitter would need a random source; the batches
+                    // already start at different times, so plain doubling.
+                    let wait = Duration::from_millis(500 << attempt);
+                    tracing::debug!("SendCommand throttled; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    return Err(errors::convert("ssm:SendCommand", e, Some(&req.document)));
+                }
+            }
+        };
         out.command()
             .and_then(|c| c.command_id())
             .map(str::to_string)
@@ -164,6 +205,25 @@ impl Aws {
             }
         }
         Ok(out)
+    }
+
+    /// ListCommands for one command: its own status, which can end when no
+    /// invocation shows why (e.g. SSM gave up on the whole command).
+    /// `None` while SSM does not list it yet.
+    pub async fn command_status(&self, command_id: &str) -> Result<Option<CommandReport>> {
+        let out = match self.ssm.list_commands().command_id(command_id).send().await {
+            Ok(o) => o,
+            Err(e) if errors::code(&e) == Some("InvalidCommandId") => return Ok(None),
+            Err(e) => return Err(errors::convert("ssm:ListCommands", e, None)),
+        };
+        Ok(out.commands().first().map(|c| CommandReport {
+            command_id: command_id.to_string(),
+            status: c
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "Pending".into()),
+            status_details: c.status_details().unwrap_or_default().to_string(),
+        }))
     }
 
     /// CancelCommand for these instances of a command.

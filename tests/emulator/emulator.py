@@ -2085,6 +2085,24 @@ def tls_proxy_env() -> dict[str, str]:
 # --------------------------------------------------------------------------- admin API
 
 
+def fault_slot(op: str, access_key_id: str) -> str:
+    """Faults may be scoped to one access key id (POST /_flamefire/faults with
+    "access_key_id"), so that a test injecting an error into SendCommand does
+    not hit the tests running beside it."""
+    return f"{op}@{access_key_id}" if access_key_id else op
+
+
+def take_fault(op: str, key: str) -> dict | None:
+    """The fault to answer this request with, if one is armed (the caller
+    holds STATE.lock): first one scoped to the request's key, then a global one."""
+    for slot in ([fault_slot(op, key)] if key else []) + [op]:
+        fault = STATE.faults.get(slot)
+        if fault and fault["count"] > 0:
+            fault["count"] -= 1
+            return fault
+    return None
+
+
 def admin_seed(body: dict) -> dict:
     count = int(body.get("count", 1))
     if not 1 <= count <= 1000:
@@ -2359,11 +2377,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.stats[op] += 1
                 if key:
                     STATE.key_stats[key][op] += 1
-                fault = STATE.faults.get(op)
-                if fault and fault["count"] > 0:
-                    fault["count"] -= 1
-                else:
-                    fault = None
+                fault = take_fault(op, key)
             if fault:
                 if body is None:
                     self.read_body()
@@ -2594,8 +2608,9 @@ class Handler(BaseHTTPRequestHandler):
                 if not f.get("operation"):
                     raise ApiError("ValidationException", "operation is required, e.g. "
                                    "ssm:ListCommandInvocations")
+                scope = f.get("access_key_id") or ""
                 with STATE.lock:
-                    STATE.faults[f["operation"]] = {
+                    STATE.faults[fault_slot(f["operation"], scope)] = {
                         "error": f.get("error", "ThrottlingException"),
                         "message": f.get("message", "Rate exceeded"),
                         "status": int(f.get("status", 400)),
