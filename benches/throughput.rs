@@ -1,26 +1,27 @@
-//! Throughput of the collapse → render pipeline (`perf script` text → folded
-//! → SVG), flamefire's library against the inferno CLI
-//! (`inferno-collapse-perf | inferno-flamegraph`) on the same inputs in the
-//! same run, plus peak memory against the largest input.
+//! End-to-end speed of the command a user runs, `flamefire render FILE
+//! --out DIR` (collapse, SVG, .folded and report.html with its heat map),
+//! against the inferno CLI pipeline (`inferno-collapse-perf --jit --kernel
+//! FILE | inferno-flamegraph`) on the same inputs in the same run, plus the
+//! library alone and peak memory against the largest input (issue 10).
 //!
-//! Cases, each timed in rounds that take turns so that load from elsewhere
-//! hits them alike (best round kept):
-//! * one ~50 MB input: `collapse::file` + `render::svg` vs the CLI pipeline;
-//! * 20 inputs of ~5 MB: `collapse::files` + `render::svg` each vs the CLI
-//!   pipeline file by file, and vs `collapse::file` file by file.
+//! Cases, run in rounds in which the contenders take turns (each round
+//! starts with another one), so that load from elsewhere hits them alike;
+//! the figure is the median over rounds of the per-round ratio:
+//! * one ~50 MB input: the command vs the CLI pipeline;
+//! * 20 inputs of ~5 MB: one `flamefire render` of all 20 vs the CLI
+//!   pipeline file by file;
+//! * for reference, the library (`collapse::file` + `render::svg`) on the
+//!   50 MB input.
 //!
-//! Each case reports wall-clock MB/s and CPU seconds (all threads and child
-//! processes). On a machine shared with other jobs the wall clock depends on
-//! the scheduler; the CPU ratio does not.
+//! Peak memory is the command's maximum RSS (GNU time), over the largest input.
 //!
 //! Inputs are built from a real capture in `tests/data/captures` by repeating
 //! its events with shifted timestamps and pids, into `target/bench-data`
 //! (never committed). Run it through `scripts/bench.sh`, which installs the
-//! inferno CLI when it is missing; `cargo bench --bench throughput` works
-//! too once it is installed.
+//! inferno CLI and GNU time when they are missing.
 //!
 //! Environment: `FLAMEFIRE_BENCH_CAPTURE` picks the source capture,
-//! `FLAMEFIRE_BENCH_RUNS` the rounds (default 5).
+//! `FLAMEFIRE_BENCH_RUNS` the rounds (default 7).
 
 use std::fs;
 use std::io::{BufWriter, Read, Write};
@@ -35,19 +36,14 @@ const MB: f64 = 1_000_000.0;
 const BIG_BYTES: usize = 50_000_000;
 const PART_BYTES: usize = 5_000_000;
 const PARTS: usize = 20;
+const FLAMEFIRE: &str = env!("CARGO_BIN_EXE_flamefire");
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--child") {
-        child(&args[1..]);
-        return;
-    }
-
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = root.join("target/bench-data");
     let out = data.join("out");
     fs::create_dir_all(&out).unwrap();
-    require_inferno_cli();
+    require_tools();
 
     let source = source_capture(root);
     let text = read_text(&source);
@@ -66,56 +62,43 @@ fn main() {
     let runs: usize = std::env::var("FLAMEFIRE_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(7);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-
     println!(
-        "source: {} ({} events), {cores} cores, best of {runs} rounds, load average {}",
+        "source: {} ({} events), {cores} cores, {runs} rounds, load average {}",
         source.display(),
         text.matches("\n\n").count(),
         load_average()
     );
 
-    // The cases take turns within each round, so that a burst of load from
-    // elsewhere on the machine hits all of them alike; the best round counts.
-    let mut big_cases: [Case; 2] = [
+    let ff_big_dir = out.join("ff-big");
+    let mut big_cases: [Case; 3] = [
         (
-            "flamefire",
-            Box::new(|| {
-                let folded = collapse::file(&big).unwrap();
-                render::svg(&folded, &labels("big"), &out.join("ff-big.svg")).unwrap();
-            }),
+            "flamefire render (command)",
+            Box::new(|| command_render(std::slice::from_ref(&big), &ff_big_dir)),
         ),
         (
-            "inferno CLI",
+            "inferno CLI pipeline",
             Box::new(|| cli_pipeline(&big, &out.join("cli-big.svg"))),
         ),
+        (
+            "library: collapse::file + render::svg",
+            Box::new(|| {
+                let folded = collapse::file(&big).unwrap();
+                render::svg(&folded, &labels("big"), &out.join("lib-big.svg")).unwrap();
+            }),
+        ),
     ];
-    let [ff_big, cli_big] = best_of_rounds(runs, &mut big_cases);
+    let [ff_big, cli_big, lib_big] = rounds(runs, &mut big_cases);
 
-    let mut many_cases: [Case; 3] = [
+    let ff_parts_dir = out.join("ff-parts");
+    let mut many_cases: [Case; 2] = [
         (
-            "flamefire files()",
-            Box::new(|| {
-                let results = collapse::files(&parts);
-                for (i, folded) in results.into_iter().enumerate() {
-                    let svg = out.join(format!("ff-part-{i:02}.svg"));
-                    render::svg(&folded.unwrap(), &labels("part"), &svg).unwrap();
-                }
-            }),
+            "flamefire render 20 files",
+            Box::new(|| command_render(&parts, &ff_parts_dir)),
         ),
         (
-            "flamefire file() one by one",
-            Box::new(|| {
-                for (i, part) in parts.iter().enumerate() {
-                    let folded = collapse::file(part).unwrap();
-                    let svg = out.join(format!("ff-part-{i:02}.svg"));
-                    render::svg(&folded, &labels("part"), &svg).unwrap();
-                }
-            }),
-        ),
-        (
-            "inferno CLI one by one",
+            "inferno CLI file by file",
             Box::new(|| {
                 for (i, part) in parts.iter().enumerate() {
                     cli_pipeline(part, &out.join(format!("cli-part-{i:02}.svg")));
@@ -123,74 +106,129 @@ fn main() {
             }),
         ),
     ];
-    let [ff_parallel, ff_serial, cli_serial] = best_of_rounds(runs, &mut many_cases);
+    let [ff_many, cli_many] = rounds(runs, &mut many_cases);
 
-    // peak memory, each in a fresh process so earlier cases do not count
-    let peak_big = child_peak(&["single", big.to_str().unwrap()]);
-    let mut many = vec!["many".to_string()];
-    many.extend(parts.iter().map(|p| p.display().to_string()));
-    let peak_many = child_peak(&many.iter().map(String::as_str).collect::<Vec<_>>());
-    let cli_peak_big = cli_peak(&big);
+    let peak_big = command_peak(std::slice::from_ref(&big), &out.join("peak-big"));
+    let peak_many = command_peak(&parts, &out.join("peak-parts"));
 
-    let rate = |bytes: u64, time: Duration| bytes as f64 / MB / time.as_secs_f64();
     println!();
-    println!("load average {} at the end; 2 cores", load_average());
+    println!("load average {} at the end", load_average());
     println!(
-        "{:<42} {:>22} {:>22} {:>17}",
-        "case", "flamefire", "baseline", "ratio wall / CPU"
+        "{:<44} {:>20} {:>20} {:>16} {:>10}",
+        "case (median over rounds)", "flamefire", "baseline", "ratio (wall)", "CPU ratio"
     );
-    let row = |case: &str, bytes: u64, ours: Timing, theirs: Timing, target: &str| {
+    let row = |case: &str, bytes: u64, ours: &Timings, theirs: &Timings, target: &str| {
+        let ratio = median(
+            ours.wall
+                .iter()
+                .zip(&theirs.wall)
+                .map(|(o, t)| t.as_secs_f64() / o.as_secs_f64())
+                .collect(),
+        );
+        let cpu = median(
+            ours.cpu
+                .iter()
+                .zip(&theirs.cpu)
+                .map(|(o, t)| t.as_secs_f64() / o.as_secs_f64().max(1e-3))
+                .collect(),
+        );
+        let (o, t) = (ours.median_wall(), theirs.median_wall());
         println!(
-            "{case:<42} {:>7.1} MB/s {:>5.2} s CPU {:>7.1} MB/s {:>5.2} s CPU {:>8.2}× / {:.2}×  {target}",
-            rate(bytes, ours.wall),
-            ours.cpu.as_secs_f64(),
-            rate(bytes, theirs.wall),
-            theirs.cpu.as_secs_f64(),
-            theirs.wall.as_secs_f64() / ours.wall.as_secs_f64(),
-            theirs.cpu.as_secs_f64() / ours.cpu.as_secs_f64(),
+            "{case:<44} {:>6.3} s {:>6.1} MB/s {:>6.3} s {:>6.1} MB/s {:>9.2}× {:>9.2}×  {target}",
+            o,
+            bytes as f64 / MB / o,
+            t,
+            bytes as f64 / MB / t,
+            ratio,
+            cpu
         );
     };
     let part_mb = parts_bytes as f64 / MB / PARTS as f64;
     row(
-        &format!("1 × {:.1} MB vs inferno CLI", big_bytes as f64 / MB),
+        &format!(
+            "1 × {:.1} MB: command vs inferno CLI",
+            big_bytes as f64 / MB
+        ),
         big_bytes,
-        ff_big,
-        cli_big,
-        "(target ≥ 1×)",
+        &ff_big,
+        &cli_big,
+        "(target ≥ 1.5×)",
     );
     row(
-        &format!("{PARTS} × {part_mb:.1} MB: files() vs CLI one by one"),
+        &format!("{PARTS} × {part_mb:.1} MB: command vs CLI file by file"),
         parts_bytes,
-        ff_parallel,
-        cli_serial,
+        &ff_many,
+        &cli_many,
         "(target ≥ 1.6×)",
     );
     row(
-        &format!("{PARTS} × {part_mb:.1} MB: files() vs file() one by one"),
-        parts_bytes,
-        ff_parallel,
-        ff_serial,
-        "",
+        &format!(
+            "1 × {:.1} MB: library vs inferno CLI",
+            big_bytes as f64 / MB
+        ),
+        big_bytes,
+        &lib_big,
+        &cli_big,
+        "(for reference)",
     );
     println!();
-    println!(
-        "{:<42} {:>12} {:>12} {:>8}",
-        "peak memory (VmHWM)", "flamefire", "inferno CLI", "÷ input"
+    let show = |label: String, peak: Option<u64>, input: u64| match peak {
+        Some(peak) => println!(
+            "{label:<44} {:>9.1} MB {:>7.2}× the largest input  (target < 2×)",
+            peak as f64 / MB,
+            peak as f64 / input as f64
+        ),
+        None => println!("{label:<44} n/a (no GNU time: scripts/bench.sh installs it)"),
+    };
+    show(
+        format!("peak RSS, render 1 × {:.1} MB", big_bytes as f64 / MB),
+        peak_big,
+        big_bytes,
     );
-    println!(
-        "{:<42} {:>9.1} MB {:>12} {:>7.2}×  (target < 2×)",
-        format!("1 × {:.1} MB", big_bytes as f64 / MB),
-        peak_big as f64 / MB,
-        cli_peak_big.map_or("n/a".to_string(), |b| format!("{:.1} MB", b as f64 / MB)),
-        peak_big as f64 / big_bytes as f64,
+    show(
+        format!(
+            "peak RSS, render {PARTS} × {:.1} MB",
+            largest_part as f64 / MB
+        ),
+        peak_many,
+        largest_part,
     );
-    println!(
-        "{:<42} {:>9.1} MB {:>12} {:>7.2}×  (of the largest input; target < 2×)",
-        format!("{PARTS} × {:.1} MB, files()", largest_part as f64 / MB),
-        peak_many as f64 / MB,
-        "",
-        peak_many as f64 / largest_part as f64,
-    );
+}
+
+/// `flamefire render FILES --out DIR`, as a user runs it.
+fn command_render(inputs: &[PathBuf], out: &Path) {
+    let status = Command::new(FLAMEFIRE)
+        .args(["--quiet", "render", "--out"])
+        .arg(out)
+        .args(inputs)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "flamefire render failed");
+}
+
+/// Peak RSS of the command, through GNU time.
+fn command_peak(inputs: &[PathBuf], out: &Path) -> Option<u64> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M", FLAMEFIRE, "--quiet", "render", "--out"])
+        .arg(out)
+        .args(inputs)
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    let stderr = String::from_utf8(output.stderr).ok()?;
+    let kib: u64 = stderr.lines().last()?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 fn labels(name: &str) -> Labels {
@@ -203,39 +241,39 @@ fn labels(name: &str) -> Labels {
 /// A named piece of work to time.
 type Case<'a> = (&'a str, Box<dyn FnMut() + 'a>);
 
-/// The best wall-clock time and the least CPU time (all threads and child
-/// processes) of a case over the rounds.
-#[derive(Clone, Copy)]
-struct Timing {
-    wall: Duration,
-    cpu: Duration,
+/// Wall-clock and CPU time (all threads and child processes) of each round.
+#[derive(Clone, Default)]
+struct Timings {
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
 }
 
-/// Runs every case once per round, `runs` rounds, and keeps each case's
-/// best times.
-fn best_of_rounds<const N: usize>(runs: usize, cases: &mut [Case<'_>; N]) -> [Timing; N] {
-    let mut best = [Timing {
-        wall: Duration::MAX,
-        cpu: Duration::MAX,
-    }; N];
+impl Timings {
+    fn median_wall(&self) -> f64 {
+        median(self.wall.iter().map(Duration::as_secs_f64).collect())
+    }
+}
+
+/// Runs every case once per round, `runs` rounds, each round starting with
+/// another case, and keeps every round's times.
+fn rounds<const N: usize>(runs: usize, cases: &mut [Case<'_>; N]) -> [Timings; N] {
+    let mut all: [Timings; N] = std::array::from_fn(|_| Timings::default());
     for round in 1..=runs.max(1) {
-        // each round starts with another case, so that no case always runs
-        // right after the same neighbour
         for i in (0..N).map(|k| (k + round) % N) {
             let (name, case) = &mut cases[i];
             let (start, cpu_start) = (Instant::now(), cpu_time());
             case();
             let (wall, cpu) = (start.elapsed(), cpu_time() - cpu_start);
             eprintln!(
-                "round {round}: {name:<28} {:>7.3} s wall {:>7.3} s CPU",
+                "round {round}: {name:<40} {:>7.3} s wall {:>7.3} s CPU",
                 wall.as_secs_f64(),
                 cpu.as_secs_f64()
             );
-            best[i].wall = best[i].wall.min(wall);
-            best[i].cpu = best[i].cpu.min(cpu);
+            all[i].wall.push(wall);
+            all[i].cpu.push(cpu);
         }
     }
-    best
+    all
 }
 
 /// CPU time of this process and of its waited-for children, from
@@ -280,7 +318,7 @@ fn cli_pipeline(input: &Path, svg: &Path) {
     assert!(status.success() && collapse.wait().unwrap().success());
 }
 
-fn require_inferno_cli() {
+fn require_tools() {
     for tool in ["inferno-collapse-perf", "inferno-flamegraph"] {
         let found = Command::new(tool)
             .arg("--help")
@@ -388,62 +426,4 @@ fn header(line: &str) -> Option<(usize, u64, f64, usize, usize)> {
         at += word.len() + 1;
     }
     None
-}
-
-/// Re-runs this binary with `--child …` and returns its peak RSS in bytes.
-fn child_peak(args: &[&str]) -> u64 {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .arg("--child")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Peak RSS of `inferno-collapse-perf` alone, through GNU time if present.
-fn cli_peak(input: &Path) -> Option<u64> {
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "inferno-collapse-perf", "--jit", "--kernel"])
-        .arg(input)
-        .stdout(Stdio::null())
-        .output()
-        .ok()?;
-    let stderr = String::from_utf8(output.stderr).ok()?;
-    let kib: u64 = stderr.lines().last()?.trim().parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// Child side of [`child_peak`]: runs one case and prints `VmHWM` in bytes.
-fn child(args: &[String]) {
-    let out = tempfile::tempdir().unwrap();
-    match args[0].as_str() {
-        "single" => {
-            let folded = collapse::file(Path::new(&args[1])).unwrap();
-            render::svg(&folded, &labels("big"), &out.path().join("big.svg")).unwrap();
-        }
-        "many" => {
-            let paths: Vec<PathBuf> = args[1..].iter().map(PathBuf::from).collect();
-            for (i, folded) in collapse::files(&paths).into_iter().enumerate() {
-                let svg = out.path().join(format!("{i}.svg"));
-                render::svg(&folded.unwrap(), &labels("part"), &svg).unwrap();
-            }
-        }
-        other => panic!("unknown child case {other}"),
-    }
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    println!("{}", kib * 1024);
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Throughput and peak memory of flamefire's collapse → render pipeline against
-# the inferno CLI (`inferno-collapse-perf | inferno-flamegraph`) on the same
-# inputs, in one run; see benches/throughput.rs for the cases and targets.
+# End-to-end speed of `flamefire render FILE --out DIR` (collapse, SVG,
+# .folded, report.html) against the inferno CLI pipeline
+# (`inferno-collapse-perf | inferno-flamegraph`) on the same inputs, alternating
+# in one run, as median ratios; plus the command's peak memory against the
+# largest input. See benches/throughput.rs for the cases and targets.
 #
-# Usage: scripts/bench.sh            (FLAMEFIRE_BENCH_RUNS=9 for more rounds)
+# Usage: scripts/bench.sh            (FLAMEFIRE_BENCH_RUNS=11 for more rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
