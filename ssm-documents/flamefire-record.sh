@@ -82,7 +82,8 @@ readonly CMDLINE_MAX=512
 # Worst-case bytes per sample in perf.data with -g (a 127-frame callchain of
 # 8-byte ips plus the sample header), for the disk estimate before recording.
 readonly SAMPLE_BYTES=1200
-# Recording must leave at least this share of the filesystem free.
+# Recording must leave at least this share of the filesystem free (or half
+# of what is free, on a disk already fuller than that: check_disk_budget).
 readonly KEEP_FREE_PCT=20
 # How long a second run on the same host waits for the first.
 readonly LOCK_WAIT_S=360
@@ -561,18 +562,22 @@ make_workdir() {
 }
 
 # check_disk_budget: refuse to record when the worst-case perf.data (every
-# CPU busy in the targets for the whole Duration, SAMPLE_BYTES each) would
-# leave less than KEEP_FREE_PCT% of the work directory's filesystem free.
+# CPU busy in the targets for the whole Duration, SAMPLE_BYTES each) would eat
+# into the reserve: KEEP_FREE_PCT% of the work directory's filesystem, or half
+# of what is free when the disk is already fuller than that. Many production
+# disks run above 80% full; a recording of a few MiB must not be refused there,
+# but it must never take the second half of what is left.
 check_disk_budget() {
-  local cpus total free worst left_pct
+  local cpus total free worst reserve
   cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || printf 1)
   [[ $cpus =~ ^[0-9]+$ ]] || cpus=1
   read -r total free <<<"$(df -Pk -- "$WORK" 2>/dev/null | awk 'NR == 2 { print $2, $4 }')"
   [[ $total =~ ^[0-9]+$ && $free =~ ^[0-9]+$ ]] && ((total > 0)) || return 0
   worst=$((FREQ * cpus * P_Duration * SAMPLE_BYTES / 1024 + 1))
-  left_pct=$(((free - worst) * 100 / total))
-  if ((left_pct < KEEP_FREE_PCT)); then
-    die 5 "not enough free disk in ${WORK%/*}: recording $P_Duration s at $FREQ Hz on $cpus CPUs may write up to $((worst / 1024)) MiB, which would leave ${left_pct}% of the filesystem free (at least ${KEEP_FREE_PCT}% must stay free); free some space, or lower Duration or Frequency"
+  reserve=$((total * KEEP_FREE_PCT / 100))
+  if ((reserve > free / 2)); then reserve=$((free / 2)); fi
+  if ((free - worst < reserve)); then
+    die 5 "not enough free disk in ${WORK%/*}: recording $P_Duration s at $FREQ Hz on $cpus CPUs may write up to $((worst / 1024)) MiB of the $((free / 1024)) MiB free, and $((reserve / 1024)) MiB must stay free (${KEEP_FREE_PCT}% of the filesystem, or half of what is free on a fuller disk); free some space, or lower Duration or Frequency"
   fi
 }
 
