@@ -30,6 +30,8 @@ fn ssm_as(emu: &Emulator, key: &str, out: &Path) -> assert_cmd::Command {
     let mut cmd = emu.ssm();
     cmd.args(["--duration", "1", "--out"])
         .arg(out)
+        // This key's own long-term identity, not the on-call session emu.ssm() carries.
+        .env_remove("AWS_SESSION_TOKEN")
         .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .timeout(Duration::from_secs(180));
@@ -98,11 +100,17 @@ fn hosts_chosen_by_tag_without_the_opt_in_tag_are_skipped_before_sending() {
     assert_eq!(host(&report, &not_opted[0])["status"], "skipped");
     assert!(emu.invocations_of(&not_opted[0]).is_empty(), "nothing sent");
 
-    // Another opt-in tag, for IAM set up without the Terraform module.
-    emu.ssm()
-        .args(["--tag", &format!("Role={role}"), "--duration", "1"])
-        .args(["--opt-in-tag", "flamefire=disabled", "--out"])
-        .arg(out.path().join("other"))
+    // Another opt-in tag, for IAM set up without the Terraform module: an
+    // identity whose own policy allows SendCommand on any instance.
+    let key = fresh_access_key();
+    let _admin = Registered::new(
+        &key,
+        &serde_json::json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    );
+    ssm_as(&emu, &key, &out.path().join("other"))
+        .args(["--tag", &format!("Role={role}")])
+        .args(["--opt-in-tag", "flamefire=disabled"])
         .assert()
         .success();
     assert_eq!(emu.invocations_of(&not_opted[0]).len(), 1);
@@ -437,6 +445,7 @@ fn the_document_with_worst_case_parameters_fits_ssms_64_kb() {
         ("UploadDate", "20261201T000000Z".to_string()),
         ("UploadSignature", "a".repeat(64)),
         ("UploadSecurityToken", "A".repeat(4096)),
+        ("NoInstall", "false".to_string()),
     ];
     for name in doc.parameters.keys() {
         assert!(

@@ -256,7 +256,8 @@ fn doctor_reports_hosts_without_the_opt_in_tag() {
     let emu = Emulator::new();
     let role = unique("api");
     let opted = emu.seed(1, &[ONLINE, ("flamefire", "enabled"), ("Role", &role)]);
-    let not_opted = emu.seed(1, &[ONLINE, ("Role", &role)]);
+    // seed() tags hosts flamefire=enabled unless told otherwise.
+    let not_opted = emu.seed(1, &[ONLINE, ("flamefire", "disabled"), ("Role", &role)]);
     flamefire()
         .args([
             "doctor",
