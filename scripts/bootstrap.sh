@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what flamefire needs on this machine (Debian/Ubuntu): perf, Node.js
-# and npm (for the demo and the tests), curl, shellcheck (lints the document's
-# script), Python's venv (for the emulator and the Terraform linters), Go (its
-# `go tool pprof` checks the pprof export) and protoc (to check the generated
-# pprof types). Idempotent: it installs only what is
-# missing.
+# and npm (for the demo and the tests), curl, and Python's venv (for the
+# emulator and the Terraform linters). With --for-tests (scripts/test.sh) also
+# the tools only the tests use: shellcheck (lints the document's script), Go
+# (its `go tool pprof` checks the pprof export) and protoc (checks the
+# generated pprof types). Idempotent: it installs only what is missing.
 set -euo pipefail
+for_tests=false
+[[ ${1:-} == --for-tests ]] && for_tests=true
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
@@ -18,11 +20,13 @@ perf --version >/dev/null 2>&1 || need+=(linux-perf)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v curl >/dev/null || need+=(curl)
-# `go tool pprof` reads the exported profiles back in tests/pprof.rs; protoc
-# lets scripts/gen-pprof-proto.sh --check regenerate src/pprof/proto.rs.
-command -v go >/dev/null || need+=(golang-go)
-command -v protoc >/dev/null || need+=(protobuf-compiler)
-command -v shellcheck >/dev/null || need+=(shellcheck)
+if $for_tests; then
+    # `go tool pprof` reads the exported profiles back in tests/pprof.rs; protoc
+    # lets scripts/gen-pprof-proto.sh --check regenerate src/pprof/proto.rs.
+    command -v go >/dev/null || need+=(golang-go)
+    command -v protoc >/dev/null || need+=(protobuf-compiler)
+    command -v shellcheck >/dev/null || need+=(shellcheck)
+fi
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi
 

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 
-scripts/bootstrap.sh
+scripts/bootstrap.sh --for-tests
 
 export FLAMEFIRE_VENV="${FLAMEFIRE_VENV:-$REPO/.venv}"
 if [[ ! -x $FLAMEFIRE_VENV/bin/python ]]; then
