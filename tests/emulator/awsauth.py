@@ -497,7 +497,6 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 AUTH_HEADER_RE = re.compile(r"AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),"
                             r"\s*Signature=([0-9a-f]+)")
-UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 
 
 def _uri_encode(s: str) -> str:
