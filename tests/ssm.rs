@@ -3,14 +3,16 @@
 //! document script with real perf against real Node processes, and uploads
 //! through the real presigned POST with curl.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::support::{Emulator, NodeApp, endpoint, require, share_of, svg_titles, unique};
+use crate::support::{
+    Emulator, NodeApp, flamefire_process, require, share_of, svg_titles, unique, wait_for_line,
+};
 
 const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
 /// The Terraform module's opt-in tag: hosts chosen by --tag or --asg need it.
@@ -355,8 +357,7 @@ fn ctrl_c_cancels_the_remote_commands_and_exits_130() {
     let emu = Emulator::new();
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let ids = emu.seed(1, &[ONLINE]);
-    let bin = assert_cmd::cargo::cargo_bin("flamefire");
-    let mut child = Command::new(bin)
+    let mut child = flamefire_process()
         .args([
             "ssm",
             &ids[0],
@@ -368,33 +369,12 @@ fn ctrl_c_cancels_the_remote_commands_and_exits_130() {
         .args(["--duration", "60", "--out"])
         .arg(tempfile::tempdir().unwrap().path())
         .args(app.pid_args())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env_remove("AWS_PROFILE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let mut line = String::new();
-    while !line.contains("InProgress") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "flamefire ended early"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never InProgress"
-        );
-    }
+    wait_for_line(&mut stderr, "InProgress", Duration::from_secs(60));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -34,7 +34,13 @@ pub fn endpoint() -> String {
 /// The real binary, with no way to reach real AWS or instance metadata
 /// (bat's test hygiene): no profiles, dummy credentials, the emulator endpoint.
 pub fn flamefire() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("flamefire").expect("binary is built");
+    assert_cmd::Command::from_std(flamefire_process())
+}
+
+/// [`flamefire`] as a plain `std::process::Command`, for tests that spawn the
+/// binary and talk to it while it runs (Ctrl-C, reading progress lines).
+pub fn flamefire_process() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("flamefire"));
     for var in [
         "AWS_PROFILE",
         "AWS_DEFAULT_PROFILE",
@@ -60,6 +66,24 @@ pub fn flamefire() -> assert_cmd::Command {
         )
         .env("AWS_ENDPOINT_URL", endpoint());
     cmd
+}
+
+/// Reads `stderr` line by line until one contains `needle`; fails when the
+/// stream ends first or `within` passes.
+pub fn wait_for_line(stderr: &mut impl std::io::BufRead, needle: &str, within: Duration) {
+    let started = Instant::now();
+    let mut line = String::new();
+    while !line.contains(needle) {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "flamefire ended before printing {needle:?}"
+        );
+        assert!(
+            started.elapsed() < within,
+            "no {needle:?} line within {within:?}"
+        );
+    }
 }
 
 /// The demo cluster (`demo/cluster.js`) with perf maps on: real Node

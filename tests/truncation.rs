@@ -7,12 +7,12 @@
 //! `---Error truncated----` or a warning. Now the warnings are one summary
 //! line after the error line, and the CLI takes `flamefire: error:`.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Emulator, endpoint, require};
+use crate::support::{Emulator, endpoint, flamefire_process, require, wait_for_line};
 
 /// Idle Node processes without --perf-basic-prof: each lacks a perf map.
 struct Idle(Vec<Child>);
@@ -90,8 +90,7 @@ fn fourteen_pids_without_maps_and_a_failed_upload_give_the_upload_error_as_cause
     let emu = Emulator::new();
     let idle = Idle::start(14);
     let ids = emu.seed(1, &[("flamefire-test:ssm", "online")]);
-    let bin = assert_cmd::cargo::cargo_bin("flamefire");
-    let mut child = Command::new(bin)
+    let mut child = flamefire_process()
         .args([
             "ssm",
             &ids[0],
@@ -106,33 +105,12 @@ fn fourteen_pids_without_maps_and_a_failed_upload_give_the_upload_error_as_cause
         ])
         .arg(tempfile::tempdir().unwrap().path())
         .args(idle.pid_args())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env_remove("AWS_PROFILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let started = Instant::now();
-    let mut line = String::new();
-    while !line.contains("InProgress") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "flamefire ended early"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "never InProgress"
-        );
-    }
+    wait_for_line(&mut stderr, "InProgress", Duration::from_secs(120));
     delete_bucket(&emu.bucket);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
