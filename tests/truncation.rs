@@ -30,7 +30,12 @@ impl Idle {
                     .spawn()
                     .expect("node starts")
             })
-            .collect();
+            .collect::<Vec<Child>>();
+        // Node never deletes its map: a pid reused from an earlier process run
+        // with --perf-basic-prof would find that stale map and not be counted.
+        for kid in &kids {
+            let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", kid.id()));
+        }
         std::thread::sleep(Duration::from_millis(500));
         Idle(kids)
     }
