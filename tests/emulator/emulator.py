@@ -871,14 +871,23 @@ def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
     return env
 
 
+# Held while a script file is open for writing and while a child is forked and
+# exec'd. Without it, a child forked by another thread (another host's script,
+# a replay's curl) inherits the write descriptor until its own exec, and
+# `sh -c _script.sh` then fails with ETXTBSY ("Text file busy", execve(2)).
+# Go's os/exec takes syscall.ForkLock for the same reason (golang/go#22315).
+SPAWN_LOCK = threading.Lock()
+
+
 def run_script(inv: Invocation, inst: Instance) -> None:
     cmd = inv.command
     d = os.path.join(CONFIG.dir, "orchestration", cmd.id, inst.id)
     os.makedirs(d, exist_ok=True)
     inv.dir = d
     script = os.path.join(d, "_script.sh")
-    with open(script, "w") as f:
-        f.write(cmd.document.script(cmd.params))
+    with SPAWN_LOCK:
+        with open(script, "w") as f:
+            f.write(cmd.document.script(cmd.params))
     os.chmod(script, 0o700)
     # agent/plugins/runscript/runshellscript.go: shellCommand "sh", shellArgs
     # ["-c"]; runscript.go runCommands appends the script's absolute path.
@@ -890,7 +899,7 @@ def run_script(inv: Invocation, inst: Instance) -> None:
     # The document's execution timeout runs from the start of the script.
     exec_deadline = now() + cmd.execution_timeout
     out_path, err_path = os.path.join(d, "stdout"), os.path.join(d, "stderr")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+    with open(out_path, "wb") as out, open(err_path, "wb") as err, SPAWN_LOCK:
         proc = subprocess.Popen(argv, cwd=d, env=agent_env(inv, inst), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err, start_new_session=True)
     inv.pid = proc.pid
@@ -1082,11 +1091,13 @@ def run_replay(inv: Invocation) -> None:
         argv += ["--form-string", f"policy={p.get('UploadPolicy', '')}",
                  "--form-string", f"x-amz-signature={p.get('UploadSignature', '')}",
                  "-F", f"file=@{path}", p["UploadUrl"]]
-        r = subprocess.run(argv, capture_output=True, text=True,
-                           env={"PATH": CLEAN_PATH, **tls_proxy_env()})
-        if r.returncode != 0:
-            errors.append(f"upload of {name} failed (curl exit {r.returncode}, "
-                          f"HTTP {r.stdout.strip()}): {r.stderr.strip()}")
+        with SPAWN_LOCK:
+            curl = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env={"PATH": CLEAN_PATH, **tls_proxy_env()})
+        stdout, stderr = curl.communicate()
+        if curl.returncode != 0:
+            errors.append(f"upload of {name} failed (curl exit {curl.returncode}, "
+                          f"HTTP {stdout.strip()}): {stderr.strip()}")
             break
     if errors:
         inv.stderr = "\n".join(errors)[:MAX_STDERR]
