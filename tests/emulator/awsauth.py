@@ -771,12 +771,43 @@ class TokenBucket:
             return False
 
 
+class Fraction:
+    """Refuses exactly `share` of the requests, spread evenly (request n is
+    refused when floor(n * share) grows): a fleet test's "30 % of requests
+    throttled" without randomness, so a failure reproduces. Never two in a
+    row while share <= 0.5."""
+
+    def __init__(self, share: float):
+        self.share, self.n = share, 0
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            self.n += 1
+            return int(self.n * self.share) == int((self.n - 1) * self.share)
+
+
+def limiter(rate: float, burst: float):
+    """The limiter for one parsed limit: a negative burst marks a share."""
+    return Fraction(rate) if burst < 0 else TokenBucket(rate, burst)
+
+
 def parse_throttle(spec: str) -> dict[str, tuple[float, float]]:
     """`ssm:ListCommandInvocations=5/10,ssm:*=20/40,*=100` -> {pattern: (rate, burst)};
-    burst defaults to the rate."""
+    burst defaults to the rate. `ssm:*=30%` refuses 30 % of the requests
+    instead (stored as (0.3, -1))."""
     out: dict[str, tuple[float, float]] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         pattern, _, limit = item.partition("=")
+        if limit.strip().endswith("%"):
+            try:
+                share = float(limit.strip()[:-1]) / 100
+            except ValueError:
+                share = -1.0
+            if not 0 <= share <= 1:
+                raise ValueError(f"throttle spec {item!r}: a share is 0% to 100%, e.g. ssm:*=30%")
+            out[pattern.strip()] = (share, -1.0)
+            continue
         rate, _, burst = limit.partition("/")
         try:
             r = float(rate)

@@ -57,6 +57,8 @@ TAG_BEHAVIOUR = TAG_PREFIX + "behaviour"
 TAG_DELIVERY_TIMEOUT = TAG_PREFIX + "delivery-timeout"
 TAG_REPLAY_CAPTURE = TAG_PREFIX + "replay-capture"
 TAG_REPLAY_TIMING = TAG_PREFIX + "replay-timing"
+# Seconds a replay waits before it uploads: hosts that end at staggered times.
+TAG_REPLAY_DELAY = TAG_PREFIX + "replay-delay"
 DEFAULT_AGENT_VERSION = "3.3.2957.0"
 # Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
 ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
@@ -926,8 +928,6 @@ def run_script(inv: Invocation, inst: Instance) -> None:
         inv.finish("TimedOut", "ExecutionTimedOut", STOPPED_PREEMPTIVELY_EXIT_CODE)
     else:
         code = rc if rc >= 0 else 128 - rc
-        if code == 0 and inst.behaviour == "corrupt-upload":
-            corrupt_upload(inv)
         inv.finish("Success" if code == 0 else "Failed", "Success" if code == 0 else "Failed", code)
 
 
@@ -966,6 +966,25 @@ def upload_target(params: dict[str, str]) -> tuple[str, str] | None:
     else:
         bucket = host.split(".s3.")[0]
     return bucket, params.get("UploadKeyPrefix", "")
+
+
+def corrupt_before_meta(key: str) -> None:
+    """corrupt-upload: the host's stacks.gz ends up truncated, as a cut
+    connection would leave it. Done when its meta.json arrives, which the
+    recorder uploads last (deliver_upload), so that no client ever sees the
+    intact file: flamefire downloads a host as soon as its meta.json is
+    listed, before the agent reports the invocation's end."""
+    if not key.endswith("/meta.json"):
+        return
+    iid = key.split("/")[-2]
+    with STATE.lock:
+        invs = [c.invocations.get(iid) for c in reversed(STATE.commands.values())]
+    for inv in invs:
+        if inv is not None and inv.instance is not None \
+                and inv.instance.behaviour == "corrupt-upload" \
+                and key.startswith(inv.command.params.get("UploadKeyPrefix", "") or "\0"):
+            corrupt_upload(inv)
+            return
 
 
 def corrupt_upload(inv: Invocation) -> None:
@@ -1050,6 +1069,10 @@ def run_replay(inv: Invocation) -> None:
         inv.finish("Failed", "Failed", 1)
         return
     sleep_s = float(os.environ.get("FLAMEFIRE_REPLAY_SLEEP_S", "0") or 0)
+    try:
+        sleep_s += float((inv.instance.tags.get(TAG_REPLAY_DELAY) if inv.instance else None) or 0)
+    except ValueError:
+        pass
     if sleep_s and inv.cancel.wait(sleep_s):
         inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
         return
@@ -1814,7 +1837,7 @@ def post_secret(key: str):
     return entry["secret"], entry.get("token"), entry.get("expires")
 
 
-def verify_post_object(path: str, headers, body: bytes, secure: bool) -> None:
+def verify_post_object(path: str, headers, body: bytes, secure: bool) -> str:
     """A presigned POST as S3 judges it: the form (awsauth.verify_post), then the
     signer's identity policy for s3:PutObject on the object (a presigned request
     acts with the permissions of the credentials that signed it:
@@ -1848,6 +1871,7 @@ def verify_post_object(path: str, headers, body: bytes, secure: bool) -> None:
         action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
                                                  partition_of(region))
         judge_s3(None, bucket, region, action, resource, {}, checked["access_key_id"])
+    return checked["key"]
 
 
 # ---- admin
@@ -1949,7 +1973,7 @@ def throttle_check(op: str, service: str, key: str = "") -> None:
         bucket = AUTH.buckets.get(slot)
         if bucket is None:
             rate, burst = spec[pattern]
-            bucket = AUTH.buckets[slot] = awsauth.TokenBucket(rate, burst)
+            bucket = AUTH.buckets[slot] = awsauth.limiter(rate, burst)
     if not bucket.take():
         with STATE.lock:
             AUTH.throttled[op] += 1
@@ -2451,7 +2475,8 @@ class Handler(BaseHTTPRequestHandler):
             if service == "ssm" and body is None:
                 body = self.read_body()  # awsJson bodies are small; needed for the resource
             if op == "s3:PostObject":
-                verify_post_object(url.path, self.headers, body or b"", self.secure)
+                key = verify_post_object(url.path, self.headers, body or b"", self.secure)
+                corrupt_before_meta(key)
             elif op in ("sts:AssumeRole", "sts:GetCallerIdentity"):
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(
                     (body or b"").decode("utf-8", "replace")).items()}
