@@ -67,6 +67,9 @@ pub fn write(report: &RunReport, out: &Path) -> io::Result<()> {
 }
 
 /// The whole page. `read` returns an SVG file's text (`None` if unreadable).
+/// Hosts whose flamegraph is embedded in the page; the rest are linked.
+const INLINE_HOSTS: usize = 50;
+
 pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> String {
     let mut h = String::with_capacity(64 * 1024);
     let title = match report.run_id.as_str() {
@@ -163,8 +166,25 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
         if let Some(map) = &o.heatmap {
             heatmap(&mut h, map);
         }
-        if let Some(svg) = &o.svg {
-            flamegraph(&mut h, &format!("host-{i}"), "", svg, read);
+        match &o.svg {
+            Some(svg) if i < INLINE_HOSTS => {
+                flamegraph(&mut h, &format!("host-{i}"), "", svg, read);
+            }
+            // A big fleet's page would otherwise carry every host's SVG
+            // (about 100 KB each): link the files beside it instead.
+            Some(svg) => {
+                let name = svg
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    h,
+                    "<p class=\"note\"><a href=\"{}\">{}</a> (flamegraphs after the first {INLINE_HOSTS} hosts are linked, not embedded)</p>",
+                    escape(&name),
+                    escape(&name)
+                );
+            }
+            None => {}
         }
         h.push_str("</section>\n");
     }
@@ -493,6 +513,21 @@ mod tests {
             page.contains("style=\"height:330px\""),
             "height from the SVG"
         );
+    }
+
+    #[test]
+    fn a_big_fleet_links_the_flamegraphs_past_the_first_fifty() {
+        let hosts = (0..INLINE_HOSTS + 2)
+            .map(|i| {
+                let mut o = HostOutcome::new(format!("i-{i:017x}"), None, Status::Rendered);
+                o.svg = Some(PathBuf::from(format!("/tmp/out/i-{i:017x}.svg")));
+                o
+            })
+            .collect();
+        let page = page(&report(hosts), &read);
+        assert_eq!(page.matches("<iframe").count(), INLINE_HOSTS);
+        let last = format!("i-{:017x}.svg", INLINE_HOSTS + 1);
+        assert!(page.contains(&format!("<a href=\"{last}\">{last}</a>")));
     }
 
     #[test]
