@@ -9,12 +9,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use crate::aws::{Aws, FetchProblem};
 use crate::targets::Host;
@@ -27,7 +24,7 @@ pub const MAX_PERF_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 const MAX_META_BYTES: u64 = 1024 * 1024;
 /// Downloads in flight: S3 serves each GetObject independently, and a fleet's
 /// objects are small, so latency, not bandwidth, bounds this stage.
-const PARALLEL_DOWNLOADS: usize = 16;
+pub const PARALLEL_DOWNLOADS: usize = 16;
 
 /// The recorder's `meta.json` (docs/contracts.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,63 +86,28 @@ pub fn key(prefix: &str, run_id: &str, instance: &str, file: &str) -> String {
     format!("{prefix}{run_id}/{instance}/{file}")
 }
 
-/// Downloads and verifies every host's upload, concurrently.
-pub async fn stacks(
-    aws: &Aws,
-    bucket: &str,
-    prefix: &str,
-    run_id: &str,
-    hosts: Vec<Host>,
-    out: &Path,
-) -> Vec<Result<Fetched, (Host, String)>> {
-    let raw = out.join("raw");
-    if let Err(e) = std::fs::create_dir_all(&raw) {
-        let cause = format!("cannot create {}: {e}", raw.display());
-        return hosts.into_iter().map(|h| Err((h, cause.clone()))).collect();
-    }
-    let limit = Arc::new(Semaphore::new(PARALLEL_DOWNLOADS));
-    let mut tasks = JoinSet::new();
-    for (index, host) in hosts.into_iter().enumerate() {
-        let (aws, limit, raw) = (aws.clone(), limit.clone(), raw.clone());
-        let (bucket, prefix, run_id) = (bucket.to_string(), prefix.to_string(), run_id.to_string());
-        tasks.spawn(async move {
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            let result = one(&aws, &bucket, &prefix, &run_id, &host, &raw).await;
-            (index, result.map_err(|cause| (host, cause)))
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        results.push(joined.expect("fetch task does not panic"));
-    }
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
+/// How long a download S3 throttles is retried (with jittered backoff)
+/// before the host is given up: throttling is S3's "later", not "no".
+const THROTTLED_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 
-async fn one(
+/// Downloads and verifies one host's upload into `<out>/raw/`.
+pub async fn host(
     aws: &Aws,
     bucket: &str,
     prefix: &str,
     run_id: &str,
     host: &Host,
-    raw: &Path,
+    out: &Path,
 ) -> Result<Fetched, String> {
+    let raw = out.join("raw");
+    std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
     let id = host.id.as_str();
     let meta_key = key(prefix, run_id, id, "meta.json");
-    let meta_bytes = aws
-        .get_bounded(bucket, &meta_key, MAX_META_BYTES)
-        .await
-        .map_err(|p| problem(&p, bucket, &meta_key))?;
+    let meta_bytes = get(aws, bucket, &meta_key, MAX_META_BYTES).await?;
     let meta = parse_meta(&meta_bytes)?;
     check_meta(&meta, id, run_id)?;
     let stacks_key = key(prefix, run_id, id, "stacks.gz");
-    let gz = aws
-        .get_bounded(bucket, &stacks_key, MAX_STACKS_BYTES)
-        .await
-        .map_err(|p| problem(&p, bucket, &stacks_key))?;
+    let gz = get(aws, bucket, &stacks_key, MAX_STACKS_BYTES).await?;
     let perf = raw.join(format!("{id}.perf"));
     let target = perf.clone();
     tokio::task::spawn_blocking(move || decompress_checked(&gz, &target))
@@ -161,6 +123,21 @@ async fn one(
     })
 }
 
+/// One bounded GetObject, retried while S3 throttles it.
+async fn get(aws: &Aws, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let give_up = tokio::time::Instant::now() + THROTTLED_FOR;
+    let mut backoff = crate::wait::Backoff::default();
+    loop {
+        match aws.get_bounded(bucket, key, limit).await {
+            Err(FetchProblem::Throttled(_)) if tokio::time::Instant::now() < give_up => {
+                backoff.failed();
+                tokio::time::sleep(backoff.delay(std::time::Duration::from_millis(500))).await;
+            }
+            other => return other.map_err(|p| problem(&p, bucket, key)),
+        }
+    }
+}
+
 fn problem(p: &FetchProblem, bucket: &str, key: &str) -> String {
     match p {
         FetchProblem::Missing => format!(
@@ -169,6 +146,10 @@ fn problem(p: &FetchProblem, bucket: &str, key: &str) -> String {
         FetchProblem::TooLarge { bytes, limit } => {
             format!("s3://{bucket}/{key} is {bytes} bytes, over the {limit}-byte limit")
         }
+        FetchProblem::Throttled(e) => format!(
+            "S3 throttled the download of s3://{bucket}/{key} for {} s: {e} (fetch it again later with `flamefire fetch`)",
+            THROTTLED_FOR.as_secs()
+        ),
         FetchProblem::Failed(e) => format!("downloading s3://{bucket}/{key} failed: {e}"),
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::status::InvocationStatus;
 use crate::targets::{Host, InstanceId};
-use crate::wait::InvocationStatus;
 
 #[derive(Clone)]
 pub struct Progress {
@@ -66,33 +66,62 @@ impl Progress {
         }
     }
 
-    /// One line per host for the wait stage.
+    /// The wait and draw stages' display: one line per host for a small
+    /// fleet, one line of counts for a big one (2,000 live lines would
+    /// scroll away and cost more to redraw than the run).
     pub fn hosts(&self, hosts: &[Host], total: Duration) -> HostBars {
-        // Elapsed time ticks on its own; the message changes with the status.
-        let template = format!(
-            "{{prefix:.bold}}  {{msg:<12}} {{elapsed}}/{}s",
-            total.as_secs()
-        );
-        let style = ProgressStyle::with_template(&template).expect("static template");
-        let width = hosts.iter().map(|h| h.label().len()).max().unwrap_or(0);
-        let bars = hosts
-            .iter()
-            .map(|h| {
-                let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(format!("{:width$}", h.label()));
-                bar.enable_steady_tick(Duration::from_millis(500));
-                (h.id.clone(), bar)
-            })
-            .collect();
+        let summary = !one_line_per_host(hosts.len());
+        let bars = if summary {
+            HashMap::new()
+        } else {
+            // Elapsed time ticks on its own; the message changes with the status.
+            let template = format!(
+                "{{prefix:.bold}}  {{msg:<12}} {{elapsed}}/{}s",
+                total.as_secs()
+            );
+            let style = ProgressStyle::with_template(&template).expect("static template");
+            let width = hosts.iter().map(|h| h.label().len()).max().unwrap_or(0);
+            hosts
+                .iter()
+                .map(|h| {
+                    let bar = self.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(format!("{:width$}", h.label()));
+                    bar.enable_steady_tick(Duration::from_millis(500));
+                    (h.id.clone(), bar)
+                })
+                .collect()
+        };
+        let fleet = summary.then(|| {
+            let bar = self.multi.add(ProgressBar::new(hosts.len() as u64));
+            bar.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} [{{bar:30}}] {{pos}}/{{len}} hosts done  {{msg}}  {{elapsed}}/{}s",
+                    total.as_secs()
+                ))
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
         HostBars {
             progress: self.clone(),
             bars,
-            status: std::sync::Mutex::new(HashMap::new()),
+            fleet,
+            state: std::sync::Mutex::new(Counts::default()),
             started: Instant::now(),
             total,
         }
     }
+}
+
+/// Above this many hosts, the display is one line of counts.
+const MAX_HOST_LINES: usize = 20;
+
+/// Whether a fleet of `hosts` gets one line per host.
+pub fn one_line_per_host(hosts: usize) -> bool {
+    hosts <= MAX_HOST_LINES
 }
 
 pub struct Step {
@@ -113,28 +142,93 @@ impl Step {
 pub struct HostBars {
     progress: Progress,
     bars: HashMap<InstanceId, ProgressBar>,
-    status: std::sync::Mutex<HashMap<InstanceId, InvocationStatus>>,
+    /// The one line of a big fleet.
+    fleet: Option<ProgressBar>,
+    state: std::sync::Mutex<Counts>,
     started: Instant,
     total: Duration,
 }
 
+#[derive(Default)]
+struct Counts {
+    status: HashMap<InstanceId, InvocationStatus>,
+    rendered: usize,
+    failed: usize,
+    /// The last "retrying" line shown, so that a throttled poll says so
+    /// once, not every round.
+    last_retry: Option<Instant>,
+}
+
 impl HostBars {
     pub fn update(&self, id: &InstanceId, status: InvocationStatus) {
+        let mut state = self.state.lock().expect("not poisoned");
+        let changed = state.status.insert(id.clone(), status) != Some(status);
         if let Some(bar) = self.bars.get(id) {
             bar.set_message(status.to_string());
-            if status.is_terminal() {
+            if status.is_terminal() && status != InvocationStatus::Success {
                 bar.finish();
             }
         }
-        if !self.progress.live {
-            let mut seen = self.status.lock().expect("not poisoned");
-            if seen.insert(id.clone(), status) != Some(status) {
-                let elapsed = self.started.elapsed().as_secs();
-                let total = self.total.as_secs();
-                self.progress
-                    .info(&format!("{id}  {status:<12} {elapsed}s/{total}s"));
-            }
+        if status.is_terminal() && status != InvocationStatus::Success {
+            state.failed += 1;
         }
+        self.refresh_fleet(&state);
+        // Plain lines: every change of a small fleet, only ends of a big one.
+        if !self.progress.live && changed && (self.fleet.is_none() || status.is_terminal()) {
+            let elapsed = self.started.elapsed().as_secs();
+            let total = self.total.as_secs();
+            self.progress
+                .info(&format!("{id}  {status:<12} {elapsed}s/{total}s"));
+        }
+    }
+
+    /// A host whose upload was downloaded and drawn (or failed to be).
+    pub fn drawn(&self, host: &str, summary: &str) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if summary.starts_with("rendered") {
+            state.rendered += 1;
+        } else {
+            state.failed += 1;
+        }
+        self.refresh_fleet(&state);
+        let bar = InstanceId::parse(host).and_then(|id| self.bars.get(&id));
+        match bar {
+            Some(bar) => {
+                bar.set_message(summary.to_string());
+                bar.finish();
+                if !self.progress.live {
+                    self.progress.info(&format!("{host}  {summary}"));
+                }
+            }
+            None => self.progress.info(&format!("{host}  {summary}")),
+        }
+    }
+
+    /// A poll that failed and will be retried: said at most every 30 s.
+    pub fn retrying(&self, why: &str) {
+        let mut state = self.state.lock().expect("not poisoned");
+        if state
+            .last_retry
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+        {
+            tracing::debug!("retrying: {why}");
+            return;
+        }
+        state.last_retry = Some(Instant::now());
+        self.progress.note(&format!(
+            "polling again later ({why}); no host is failed for it"
+        ));
+    }
+
+    fn refresh_fleet(&self, state: &Counts) {
+        let Some(bar) = &self.fleet else { return };
+        let ended = state.status.values().filter(|s| s.is_terminal()).count();
+        let recording = (bar.length().unwrap_or(0) as usize).saturating_sub(ended);
+        bar.set_position((state.rendered + state.failed) as u64);
+        bar.set_message(format!(
+            "{} rendered, {} failed, {recording} still recording",
+            state.rendered, state.failed
+        ));
     }
 
     pub fn note(&self, line: &str) {
@@ -143,6 +237,9 @@ impl HostBars {
 
     pub fn finish(&self) {
         for bar in self.bars.values() {
+            bar.finish_and_clear();
+        }
+        if let Some(bar) = &self.fleet {
             bar.finish_and_clear();
         }
     }

@@ -1,128 +1,36 @@
-//! Stage 3: sent commands → the final status of every host.
+//! Stage 3: sent commands → each host's end, as it happens.
 //!
-//! Input: the batches `dispatch` sent. Output: each host's final
-//! `InvocationStatus` and plugin output. The decisions live in `Fleet`, a pure
-//! state machine fed with what ListCommandInvocations reports; the poll loop
-//! around it only fetches, sleeps (2–5 s) and draws progress. Statuses
-//! never go backwards, unknown instances are ignored, and an empty list or a
-//! missing invocation right after SendCommand just means "not visible yet".
+//! Input: the batches `dispatch` sent. Output: a stream of `Event`s, one
+//! `Ended` per host the moment it is known, so that later stages draw a
+//! host while the others still run.
+//!
+//! A polling round costs about the same for 10 hosts as for 2,000
+//! (docs/polling.md has the API limits it relies on):
+//! - one ListCommands (filtered to this run's document and start, 50
+//!   commands a page) gives every command's status and `CompletedCount`;
+//! - one ListObjectsV2 of the run's prefix (1,000 keys a page) shows which
+//!   hosts uploaded: a host's `meta.json` is written last, so its presence
+//!   means that host's stacks are complete;
+//! - ListCommandInvocations only for a command with hosts that ended but
+//!   did not upload (failures), to learn their status and output.
+//!
+//! The decisions live in `Fleet`, a pure state machine; the loop around it
+//! only fetches, sleeps and reports. Statuses never go backwards, unknown
+//! instances are ignored, and a command not listed yet is "not visible
+//! yet". A throttled or failed poll is retried later with jittered
+//! backoff: it never ends a host or the run.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::aws::{Aws, InvocationReport};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::aws::{Aws, CommandReport, InvocationReport};
 use crate::dispatch::Sent;
-use crate::progress::HostBars;
+pub use crate::status::InvocationStatus;
 use crate::targets::{Host, InstanceId};
-
-/// Every status SSM reports, plus the two flamefire adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvocationStatus {
-    /// Sent, but SSM does not list the invocation yet.
-    NotVisible,
-    Pending,
-    InProgress,
-    Delayed,
-    Cancelling,
-    Success,
-    Cancelled,
-    TimedOut,
-    Failed,
-    Undeliverable,
-    Terminated,
-    InvalidPlatform,
-    AccessDenied,
-    /// SSM ended the whole command (ListCommands) without a final status
-    /// for this host; `HostState::command_reason` says how.
-    CommandEnded,
-    /// flamefire's own deadline passed before SSM reported an end.
-    GaveUp,
-}
-
-impl InvocationStatus {
-    /// Maps SSM's `Status` and `StatusDetails`; the details are more precise
-    /// (`Undeliverable`, `DeliveryTimedOut`, …) so they win.
-    pub fn from_ssm(status: &str, details: &str) -> Self {
-        use InvocationStatus::*;
-        match details {
-            "Undeliverable" => return Undeliverable,
-            "Terminated" => return Terminated,
-            "InvalidPlatform" => return InvalidPlatform,
-            "AccessDenied" => return AccessDenied,
-            "DeliveryTimedOut"
-            | "ExecutionTimedOut"
-            | "Delivery Timed Out"
-            | "Execution Timed Out" => return TimedOut,
-            _ => {}
-        }
-        match status {
-            "Pending" => Pending,
-            "InProgress" => InProgress,
-            "Delayed" => Delayed,
-            "Cancelling" => Cancelling,
-            "Success" => Success,
-            "Cancelled" => Cancelled,
-            "TimedOut" => TimedOut,
-            "Failed" => Failed,
-            // An unknown status is not progress: keep waiting, the deadline bounds it.
-            _ => Pending,
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        use InvocationStatus::*;
-        !matches!(
-            self,
-            NotVisible | Pending | InProgress | Delayed | Cancelling
-        )
-    }
-
-    /// The next step shown for a host that ended in this status.
-    pub fn next_step(self) -> &'static str {
-        use InvocationStatus::*;
-        match self {
-            Success => "",
-            Failed => "read the host's stderr above; rerun with --pid or fix the cause on the host",
-            TimedOut => {
-                "the agent did not deliver or finish in time: check the instance is up and its agent online"
-            }
-            Undeliverable => {
-                "SSM could not reach the instance: check it is running and its SSM agent is online"
-            }
-            // "Terminated" is about the command, not the instance: "The
-            // parent command exceeded its MaxErrors limit and subsequent
-            // command invocations were canceled by the system"
-            // (https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html).
-            Terminated => {
-                "SSM stopped this host's invocation because the command reached its MaxErrors limit (the instance itself was not terminated): rerun for this host"
-            }
-            CommandEnded => {
-                "SSM ended the whole command; its reason is above: fix it (see `flamefire doctor`) and rerun"
-            }
-            InvalidPlatform => "the document runs on Linux only",
-            AccessDenied => {
-                "the instance's SSM agent was denied: check its instance profile has AmazonSSMManagedInstanceCore"
-            }
-            Cancelled | Cancelling => "the command was cancelled (by Ctrl-C or in the console)",
-            GaveUp => "raise --timeout, or check the host with `flamefire doctor`",
-            NotVisible | Pending | InProgress | Delayed => "",
-        }
-    }
-}
-
-impl fmt::Display for InvocationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            InvocationStatus::NotVisible => "Sent",
-            InvocationStatus::GaveUp => "GaveUp",
-            InvocationStatus::CommandEnded => "CommandEnded",
-            other => return write!(f, "{other:?}"),
-        };
-        f.write_str(s)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct HostState {
@@ -133,6 +41,8 @@ pub struct HostState {
     pub output: String,
     /// SSM's command-level status, when that is what ended this host.
     pub command_reason: Option<String>,
+    /// Its `meta.json` is in the bucket: the upload is complete.
+    pub uploaded: bool,
 }
 
 /// The whole fleet's progress. Pure: no I/O, no clock reads.
@@ -157,6 +67,7 @@ impl Fleet {
                         response_code: None,
                         output: String::new(),
                         command_reason: None,
+                        uploaded: false,
                     },
                 );
             }
@@ -167,7 +78,48 @@ impl Fleet {
         }
     }
 
-    /// Applies one ListCommands answer. A command that SSM reports ended
+    /// Hosts whose `meta.json` is listed end as `Success`, even before SSM
+    /// says so: the recorder uploads it last and has nothing left to do.
+    pub fn observe_uploads<'a>(
+        &mut self,
+        uploaded: impl IntoIterator<Item = &'a InstanceId>,
+    ) -> Vec<(InstanceId, InvocationStatus)> {
+        let mut changed = Vec::new();
+        for id in uploaded {
+            if let Some(s) = self.hosts.get_mut(id) {
+                if !s.status.is_terminal() {
+                    s.status = InvocationStatus::Success;
+                    s.uploaded = true;
+                    changed.push((id.clone(), InvocationStatus::Success));
+                }
+            }
+        }
+        changed
+    }
+
+    /// Whether a command needs ListCommandInvocations: SSM counts more ended
+    /// hosts than we know the end of (so some ended without uploading), or
+    /// the command ended with hosts still open.
+    pub fn needs_invocations(&self, command: &CommandReport) -> bool {
+        let (mut known, mut open) = (0u32, 0u32);
+        for s in self.hosts.values() {
+            if s.command_id == command.command_id {
+                if s.status.is_terminal() {
+                    known += 1;
+                } else {
+                    open += 1;
+                }
+            }
+        }
+        open > 0
+            && (command.completed > known
+                || matches!(
+                    command.status.as_str(),
+                    "Success" | "Failed" | "TimedOut" | "Cancelled"
+                ))
+    }
+
+    /// Applies one ListCommands row. A command that SSM reports ended
     /// with `Failed`, `TimedOut` or `Cancelled` ends its hosts that still
     /// have no final status, with SSM's reason, but only when it was already
     /// reported ended in an earlier round: the invocation poll since then
@@ -256,6 +208,22 @@ impl Fleet {
         out
     }
 
+    /// The first and last unfinished instance ids, in key order: the
+    /// stretch of the run's keys still worth listing.
+    pub fn open_range(&self) -> Option<(&InstanceId, &InstanceId)> {
+        let mut open = self
+            .hosts
+            .iter()
+            .filter(|(_, s)| !s.status.is_terminal())
+            .map(|(id, _)| id);
+        let first = open.next()?;
+        Some((first, open.next_back().unwrap_or(first)))
+    }
+
+    pub fn state(&self, id: &InstanceId) -> Option<&HostState> {
+        self.hosts.get(id)
+    }
+
     pub fn is_done(&self) -> bool {
         self.hosts.values().all(|s| s.status.is_terminal())
     }
@@ -265,21 +233,58 @@ impl Fleet {
     }
 }
 
-/// How the wait ended.
-pub enum Waited {
-    Done(Fleet),
-    /// Ctrl-C: the caller cancels what is still in flight.
-    Interrupted(Fleet),
+/// What the wait stage reports, as it happens.
+#[derive(Debug)]
+pub enum Event {
+    /// A host's status changed (for the progress display).
+    Changed(InstanceId, InvocationStatus),
+    /// A host ended: `Success` ones are ready to download.
+    Ended(Box<HostState>),
+    /// A poll failed and will be retried (throttling, a network blip).
+    Retrying(String),
 }
 
-/// The shortest pause between polls (SSM needs about that long to list a new
-/// command, and faster polling only spends API calls).
-const MIN_POLL: Duration = Duration::from_secs(2);
+/// How the wait ended.
+pub enum Waited {
+    /// Every host ended (or the deadline passed: those are `GaveUp`).
+    Done,
+    /// Ctrl-C: the caller cancels what is still in flight.
+    Interrupted(BTreeMap<String, Vec<InstanceId>>),
+}
 
-/// Pause before the next poll. While the hosts record, back off from 2 s to
-/// 5 s (a long recording costs few calls) but wake at the recording's end;
-/// after it, poll every 2 s, since hosts finish within seconds of it and each
-/// second of lag is a second the on-call engineer waits.
+/// Where the run's uploads land, and which document its commands ran.
+#[derive(Clone)]
+pub struct Watch {
+    /// The hosts' region: ListCommands, ListCommandInvocations.
+    pub ssm: Aws,
+    /// The bucket's region: ListObjectsV2.
+    pub s3: Aws,
+    pub bucket: String,
+    /// `<prefix><run-id>/`
+    pub run_prefix: String,
+    pub document: String,
+    /// A moment before the first SendCommand (ListCommands' InvokedAfter).
+    pub sent_after: SystemTime,
+    /// Also list the invocations of every open command each SSM round, for
+    /// a display with one line per host (Pending, InProgress…). Only for a
+    /// fleet small enough for such lines: one or two calls a round.
+    pub per_host: bool,
+}
+
+/// The shortest pause between SSM polls (SSM needs about that long to list
+/// a new command, and faster polling only spends its rate limit).
+const MIN_POLL: Duration = Duration::from_secs(2);
+/// After the recording, the bucket is listed this often: S3 allows
+/// thousands of LISTs a second per prefix, and each tick is latency the
+/// on-call engineer waits for a host's flamegraph.
+const UPLOAD_TICK: Duration = Duration::from_millis(500);
+/// ListCommandInvocations calls in flight at once (the rest wait).
+const PARALLEL_INVOCATION_LISTS: usize = 4;
+
+/// Pause before the next SSM poll. While the hosts record, back off from
+/// 2 s to 5 s (a long recording costs few calls) but wake at the
+/// recording's end; after it, poll every 2 s, since hosts finish within
+/// seconds of it.
 pub fn poll_interval(round: u32, until_recording_ends: Duration) -> Duration {
     if until_recording_ends.is_zero() {
         return MIN_POLL;
@@ -289,78 +294,217 @@ pub fn poll_interval(round: u32, until_recording_ends: Duration) -> Duration {
     backoff.min(until_recording_ends).max(MIN_POLL)
 }
 
-/// Polls until every host ends, the deadline passes, or `interrupt` fires.
-/// Each round lists every in-flight command concurrently (one call per 50
-/// hosts, paginated).
+/// Backoff for one kind of call: doubles (to 32×) on each throttled or
+/// failed round, halves on each good one, and adds up to 50 % jitter so
+/// that many flamefire runs in one account do not poll in lockstep.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    factor: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { factor: 1 }
+    }
+}
+
+impl Backoff {
+    pub fn failed(&mut self) {
+        self.factor = (self.factor * 2).min(32);
+    }
+
+    pub fn succeeded(&mut self) {
+        self.factor = (self.factor / 2).max(1);
+    }
+
+    /// `base` stretched by the current factor, with jitter when backing off.
+    pub fn delay(&self, base: Duration) -> Duration {
+        if self.factor == 1 {
+            return base;
+        }
+        let stretched = base * self.factor;
+        stretched + stretched.mul_f64(fastrand::f64() * 0.5)
+    }
+}
+
+/// Polls until every host ends, the deadline passes, or `interrupt` fires,
+/// sending an `Event` for each change as soon as it is known.
 pub async fn until_done(
-    aws: &Aws,
+    watch: &Watch,
     sent: &[Sent],
     recording_ends: Instant,
     deadline: Instant,
-    bars: &HostBars,
+    events: UnboundedSender<Event>,
     interrupt: impl Future<Output = ()>,
 ) -> Waited {
     let mut fleet = Fleet::new(sent);
+    let ours: HashSet<String> = sent.iter().map(|s| s.command_id.clone()).collect();
     tokio::pin!(interrupt);
-    let mut round = 0;
-    loop {
-        let mut polls = tokio::task::JoinSet::new();
-        for (command_id, _) in fleet.in_flight() {
-            let aws = aws.clone();
-            polls.spawn(async move {
-                let (reports, command) = tokio::join!(
-                    aws.list_invocations(&command_id),
-                    aws.command_status(&command_id)
-                );
-                (command_id, reports, command)
-            });
+    let (mut round, mut ssm_backoff, mut s3_backoff) = (0, Backoff::default(), Backoff::default());
+    let mut next_ssm = Instant::now();
+    let mut next_s3 = Instant::now();
+    let emit = |fleet: &Fleet, changed: Vec<(InstanceId, InvocationStatus)>| {
+        for (id, status) in changed {
+            let _ = events.send(Event::Changed(id.clone(), status));
+            if status.is_terminal() {
+                if let Some(state) = fleet.state(&id) {
+                    let _ = events.send(Event::Ended(Box::new(state.clone())));
+                }
+            }
         }
-        let answers = tokio::select! {
-            answers = polls.join_all() => answers,
-            _ = &mut interrupt => return Waited::Interrupted(fleet),
+    };
+    loop {
+        let now = Instant::now();
+        let ssm_due = now >= next_ssm;
+        // ListCommands before the bucket: every host it counts as ended
+        // has finished its upload by the time the bucket is listed, so
+        // only hosts that ended without one need their invocations listed.
+        let commands = if ssm_due {
+            let listed = tokio::select! {
+                listed = watch.ssm.commands_since(&watch.document, watch.sent_after) => listed,
+                _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
+            };
+            match listed {
+                Ok(all) => {
+                    ssm_backoff.succeeded();
+                    all.into_iter()
+                        .filter(|c| ours.contains(&c.command_id))
+                        .collect()
+                }
+                Err(e) => {
+                    ssm_backoff.failed();
+                    let _ = events.send(Event::Retrying(format!("ListCommands: {e}")));
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
         };
-        for (command_id, reports, command) in answers {
-            match reports {
-                Ok(reports) => {
-                    for (id, status) in fleet.observe(&command_id, &reports) {
-                        bars.update(&id, status);
+        if ssm_due || now >= next_s3 {
+            let uploads = tokio::select! {
+                u = uploads(watch, &fleet) => u,
+                _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
+            };
+            match uploads {
+                Ok(ids) => {
+                    s3_backoff.succeeded();
+                    let changed = fleet.observe_uploads(&ids);
+                    emit(&fleet, changed);
+                }
+                Err(e) => {
+                    s3_backoff.failed();
+                    let _ = events.send(Event::Retrying(format!("ListObjectsV2: {e}")));
+                }
+            }
+        }
+        let needy: Vec<String> = if ssm_due && watch.per_host {
+            fleet.in_flight().into_keys().collect()
+        } else {
+            commands
+                .iter()
+                .filter(|c| fleet.needs_invocations(c))
+                .map(|c| c.command_id.clone())
+                .collect()
+        };
+        if !needy.is_empty() {
+            let listed = tokio::select! {
+                l = invocations(&watch.ssm, &needy) => l,
+                _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
+            };
+            for (command_id, reports) in listed {
+                match reports {
+                    Ok(reports) => {
+                        let changed = fleet.observe(&command_id, &reports);
+                        emit(&fleet, changed);
+                    }
+                    Err(e) => {
+                        ssm_backoff.failed();
+                        let _ = events.send(Event::Retrying(format!(
+                            "ListCommandInvocations {command_id}: {e}"
+                        )));
                     }
                 }
-                // A failed poll is not a failed host: log it and poll again.
-                Err(e) => bars.note(&format!("polling {command_id} failed, retrying: {e}")),
             }
-            match command {
-                Ok(Some(c)) => {
-                    for (id, status) in
-                        fleet.observe_command(&c.command_id, &c.status, &c.status_details)
-                    {
-                        bars.update(&id, status);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => bars.note(&format!(
-                    "ListCommands for {command_id} failed, retrying: {e}"
-                )),
-            }
+        }
+        for c in &commands {
+            let changed = fleet.observe_command(&c.command_id, &c.status, &c.status_details);
+            emit(&fleet, changed);
         }
         if fleet.is_done() {
-            return Waited::Done(fleet);
+            return Waited::Done;
         }
-        if Instant::now() >= deadline {
-            for id in fleet.end_unfinished(InvocationStatus::GaveUp) {
-                bars.update(&id, InvocationStatus::GaveUp);
-            }
-            return Waited::Done(fleet);
+        let now = Instant::now();
+        if now >= deadline {
+            let ended = fleet.end_unfinished(InvocationStatus::GaveUp);
+            let changed = ended
+                .into_iter()
+                .map(|id| (id, InvocationStatus::GaveUp))
+                .collect();
+            emit(&fleet, changed);
+            return Waited::Done;
         }
+        let until_end = recording_ends.saturating_duration_since(now);
+        if ssm_due {
+            next_ssm = now + ssm_backoff.delay(poll_interval(round, until_end));
+            round += 1;
+        }
+        // The bucket has nothing new before the recording ends.
+        next_s3 = if until_end.is_zero() {
+            now + s3_backoff.delay(UPLOAD_TICK)
+        } else {
+            next_ssm
+        };
+        let wake = next_ssm.min(next_s3).min(deadline);
         tokio::select! {
-            _ = tokio::time::sleep(poll_interval(
-                round,
-                recording_ends.saturating_duration_since(Instant::now()),
-            )) => {}
-            _ = &mut interrupt => return Waited::Interrupted(fleet),
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
         }
-        round += 1;
     }
+}
+
+/// The open hosts whose `meta.json` is in the bucket. Lists only the keys
+/// between the first and the last open host.
+async fn uploads(watch: &Watch, fleet: &Fleet) -> crate::error::Result<Vec<InstanceId>> {
+    let Some((first, last)) = fleet.open_range() else {
+        return Ok(Vec::new());
+    };
+    let p = &watch.run_prefix;
+    // `<run>/i-1` sorts just before `<run>/i-1/meta.json`; `~` after any
+    // of `<run>/i-9/`'s keys.
+    let start_after = format!("{p}{first}");
+    let until = format!("{p}{last}/~");
+    let (keys, _pages) = watch
+        .s3
+        .keys_between(&watch.bucket, p, Some(&start_after), Some(&until))
+        .await?;
+    Ok(uploaded_in(&keys, p).into_iter().collect())
+}
+
+type Listed = (String, crate::error::Result<Vec<InvocationReport>>);
+
+/// ListCommandInvocations for these commands, a few at a time.
+async fn invocations(ssm: &Aws, commands: &[String]) -> Vec<Listed> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_INVOCATION_LISTS));
+    let mut calls = tokio::task::JoinSet::new();
+    for id in commands {
+        let (ssm, limit, id) = (ssm.clone(), limit.clone(), id.clone());
+        calls.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("never closed");
+            let reports = ssm.list_invocations(&id).await;
+            (id, reports)
+        });
+    }
+    let mut out: Vec<Listed> = calls.join_all().await;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The hosts whose `meta.json` is among `keys`.
+pub fn uploaded_in(keys: &[String], run_prefix: &str) -> BTreeSet<InstanceId> {
+    keys.iter()
+        .filter_map(|k| k.strip_prefix(run_prefix)?.strip_suffix("/meta.json"))
+        .filter_map(InstanceId::parse)
+        .collect()
 }
 
 #[cfg(test)]
@@ -396,35 +540,6 @@ mod tests {
                 hosts: vec![host(3)],
             },
         ])
-    }
-
-    #[test]
-    fn maps_every_status() {
-        let cases = [
-            ("Pending", "Pending", Pending),
-            ("InProgress", "InProgress", InProgress),
-            ("Delayed", "Delayed", Delayed),
-            ("Success", "Success", Success),
-            ("Cancelled", "Cancelled", Cancelled),
-            ("TimedOut", "DeliveryTimedOut", TimedOut),
-            ("TimedOut", "ExecutionTimedOut", TimedOut),
-            ("Failed", "Failed", Failed),
-            ("Failed", "Undeliverable", Undeliverable),
-            ("Failed", "Terminated", Terminated),
-            ("Failed", "InvalidPlatform", InvalidPlatform),
-            ("Failed", "AccessDenied", AccessDenied),
-            ("Cancelling", "Cancelling", Cancelling),
-            ("SomethingNew", "", Pending),
-        ];
-        assert!(Terminated.next_step().contains("MaxErrors"));
-        assert!(Terminated.next_step().contains("not terminated"));
-        for (status, details, want) in cases {
-            assert_eq!(
-                InvocationStatus::from_ssm(status, details),
-                want,
-                "{status}/{details}"
-            );
-        }
     }
 
     #[test]
@@ -485,6 +600,84 @@ mod tests {
         let ended = f.end_unfinished(GaveUp);
         assert_eq!(ended, vec![host(2).id, host(3).id]);
         assert!(f.is_done());
+    }
+
+    fn counts(id: &str, status: &str, completed: u32) -> CommandReport {
+        CommandReport {
+            command_id: id.into(),
+            status: status.into(),
+            status_details: status.into(),
+            completed,
+        }
+    }
+
+    #[test]
+    fn an_upload_ends_a_host_before_ssm_does() {
+        let mut f = fleet();
+        let changed = f.observe_uploads(&[host(2).id, host(9).id]);
+        assert_eq!(changed, vec![(host(2).id, Success)], "strangers ignored");
+        assert!(f.state(&host(2).id).unwrap().uploaded);
+        assert!(f.observe_uploads(&[host(2).id]).is_empty(), "once");
+        // SSM's later word does not change an uploaded host.
+        assert!(f.observe("c1", &[report(2, "Failed", "Failed")]).is_empty());
+    }
+
+    #[test]
+    fn invocations_are_listed_only_for_hosts_that_ended_without_uploading() {
+        let mut f = fleet();
+        // Nothing ended: no call.
+        assert!(!f.needs_invocations(&counts("c1", "InProgress", 0)));
+        // One ended and it uploaded: still no call.
+        f.observe_uploads(&[host(1).id]);
+        assert!(!f.needs_invocations(&counts("c1", "InProgress", 1)));
+        // Two ended, one unexplained: list c1's invocations.
+        assert!(f.needs_invocations(&counts("c1", "InProgress", 2)));
+        // A command that ended with an open host: list it.
+        assert!(f.needs_invocations(&counts("c2", "Failed", 0)));
+        // Every host known: never.
+        f.observe_uploads(&[host(2).id, host(3).id]);
+        assert!(!f.needs_invocations(&counts("c1", "Success", 2)));
+    }
+
+    #[test]
+    fn only_the_keys_of_open_hosts_are_listed() {
+        let mut f = fleet();
+        assert_eq!(f.open_range(), Some((&host(1).id, &host(3).id)));
+        f.observe_uploads(&[host(1).id, host(3).id]);
+        assert_eq!(f.open_range(), Some((&host(2).id, &host(2).id)));
+        f.observe_uploads(&[host(2).id]);
+        assert_eq!(f.open_range(), None);
+        let keys: Vec<String> = [
+            "p/r/i-00000000000000001/meta.json",
+            "p/r/i-00000000000000002/stacks.gz",
+            "p/r/run.json",
+            "p/r/i-00000000000000003/meta.json/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            uploaded_in(&keys, "p/r/").into_iter().collect::<Vec<_>>(),
+            vec![host(1).id]
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_recovers() {
+        let base = Duration::from_secs(2);
+        let mut b = Backoff::default();
+        assert_eq!(b.delay(base), base);
+        b.failed();
+        b.failed();
+        let d = b.delay(base);
+        assert!(d >= base * 4 && d <= base * 6, "{d:?}");
+        for _ in 0..10 {
+            b.failed();
+        }
+        assert!(b.delay(base) <= base * 48, "capped");
+        for _ in 0..10 {
+            b.succeeded();
+        }
+        assert_eq!(b.delay(base), base);
     }
 
     #[test]

@@ -440,25 +440,44 @@ impl Emulator {
         cmd
     }
 
+    /// `ssm()` as a plain process, for tests that watch it while it runs.
+    pub fn ssm_process(&self) -> Command {
+        let mut cmd = flamefire_process();
+        cmd.args([
+            "ssm",
+            "--bucket",
+            &self.bucket,
+            "--document",
+            &self.document,
+        ]);
+        let s = self.oncall();
+        cmd.env("AWS_ACCESS_KEY_ID", &s.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &s.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &s.session_token);
+        cmd
+    }
+
     /// Every invocation of this emulator's commands for `instance`: (status, details).
     pub fn invocations_of(&self, instance: &str) -> Vec<(String, String)> {
+        self.invocations().remove(instance).unwrap_or_default()
+    }
+
+    /// Every invocation of this emulator's commands, by instance: (status,
+    /// details), in one call however many hosts.
+    pub fn invocations(&self) -> std::collections::HashMap<String, Vec<(String, String)>> {
         let all: serde_json::Value =
             serde_json::from_str(&emulator_http("GET", "/_flamefire/invocations", None)).unwrap();
-        let mut out = Vec::new();
+        let mut out: std::collections::HashMap<String, Vec<(String, String)>> =
+            std::collections::HashMap::new();
         for cmd in all["commands"].as_array().unwrap() {
             if cmd["DocumentName"].as_str() != Some(self.document.as_str()) {
                 continue;
             }
             for inv in cmd["invocations"].as_array().unwrap() {
-                if inv["InstanceId"].as_str() == Some(instance) {
-                    out.push((
-                        inv["Status"].as_str().unwrap_or_default().to_string(),
-                        inv["StatusDetails"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    ));
-                }
+                let field = |k: &str| inv[k].as_str().unwrap_or_default().to_string();
+                out.entry(field("InstanceId"))
+                    .or_default()
+                    .push((field("Status"), field("StatusDetails")));
             }
         }
         out

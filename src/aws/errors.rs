@@ -37,11 +37,18 @@ where
     }
 }
 
+/// Every service's "slow down" code: SSM's ThrottlingException, STS's
+/// Throttling, EC2's RequestLimitExceeded, S3's SlowDown (503).
+pub const THROTTLING: [&str; 5] = [
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "TooManyUpdates",
+    "SlowDown",
+];
+
 pub fn is_throttling(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some("ThrottlingException" | "Throttling" | "RequestLimitExceeded" | "TooManyUpdates")
-    )
+    code.is_some_and(|c| THROTTLING.contains(&c))
 }
 
 pub fn is_access_denied(code: Option<&str>) -> bool {

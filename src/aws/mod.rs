@@ -21,6 +21,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_types::region::Region;
 
 pub use ec2::Ec2Instance;
+pub use errors::THROTTLING;
 pub use s3::{FetchProblem, ObjectSummary, post_url};
 pub use ssm::{CommandReport, DocumentInfo, InvocationReport, ManagedInstance, SendRequest};
 

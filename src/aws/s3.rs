@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchProblem {
     Missing,
-    TooLarge { bytes: u64, limit: u64 },
+    TooLarge {
+        bytes: u64,
+        limit: u64,
+    },
+    /// S3 answered SlowDown after the SDK's own retries: try again later.
+    Throttled(String),
     Failed(String),
 }
 
@@ -65,6 +70,9 @@ impl Aws {
             Ok(o) => o,
             Err(e) if matches!(errors::code(&e), Some("NoSuchKey" | "NotFound")) => {
                 return Err(FetchProblem::Missing);
+            }
+            Err(e) if errors::is_throttling(errors::code(&e)) => {
+                return Err(FetchProblem::Throttled(errors::chain(&e)));
             }
             Err(e) => return Err(FetchProblem::Failed(errors::chain(&e))),
         };
@@ -126,6 +134,43 @@ impl Aws {
             }
         }
         Ok(out)
+    }
+}
+
+impl Aws {
+    /// The keys under `prefix` that sort after `start_after`, page by page
+    /// (1,000 keys a page), stopping after the page that passes `until`:
+    /// the wait stage lists only the stretch of a run's keys where hosts
+    /// are still missing. Returns the keys and the pages it took.
+    pub async fn keys_between(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<(Vec<String>, u32)> {
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .into_paginator()
+            .send();
+        let (mut keys, mut count) = (Vec::new(), 0);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| errors::convert("s3:ListObjectsV2", e, Some(bucket)))?;
+            count += 1;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            if until.is_some_and(|u| keys.last().is_some_and(|k| k.as_str() > u)) {
+                break;
+            }
+        }
+        Ok((keys, count))
     }
 }
 

@@ -2,9 +2,11 @@
 //! CancelCommand, and the document itself.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use aws_sdk_ssm::types::{DocumentFormat, DocumentType, InstanceInformationStringFilter};
+use aws_sdk_ssm::types::{
+    CommandFilter, CommandFilterKey, DocumentFormat, DocumentType, InstanceInformationStringFilter,
+};
 
 use super::{Aws, errors};
 use crate::error::{Error, Result};
@@ -43,13 +45,16 @@ pub struct InvocationReport {
     pub output: String,
 }
 
-/// A command as a whole, from ListCommands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A command as a whole, from ListCommands: its status and its counts of
+/// invocations, which say how many hosts ended without naming them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandReport {
     pub command_id: String,
     /// `Pending`, `InProgress`, `Success`, `Cancelled`, `Failed`, `TimedOut`, `Cancelling`.
     pub status: String,
     pub status_details: String,
+    /// Invocations with a final status (`CompletedCount`).
+    pub completed: u32,
 }
 
 /// The deployed document: content and default version.
@@ -207,23 +212,59 @@ impl Aws {
         Ok(out)
     }
 
-    /// ListCommands for one command: its own status, which can end when no
-    /// invocation shows why (e.g. SSM gave up on the whole command).
-    /// `None` while SSM does not list it yet.
-    pub async fn command_status(&self, command_id: &str) -> Result<Option<CommandReport>> {
-        let out = match self.ssm.list_commands().command_id(command_id).send().await {
-            Ok(o) => o,
-            Err(e) if errors::code(&e) == Some("InvalidCommandId") => return Ok(None),
-            Err(e) => return Err(errors::convert("ssm:ListCommands", e, None)),
-        };
-        Ok(out.commands().first().map(|c| CommandReport {
-            command_id: command_id.to_string(),
-            status: c
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "Pending".into()),
-            status_details: c.status_details().unwrap_or_default().to_string(),
-        }))
+    /// Every command of `document` requested since `after`, with its
+    /// status and counts: one call per 50 commands (ListCommands' page
+    /// size), however many hosts each has. Others' commands of the same
+    /// document come too; callers keep their own.
+    /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommands.html>
+    pub async fn commands_since(
+        &self,
+        document: &str,
+        after: SystemTime,
+    ) -> Result<Vec<CommandReport>> {
+        let after = aws_smithy_types::DateTime::from(after)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .expect("a SystemTime formats as ISO-8601");
+        let mut filters = vec![
+            CommandFilter::builder()
+                .key(CommandFilterKey::InvokedAfter)
+                .value(after)
+                .build()
+                .expect("key and value are set"),
+        ];
+        // The filter takes a name; a shared document's ARN is matched by id.
+        if !document.starts_with("arn:") {
+            filters.push(
+                CommandFilter::builder()
+                    .key(CommandFilterKey::DocumentName)
+                    .value(document)
+                    .build()
+                    .expect("key and value are set"),
+            );
+        }
+        let mut pages = self
+            .ssm
+            .list_commands()
+            .set_filters(Some(filters))
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| errors::convert("ssm:ListCommands", e, None))?;
+            for c in page.commands() {
+                out.push(CommandReport {
+                    command_id: c.command_id().unwrap_or_default().to_string(),
+                    status: c
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "Pending".into()),
+                    status_details: c.status_details().unwrap_or_default().to_string(),
+                    completed: c.completed_count().max(0) as u32,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// CancelCommand for these instances of a command.

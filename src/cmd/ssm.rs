@@ -1,0 +1,430 @@
+//! `flamefire ssm`: a host's journey through the stages.
+//!
+//! ```text
+//! resolve ─▶ sign ─▶ dispatch ─▶ wait ──(each host as it ends)──▶ draw ─┐
+//!                                                                       ▼
+//!                                     fleet.svg, differential ◀── every host
+//! ```
+//!
+//! Hosts are drawn while the others still record (`wait` reports each end
+//! as it is known); the fleet-wide outputs come once every host has ended,
+//! from the stacks already in memory.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::fleet::{self, Drawing};
+use super::{create_out, finish, pids_text};
+use crate::aws::Aws;
+use crate::cli::SsmPlan;
+use crate::collapse::Select;
+use crate::dispatch::{self, DispatchPlan, Sent};
+use crate::document::{self, UploadFields};
+use crate::draw::Drawer;
+use crate::error::{Error, Result};
+use crate::fetch;
+use crate::presign::{self, PostRequest};
+use crate::progress::{HostBars, Progress};
+use crate::report::{self, HostOutcome, Param, RunReport, Status};
+use crate::runs;
+use crate::targets::{self, InstanceId, Resolved};
+use crate::time::{iso_utc, now_epoch};
+use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
+
+/// Hosts get this long after SendCommand before the shared start, so that
+/// delivery (and a perf install) does not eat into the recorded window.
+/// Real SSM delivers in 1–2 s; a host that gets it later starts at once and
+/// says so in its warnings.
+const START_DELAY_S: u64 = 3;
+/// Upload policy validity beyond the recording: perf script, gzip and a slow uplink.
+const UPLOAD_MARGIN_S: u64 = 1800;
+/// Largest upload the POST policy accepts.
+const MAX_UPLOAD_BYTES: u64 = fetch::MAX_STACKS_BYTES;
+
+pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
+    let aws = Aws::load(
+        plan.profile.as_deref(),
+        plan.region.as_deref(),
+        plan.mfa_code.as_deref(),
+    )
+    .await?;
+    progress.info(&format!("resolving {} in {}…", plan.target, aws.region()));
+    let mut resolved = targets::resolve(&aws, &plan.target, &plan.opt_in).await?;
+    // The baseline is a second target, dispatched with the first so that
+    // both record the same window.
+    let baseline_ids = match &plan.baseline {
+        Some(baseline) => {
+            progress.info(&format!("resolving baseline {baseline}…"));
+            let extra = targets::resolve(&aws, baseline, &plan.opt_in)
+                .await
+                .map_err(|e| match e {
+                    Error::NoTargets(why) => Error::NoTargets(format!("baseline: {why}")),
+                    e => e,
+                })?;
+            join_baseline(&mut resolved, extra)?
+        }
+        None => HashSet::new(),
+    };
+    for s in &resolved.skipped {
+        progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
+    }
+    // S3 calls go to the bucket's own region; SSM and EC2 stay in the hosts'.
+    let s3 = aws.for_bucket(&plan.bucket, &plan.prefix).await;
+    s3.check_bucket(&plan.bucket, &plan.prefix).await?;
+    if s3.s3_region() != aws.region() {
+        progress.info(&format!(
+            "bucket {} is in {}: uploads are signed for that region",
+            plan.bucket,
+            s3.s3_region()
+        ));
+    }
+    let mut params = plan.record.params.clone();
+    // Plus a second per round of parallel SendCommand batches.
+    let send_rounds = dispatch::batches(&resolved.hosts)
+        .len()
+        .div_ceil(dispatch::PARALLEL) as u64;
+    let start_delay = START_DELAY_S + send_rounds;
+    let who = aws.caller_identity().await.map(|(_, arn)| arn).ok();
+    params.upload = Some(upload_fields(&s3, &plan, &params, start_delay)?);
+    // After signing (which may have waited for an MFA code), so that the
+    // hosts get the full delay.
+    params.start_at = now_epoch() + start_delay;
+    params.validate(document::embedded()?)?;
+    // The same PutObject as the hosts' uploads: a refusal ends the run
+    // here, before anything records.
+    record_run(&s3, &plan, &params, &resolved.hosts, &who, false).await?;
+
+    progress.info(&format!(
+        "run {}: sending {} to {} host(s){}; recording {}s from {}",
+        params.run_id,
+        plan.document,
+        resolved.hosts.len(),
+        if baseline_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} baseline)", baseline_ids.len())
+        },
+        params.duration_s,
+        iso_utc(params.start_at)
+    ));
+    let dispatch_plan = DispatchPlan {
+        document: plan.document.clone(),
+        params: params.clone(),
+        delivery_timeout_s: 600,
+        comment: format!("flamefire run {}", params.run_id),
+    };
+    // ListCommands' InvokedAfter for the wait: a minute of slack for clock skew.
+    let sent_after = SystemTime::now() - Duration::from_secs(60);
+    let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
+    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
+    if !not_sent.is_empty() {
+        // The record names the hosts that really got the command (best effort).
+        let nothing_sent = sent.is_empty();
+        if let Err(e) = record_run(&s3, &plan, &params, &hosts, &who, nothing_sent).await {
+            tracing::warn!("could not update the run record: {e}");
+        }
+    }
+    if sent.is_empty() {
+        // Nothing went out (a missing document, denied access, …): the
+        // cause is the same for every batch, so say it once, and leave no
+        // output directory; the run record says that nothing was sent.
+        if let Some(first) = not_sent.into_iter().next() {
+            return Err(first.error);
+        }
+        return Err(Error::NoTargets("no host to send to".into()));
+    }
+    let out = create_out(&plan.record.out)?;
+    let base = RunReport {
+        run_id: params.run_id.clone(),
+        command: "ssm".into(),
+        params: report_params(&plan, &params, &aws, &s3),
+        out: out.clone(),
+        merged_svg: None,
+        hosts: Vec::new(),
+        diff: None,
+        report: None,
+    };
+    let drawer = Drawer::new(
+        s3.clone(),
+        &plan.bucket,
+        &plan.prefix,
+        &params.run_id,
+        &out,
+        Select::default(),
+        progress.clone(),
+    );
+    let mut drawing = Drawing::new(drawer, base.clone(), hosts.len());
+    for batch in &not_sent {
+        let cause = batch.error.to_string();
+        for h in &batch.hosts {
+            let mut o = HostOutcome::new(h.id.to_string(), h.name.clone(), Status::Failed);
+            o.cause = Some(cause.clone());
+            drawing.failed(o);
+        }
+    }
+
+    let recording_ends = params.start_at + params.duration_s as u64;
+    let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
+    let total = until_end + plan.timeout;
+    let watch = Watch {
+        ssm: aws.clone(),
+        s3: s3.clone(),
+        bucket: plan.bucket.clone(),
+        run_prefix: format!("{}{}/", plan.prefix, params.run_id),
+        document: plan.document.clone(),
+        sent_after,
+        per_host: crate::progress::one_line_per_host(hosts.len()),
+    };
+    let bars = progress.hosts(&hosts, total);
+    let waited = follow(
+        &watch,
+        &sent,
+        Instant::now() + until_end,
+        Instant::now() + total,
+        &bars,
+        &mut drawing,
+    )
+    .await;
+    if let Waited::Interrupted(in_flight) = waited {
+        bars.finish();
+        progress.note("interrupted: cancelling the remote commands…");
+        for (command_id, ids) in in_flight {
+            let names: Vec<_> = ids.iter().map(|i| i.to_string()).collect();
+            match aws.cancel_command(&command_id, &ids).await {
+                Ok(()) => progress.note(&format!("cancelled {}", names.join(", "))),
+                Err(e) => progress.note(&format!(
+                    "could not cancel {} ({command_id}): {e}",
+                    names.join(", ")
+                )),
+            }
+        }
+        return Err(Error::Interrupted);
+    }
+    // Every host has ended; those that succeeded may still be drawing.
+    tokio::select! {
+        _ = async {
+            while let Some(o) = drawing.next().await {
+                bars.drawn(&o.host, &fleet::summary(o));
+            }
+        } => {}
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
+    }
+    bars.finish();
+
+    let baseline_ids = Arc::new(baseline_ids);
+    let (merged_svg, diff) = fleet::outputs(
+        std::mem::take(&mut drawing.kept),
+        &out,
+        &params.run_id,
+        baseline_ids.clone(),
+        progress,
+    )
+    .await?;
+    let mut outcomes = std::mem::take(&mut drawing.outcomes);
+    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    for s in resolved.skipped {
+        let mut o = HostOutcome::new(s.host.id.to_string(), s.host.name, Status::Skipped);
+        o.cause = Some(s.reason.to_string());
+        outcomes.push(o);
+    }
+    if plan.baseline.is_some() {
+        fleet::mark_roles(&mut outcomes, &baseline_ids);
+    }
+    let report = RunReport {
+        merged_svg,
+        hosts: outcomes,
+        diff,
+        ..base
+    };
+    finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// The wait stage and the drawing of each host that ends, together: a
+/// host's flamegraph is drawn while the others still record. Returns when
+/// every host has ended (some may still be drawing) or on Ctrl-C.
+async fn follow(
+    watch: &Watch,
+    sent: &[Sent],
+    recording_ends: Instant,
+    deadline: Instant,
+    bars: &HostBars,
+    drawing: &mut Drawing,
+) -> Waited {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let waiting = wait::until_done(watch, sent, recording_ends, deadline, tx, async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    tokio::pin!(waiting);
+    let mut waited = None;
+    loop {
+        tokio::select! {
+            w = &mut waiting, if waited.is_none() => {
+                if matches!(w, Waited::Interrupted(_)) {
+                    return w;
+                }
+                waited = Some(w);
+            }
+            event = events.recv() => match event {
+                Some(Event::Changed(id, status)) => bars.update(&id, status),
+                Some(Event::Ended(state)) if state.status == InvocationStatus::Success => {
+                    drawing.start(state.host);
+                }
+                Some(Event::Ended(state)) => drawing.failed(failed_outcome(*state)),
+                Some(Event::Retrying(why)) => bars.retrying(&why),
+                // The wait is over and every event is handled.
+                None => return waited.unwrap_or(Waited::Done),
+            },
+            Some(o) = drawing.next(), if drawing.busy() => {
+                bars.drawn(&o.host, &fleet::summary(o));
+            }
+        }
+    }
+}
+
+/// A host that ended without a recording to draw.
+fn failed_outcome(state: HostState) -> HostOutcome {
+    let mut o = HostOutcome::new(
+        state.host.id.to_string(),
+        state.host.name.clone(),
+        Status::Failed,
+    );
+    o.ssm_status = Some(state.status.to_string());
+    o.cause = Some(match &state.command_reason {
+        Some(reason) => reason.clone(),
+        None => failure_cause(state.status, state.response_code, &state.output),
+    });
+    o.next_step = Some(state.status.next_step().to_string());
+    o.output_tail = Some(report::tail(&state.output, 6));
+    o
+}
+
+/// What the run was asked to do, for the report.
+fn report_params(
+    plan: &SsmPlan,
+    params: &document::RecordParams,
+    aws: &Aws,
+    s3: &Aws,
+) -> Vec<Param> {
+    let mut out = vec![Param::new("target", &plan.target)];
+    if let Some(b) = &plan.baseline {
+        out.push(Param::new("baseline", b));
+    }
+    out.extend([
+        Param::new("duration", format!("{} s", params.duration_s)),
+        Param::new("frequency", format!("{} Hz", params.frequency_hz)),
+        Param::new("processes", pids_text(params)),
+        Param::new("started at", iso_utc(params.start_at)),
+        Param::new("region", aws.region()),
+        Param::new("bucket region", s3.s3_region()),
+        Param::new(
+            "bucket",
+            format!("s3://{}/{}{}/", plan.bucket, plan.prefix, params.run_id),
+        ),
+        Param::new("document", &plan.document),
+    ]);
+    out
+}
+
+/// Adds the baseline's hosts and skips to the targets'; returns the
+/// baseline's ids. A host on both sides is an error: it cannot be compared
+/// with itself.
+fn join_baseline(targets: &mut Resolved, baseline: Resolved) -> Result<HashSet<InstanceId>> {
+    let ids: HashSet<InstanceId> = baseline.hosts.iter().map(|h| h.id.clone()).collect();
+    if let Some(both) = targets.hosts.iter().find(|h| ids.contains(&h.id)) {
+        return Err(Error::Usage(format!(
+            "{} is both a target and a baseline: narrow the targets or the baseline so that they do not overlap",
+            both.label()
+        )));
+    }
+    targets.hosts.extend(baseline.hosts);
+    targets.skipped.extend(baseline.skipped);
+    Ok(ids)
+}
+
+/// Signs the run's upload policy with the caller's credentials, for the
+/// bucket's region. Refuses when those credentials expire before the last
+/// upload the run waits for: the hosts would record for nothing.
+fn upload_fields(
+    s3: &Aws,
+    plan: &SsmPlan,
+    params: &document::RecordParams,
+    start_delay: u64,
+) -> Result<UploadFields> {
+    let creds = s3.signing_credentials();
+    let now = SystemTime::now();
+    // The last upload flamefire waits for: the end of the recording plus --timeout.
+    let last_upload = Duration::from_secs(start_delay + params.duration_s as u64) + plan.timeout;
+    if let Some(expiry) = creds.expires {
+        presign::check_expiry(expiry, now, last_upload, plan.timeout)?;
+    }
+    let expires_in = last_upload + Duration::from_secs(UPLOAD_MARGIN_S);
+    let key_prefix = format!("{}{}/", plan.prefix, params.run_id);
+    let region = s3.s3_region();
+    let signed = presign::sign(&PostRequest {
+        bucket: &plan.bucket,
+        region,
+        conditions: presign::run_conditions(&plan.bucket, &key_prefix, MAX_UPLOAD_BYTES),
+        now,
+        expires_in,
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret_access_key,
+        session_token: creds.session_token.as_deref(),
+    });
+    Ok(UploadFields {
+        url: presign::post_url(
+            &plan.bucket,
+            region,
+            presign::hosts_endpoint(s3.endpoint_url())?,
+        )?,
+        key_prefix,
+        policy: signed.policy,
+        credential: signed.credential,
+        date: signed.date,
+        signature: signed.signature,
+        security_token: signed.security_token,
+    })
+}
+
+/// `<prefix><run-id>/run.json`: what `flamefire runs` lists later. Written
+/// before anything is sent (an error here ends the run), and again when
+/// some hosts could not be sent to.
+async fn record_run(
+    s3: &Aws,
+    plan: &SsmPlan,
+    params: &document::RecordParams,
+    hosts: &[targets::Host],
+    who: &Option<String>,
+    nothing_sent: bool,
+) -> Result<()> {
+    let record = runs::RunRecord {
+        run_id: params.run_id.clone(),
+        started_at: params.start_at,
+        target: plan.target.to_string(),
+        hosts: hosts.iter().map(|h| h.id.to_string()).collect(),
+        duration_s: params.duration_s as u64,
+        frequency_hz: params.frequency_hz as u64,
+        document: plan.document.clone(),
+        started_by: who.clone(),
+        nothing_sent,
+    };
+    let key = format!("{}{}/run.json", plan.prefix, params.run_id);
+    let body = serde_json::to_vec(&record).expect("the run record serialises");
+    s3.put_run_record(&plan.bucket, &key, body).await
+}
+
+/// One line saying why a host ended the way it did, from SSM's status and
+/// the recorder's own last error line.
+fn failure_cause(status: InvocationStatus, code: Option<i32>, output: &str) -> String {
+    let said = crate::local::recorder_error(output);
+    match (status, said) {
+        (InvocationStatus::Failed, Some(line)) => line,
+        (InvocationStatus::Failed, None) => {
+            format!("the recorder failed (exit {})", code.unwrap_or(-1))
+        }
+        (InvocationStatus::GaveUp, _) => "no final status before the deadline".into(),
+        (other, _) => format!("SSM reported {other}"),
+    }
+}
