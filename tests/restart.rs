@@ -153,7 +153,12 @@ fn a_worker_that_restarts_mid_recording_is_in_the_profile() {
     let meta = run.meta();
     assert_eq!(meta["record_mode"], "system-wide", "{meta}");
     let targets = target_pids(&meta);
-    for pid in [cluster.primary, cluster.workers[0], cluster.workers[1], replacement] {
+    for pid in [
+        cluster.primary,
+        cluster.workers[0],
+        cluster.workers[1],
+        replacement,
+    ] {
         assert!(
             targets.contains(&u64::from(pid)),
             "pid {pid} is a target: {meta}"
@@ -255,6 +260,9 @@ fn a_named_pid_gone_before_perf_starts_does_not_fail_the_host() {
             .contains("exited before the recording started"),
         "{meta}"
     );
-    assert!(!target_pids(&meta).contains(&u64::from(short.id())), "{meta}");
+    assert!(
+        !target_pids(&meta).contains(&u64::from(short.id())),
+        "{meta}"
+    );
     assert!(run.stacks().contains("tokenizeHtml"));
 }
