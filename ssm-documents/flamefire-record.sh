@@ -79,9 +79,11 @@ readonly MAP_COPY_MIB=512
 # One event on every host, so that fleet flamegraphs add up (see record).
 readonly EVENT=cpu-clock
 readonly CMDLINE_MAX=512
-# Worst-case bytes per sample in perf.data with -g (a 127-frame callchain of
-# 8-byte ips plus the sample header), for the disk estimate before recording.
-readonly SAMPLE_BYTES=1200
+# Bytes per sample in perf.data with -a -g, for the disk estimate before
+# recording. Measured (scripts/bench-record.sh, benches/record/RESULTS.md):
+# 139-207 for a Node cluster alone, up to 863 when compilers with deep stacks
+# shared the host (perf.data holds every process with -a); 1,000 covers that.
+readonly SAMPLE_BYTES=1000
 # Recording must leave at least this share of the filesystem free (or half
 # of what is free, on a disk already fuller than that: check_disk_budget).
 readonly KEEP_FREE_PCT=20
