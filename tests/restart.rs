@@ -122,6 +122,22 @@ fn pids_with_frame(stacks: &str, frame: &str) -> Vec<u32> {
     pids
 }
 
+/// The pids and the ids of their live threads.
+fn threads_of(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .flat_map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .unwrap_or_default()
+        })
+        .chain(pids.iter().copied())
+        .collect()
+}
+
 fn target_pids(meta: &serde_json::Value) -> Vec<u64> {
     meta["targets"]
         .as_array()
@@ -189,6 +205,9 @@ fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
     std::thread::sleep(Duration::from_millis(200));
     let mut pids = app.pids.clone();
     pids.push(short.id());
+    // perf script prints thread ids: note the threads now, while the short
+    // process still runs, and again after the run.
+    let mut tids = threads_of(&pids);
     let run = AgentRun::local(Shells::debian(), &pids, 5);
     let started = Instant::now();
     let out = run.run();
@@ -205,23 +224,11 @@ fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
     assert!(stacks.contains("tokenizeHtml"));
     // Named pids: only they (and their threads) are in the profile, though
     // perf recorded the whole machine.
-    let tids: Vec<u32> = pids
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_dir(format!("/proc/{p}/task"))
-                .map(|d| {
-                    d.flatten()
-                        .filter_map(|e| e.file_name().to_string_lossy().parse().ok())
-                        .collect::<Vec<u32>>()
-                })
-                .unwrap_or_default()
-        })
-        .chain(pids.iter().copied())
-        .collect();
+    tids.extend(threads_of(&pids));
     let sampled = pids_with_frame(&stacks, "");
     let strangers: Vec<&u32> = sampled.iter().filter(|p| !tids.contains(p)).collect();
-    // A thread that ended before the look at /proc/<pid>/task cannot be
-    // checked here; the demo's worker threads live as long as the worker.
+    // A thread that lived only between the two looks at /proc/<pid>/task
+    // would be reported here; Node's threads live as long as the process.
     assert!(
         strangers.is_empty(),
         "samples of processes not named: {strangers:?} (named {pids:?})"
