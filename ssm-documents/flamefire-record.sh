@@ -79,9 +79,11 @@ readonly MAP_COPY_MIB=512
 # One event on every host, so that fleet flamegraphs add up (see record).
 readonly EVENT=cpu-clock
 readonly CMDLINE_MAX=512
-# Worst-case bytes per sample in perf.data with -g (a 127-frame callchain of
-# 8-byte ips plus the sample header), for the disk estimate before recording.
-readonly SAMPLE_BYTES=1200
+# Bytes per sample in perf.data with -a -g, for the disk estimate before
+# recording. Measured (scripts/bench-record.sh, benches/record/RESULTS.md):
+# 139-207 for a Node cluster alone, up to 863 when compilers with deep stacks
+# shared the host (perf.data holds every process with -a); 1,000 covers that.
+readonly SAMPLE_BYTES=1000
 # Recording must leave at least this share of the filesystem free (or half
 # of what is free, on a disk already fuller than that: check_disk_budget).
 readonly KEEP_FREE_PCT=20
@@ -100,6 +102,8 @@ declare -A PW_COUNT=() PW_PIDS=() PW_TEXT=()
 PW_KINDS=()
 
 T_PID=() T_CMDLINE=() T_VERSION=() T_NSPID=() T_MAP=() T_MAP_BYTES=()
+# Every pid looked at for Pids=all, so that watch_new_targets reads each once.
+declare -A SEEN_PIDS=()
 
 # --- messages ---------------------------------------------------------------
 # stderr carries progress notes as they happen, and at the end the error line
@@ -218,11 +222,14 @@ is_alive() {
 # seconds; past that, SIGKILL them (TIMED_OUT=1). The exit status of each
 # child goes into CHILD_RCS, in start order. bash runs traps only between
 # commands, so the wait polls: INT/TERM/HUP act within 0.2 s.
+# wait_children LIMIT_S WATCH: also run the function WATCH about once a second
+# while waiting (record uses it to find Node processes that start meanwhile).
 wait_children() {
-  local limit=$1 pid alive end rc
+  local limit=$1 watch=${2:-} pid alive end rc ticks=0
   end=$(($(date +%s) + limit))
   TIMED_OUT=0
   while :; do
+    if [[ -n $watch ]] && ((ticks++ % 5 == 0)); then "$watch"; fi
     alive=0
     for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
       if is_alive "$pid"; then alive=1; fi
@@ -608,6 +615,33 @@ exe_name() {
   REPLY=${exe##*/}
 }
 
+# is_wanted_exe PID: the process runs ProcessName (node: or nodejs).
+is_wanted_exe() {
+  exe_name "$1" || return 1
+  [[ $REPLY == "$P_ProcessName" || ($P_ProcessName == node && $REPLY == nodejs) ]]
+}
+
+# watch_new_targets: with Pids=all, the processes of ProcessName that started
+# since the last look become targets too: a cluster's primary forks a new
+# worker when one dies, and that worker has a new pid (issue 8 §3). Called
+# about once a second while perf records the whole host (see record), so a
+# process that lives less than that may be missed. Each pid is looked at
+# once: a host that starts many processes costs one readlink each.
+watch_new_targets() {
+  local pid
+  for pid in /proc/[0-9]*; do
+    pid=${pid#/proc/}
+    [[ -n ${SEEN_PIDS[$pid]+x} ]] && continue
+    SEEN_PIDS[$pid]=1
+    [[ $SELF_TREE == *" $pid "* ]] && continue
+    is_wanted_exe "$pid" || continue
+    T_PID+=("$pid")
+    describe_target $((${#T_PID[@]} - 1))
+    TARGETS_FOUND=$((TARGETS_FOUND + 1))
+    TARGETS_NEW=$((TARGETS_NEW + 1))
+  done
+}
+
 host_label() {
   if [[ $INSTANCE_ID == local ]]; then REPLY=$HOST; else REPLY="$HOST ($INSTANCE_ID)"; fi
 }
@@ -620,11 +654,9 @@ select_targets() {
     self_and_ancestors
     for pid in /proc/[0-9]*; do
       pid=${pid#/proc/}
+      SEEN_PIDS[$pid]=1
       [[ $SELF_TREE == *" $pid "* ]] && continue
-      exe_name "$pid" || continue
-      if [[ $REPLY == "$P_ProcessName" || ($P_ProcessName == node && $REPLY == nodejs) ]]; then
-        T_PID+=("$pid")
-      fi
+      if is_wanted_exe "$pid"; then T_PID+=("$pid"); fi
     done
     if ((${#T_PID[@]} > 1)); then
       # (no process substitution: see the re-exec at the top)
@@ -711,19 +743,22 @@ ns_pid() {
   done 2>/dev/null <"/proc/$1/status" || true
 }
 
+describe_target() {
+  local i=$1
+  read_cmdline "${T_PID[i]}"
+  T_CMDLINE[i]=$REPLY
+  node_version "${T_PID[i]}"
+  T_VERSION[i]=$REPLY
+  ns_pid "${T_PID[i]}"
+  T_NSPID[i]=$REPLY
+  T_MAP[i]=missing
+  T_MAP_BYTES[i]=0
+}
+
 describe_targets() {
   local i
   TARGETS_FOUND=${#T_PID[@]}
-  for i in "${!T_PID[@]}"; do
-    read_cmdline "${T_PID[i]}"
-    T_CMDLINE[i]=$REPLY
-    node_version "${T_PID[i]}"
-    T_VERSION[i]=$REPLY
-    ns_pid "${T_PID[i]}"
-    T_NSPID[i]=$REPLY
-    T_MAP[i]=missing
-    T_MAP_BYTES[i]=0
-  done
+  for i in "${!T_PID[@]}"; do describe_target "$i"; done
 }
 
 # --- perf ---------------------------------------------------------------------
@@ -900,24 +935,18 @@ hostile_map() {
   return 1
 }
 
-# screen_targets: installing perf or waiting for StartAt takes time, and perf
-# refuses to start if any -p PID is gone. With Pids=all a node that has
-# exited since (an npm script, say) is dropped with a warning; PIDs the caller
-# named must still be there. A target whose perf map is a FIFO or a symlink
-# is not recorded at all: perf opens the map of every process it has samples
-# of, and must never block on a FIFO or read /dev/zero.
-# screen_targets lenient (a retry after perf refused a vanished PID): named
-# PIDs that exited are dropped with a warning too.
+# screen_targets: installing perf or waiting for StartAt takes time. A
+# target that has exited since (an npm script, a worker that crashed) is
+# dropped with a warning, whether it was named or found: the host still
+# records the others (issue 8 §3). A target whose perf map is a FIFO or a
+# symlink is not recorded at all: perf opens the map of every process it has
+# samples of, and must never block on a FIFO or read /dev/zero.
 screen_targets() {
-  local i keep=() mode=${1:-strict}
+  local i keep=()
   for i in "${!T_PID[@]}"; do
     if ! is_alive "${T_PID[i]}"; then
-      if [[ $P_Pids == all || $mode == lenient ]]; then
-        warn_pid exited "${T_PID[i]}" "exited before the recording started; not recorded"
-        continue
-      fi
-      host_label
-      die 3 "process ${T_PID[i]} exited before the recording started on $REPLY"
+      warn_pid exited "${T_PID[i]}" "exited before the recording started; not recorded"
+      continue
     fi
     map_path "$i"
     if hostile_map "$REPLY"; then
@@ -949,21 +978,49 @@ screen_targets() {
 # that has not stopped 15 s later is killed (its sleep is in our process
 # group too, and ends by itself).
 #
+# The whole host is recorded (-a) and the targets are picked at `perf script`
+# time (write_stacks: --pid), chosen by measurement (issue 8 §3,
+# scripts/bench-record.sh, benches/record/RESULTS.md). `perf record -p` on a
+# cluster fails three ways that -a does not:
+# * once any -p target exits, perf 6.1 busy-polls the dead events' fds: a
+#   core's worth of CPU until the end (measured: 10 CPU-s in 6 s against
+#   0.13 s for -a; the idle rows of RESULTS.md);
+# * -p opens threads x CPUs descriptors per event (16 workers x 11 threads x
+#   48 vCPUs ~ 17k, above a 4,096 RLIMIT_NOFILE); -a opens one per CPU;
+# * a pid that is gone when perf starts fails the whole -p list ("Couldn't
+#   create thread/CPU maps: No such process", exit 244), and a worker forked
+#   after the start is never recorded.
+# With -a, what a node process did before it was known is in perf.data
+# already: watch_new_targets only has to name it before `perf script`.
+#
 # The event is cpu-clock on every host: a host with a PMU would otherwise
 # sample `cycles` and one without (most VMs) `cpu-clock`, and a merged fleet
 # flamegraph would mix units. --no-buildid skips the pass over every sample
 # after recording (it can take longer than the recording on a busy host),
 # --no-buildid-cache keeps ~/.debug from growing in the agent's directory.
 record() {
-  local rc=0 last
-  record_once || rc=$?
-  # A target that exited between screen_targets and perf's start makes perf
-  # refuse the whole -p list: record the others, once more.
-  if ((rc != 0)) && ! all_targets_alive; then
-    screen_targets lenient
-    rm -f -- "$WORK/perf.data"
-    rc=0
-    record_once || rc=$?
+  local last scope=(-a) watch=""
+  if [[ $SCRIPT_PID == yes ]]; then
+    RECORD_MODE=system-wide
+    if [[ $P_Pids == all ]]; then watch=watch_new_targets; fi
+  else
+    # A perf whose `perf script` cannot pick pids records the targets only,
+    # as before (untested here: perf 6.1 has --pid).
+    RECORD_MODE=per-pid
+    scope=(-p "$(IFS=,; printf '%s' "${T_PID[*]}")")
+  fi
+  local rc=0
+  STARTED_AT=$(date +%s)
+  start_child "$PERF" record -e "$EVENT" -F "$FREQ" -g --no-buildid --no-buildid-cache \
+    "${scope[@]}" -o "$WORK/perf.data" -- sleep "$P_Duration" >"$WORK/record.log" 2>&1
+  wait_children $((P_Duration + 15)) "$watch"
+  rc=${CHILD_RCS[0]:-1}
+  if ((TIMED_OUT)); then
+    die 6 "perf record did not stop within $((P_Duration + 15)) s and was killed"
+  fi
+  if ((rc == 143 || rc == 130)); then rc=0; fi
+  if ((TARGETS_NEW > 0)); then
+    note "$TARGETS_NEW process(es) of $P_ProcessName started during the recording and are recorded too"
   fi
   if ((rc != 0)) || [[ ! -s $WORK/perf.data ]]; then
     last=$(grep -v '^\[ perf record' "$WORK/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
@@ -972,25 +1029,6 @@ record() {
   if grep -q -i 'lost' "$WORK/record.log"; then
     warn "perf lost some samples: $(grep -i -m1 'lost' "$WORK/record.log" | sanitize_text | head -c 160)"
   fi
-}
-
-record_once() {
-  local pids_csv rc=0
-  pids_csv=$(IFS=,; printf '%s' "${T_PID[*]}")
-  STARTED_AT=$(date +%s)
-  start_child "$PERF" record -e "$EVENT" -F "$FREQ" -g --no-buildid --no-buildid-cache \
-    -p "$pids_csv" -o "$WORK/perf.data" -- sleep "$P_Duration" >"$WORK/record.log" 2>&1
-  wait_child $((P_Duration + 15)) || rc=$?
-  if ((TIMED_OUT)); then
-    die 6 "perf record did not stop within $((P_Duration + 15)) s and was killed"
-  fi
-  if ((rc == 143 || rc == 130)); then rc=0; fi
-  return "$rc"
-}
-
-all_targets_alive() {
-  local pid
-  for pid in "${T_PID[@]}"; do is_alive "$pid" || return 1; done
 }
 
 # --- JIT maps ---------------------------------------------------------------
@@ -1051,14 +1089,58 @@ check_map_content() {
   fi
 }
 
+# screen_host_maps: `perf script --pid` drops another process's sample only
+# after machine__resolve has looked up its leaf symbol
+# (tools/perf/util/event.c, machine__resolve; the pid test is
+# thread__is_filtered, tools/perf/util/thread.h), and that lookup loads
+# /tmp/perf-PID.map when the leaf is in anonymous (JIT) memory. So with -a,
+# perf may open the map of any process of the host, not only the targets'
+# (measured with perf 6.1: a FIFO planted as the map of a process that is
+# not a target still hangs `perf script --pid <target>`). perf skips a map
+# owned by neither root nor itself unless given --force (dso__load,
+# tools/perf/util/symbol.c: "not owned by current user or root, ignoring
+# it"). So when a map in /tmp that root does not own is a FIFO, a symlink or
+# not a regular file, `perf script` runs without --force: such a file is then
+# never opened, and the JIT frames of targets whose map is not root's become
+# [unknown] (warned). A hostile map owned by root can only be root's doing;
+# perf script's time limit bounds it. Maps inside other mount namespaces of
+# processes that are not targets are not looked at (residual risk).
+screen_host_maps() {
+  local map owner n=0 uids=""
+  [[ $RECORD_MODE == system-wide ]] || return 0
+  for map in /tmp/perf-*.map; do
+    hostile_map "$map" || continue
+    # stat without -L: the owner of a symlink itself, as perf's lstat sees it
+    owner=$(stat -c %u -- "$map" 2>/dev/null) || continue
+    ((owner != 0)) || continue
+    n=$((n + 1))
+    [[ " $uids " == *" $owner "* ]] || uids+="${uids:+ }$owner"
+  done
+  ((n > 0)) || return 0
+  local kept=() o
+  for o in ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"}; do
+    [[ $o == --force ]] || kept+=("$o")
+  done
+  SCRIPT_OPTS=(${kept[@]+"${kept[@]}"})
+  FORCE_DROPPED=yes
+  warn "$n perf map(s) in /tmp are a FIFO, a symlink or not a regular file (owner uid $uids): perf script ran without --force so as never to open them; JIT frames of targets whose map is not owned by root are [unknown]"
+}
+
 prepare_maps() {
   local i pid map owner uid inode copy=no
   if perf_needs_map_copy; then copy=yes; fi
+  screen_host_maps
   for i in "${!T_PID[@]}"; do
     pid=${T_PID[i]}
     map_path "$i"
     map=$REPLY
     if hostile_map "$map"; then
+      # Not root's, and perf runs without --force: it skips the file.
+      if [[ $FORCE_DROPPED == yes && $(stat -c %u -- "$map" 2>/dev/null || printf 0) != 0 ]]; then
+        warn_pid hostile "$pid" "have a perf map that is a symlink or not a regular file (FIFO?); its JIT frames are [unknown]"
+        T_MAP[i]=hostile
+        continue
+      fi
       die 6 "pid $pid replaced its perf map $map with a symlink or a FIFO during the recording; perf script would block or read the wrong file. Record again"
     fi
     if [[ ! -f $map ]]; then
@@ -1098,6 +1180,11 @@ perf_script_options() {
   help=$("$PERF" script -h 2>&1 | head -c 65536 || true)
   SCRIPT_OPTS=()
   SCRIPT_FORCE=no
+  SCRIPT_PID=no
+  # --pid keeps the samples of the given processes and their threads: a
+  # sample's thread matches when its pid (thread group) is listed
+  # (thread__is_filtered, tools/perf/util/thread.h).
+  if [[ $help == *--pid* ]]; then SCRIPT_PID=yes; fi
   if [[ $help == *--inline* ]]; then SCRIPT_OPTS+=(--no-inline); fi
   if [[ $help == *--force* ]]; then
     SCRIPT_OPTS+=(--force)
@@ -1112,7 +1199,8 @@ perf_script_options() {
 # machine's Node captures -3 gave ~1.5x the bytes, and gzip's CPU is small
 # next to perf script's (0.2 s user for 32 MB of text at -6, 0.13 s at -3).
 write_stacks() {
-  local left free need limit pid log="$WORK/script.log" low=(nice -n 19)
+  local left free need limit pid log="$WORK/script.log" low=(nice -n 19) pick=()
+  if [[ $RECORD_MODE == system-wide ]]; then pick=(--pid "$(IFS=,; printf '%s' "${T_PID[*]}")"); fi
   free=$(free_mib "$WORK")
   need=$(($(stat -c %s -- "$WORK/perf.data") / 1048576 + 64))
   if [[ $free =~ ^[0-9]+$ ]] && ((free < need)); then
@@ -1130,7 +1218,7 @@ write_stacks() {
   # Not through start_child: a redirection on a function call is opened by
   # this shell, which would block on the FIFO.
   "${low[@]}" "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
-    >"$WORK/stacks.pipe" 2>"$log" &
+    ${pick[@]+"${pick[@]}"} >"$WORK/stacks.pipe" 2>"$log" &
   CHILD_PIDS+=("$!")
   "${low[@]}" gzip -6 -n -c <"$WORK/stacks.pipe" >"$WORK/stacks.gz" &
   CHILD_PIDS+=("$!")
@@ -1184,6 +1272,7 @@ write_meta() {
     printf '  "perf_path": %s,\n' "$(json_str "$PERF")"
     printf '  "perf_script_options": [%s],\n' "$opts"
     printf '  "event": %s,\n' "$(json_str "$EVENT")"
+    printf '  "record_mode": %s,\n' "$(json_str "$RECORD_MODE")"
     printf '  "duration_s": %d,\n' "$P_Duration"
     printf '  "frequency_hz": %d,\n' "$FREQ"
     printf '  "started_at": %d,\n' "$STARTED_AT"
@@ -1315,7 +1404,7 @@ main() {
   DEADLINE=$(($(date +%s) + BUDGET_S))
   INSTALL_S=0.000 RECORD_S=0.000 SCRIPT_S=0.000 COMPRESS_S=0.000
   SAMPLES=0 STACKS_BYTES=0 STARTED_AT=0 FREQ=0 DELIVERED="" TARGETS_FOUND=0 PERF=perf
-  SCRIPT_OPTS=() SCRIPT_FORCE=no
+  SCRIPT_OPTS=() SCRIPT_FORCE=no SCRIPT_PID=no FORCE_DROPPED=no RECORD_MODE=system-wide TARGETS_NEW=0
 
   read_params
   check_upload_params

@@ -145,18 +145,18 @@ fn ctrl_c_stops_perf_and_removes_temporary_files() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait for *our* perf: the one recording this app's pids.
-    let mut wanted: Vec<String> = app.pids.iter().map(u32::to_string).collect();
-    wanted.sort();
+    // Wait for *our* perf: the `perf record` that this flamefire started
+    // (it records the whole machine, so its arguments name no pid).
     let started = Instant::now();
     let (perf_pid, work_dir) = loop {
+        let ours = crate::agent::descendants(child.id());
         let found = perf_processes().into_iter().find_map(|p| {
+            if !ours.contains(&p) {
+                return None;
+            }
             let cmdline = std::fs::read_to_string(format!("/proc/{p}/cmdline")).ok()?;
             let args: Vec<&str> = cmdline.split('\0').collect();
-            let pids = args.iter().position(|a| *a == "-p").map(|i| args[i + 1])?;
-            let mut pids: Vec<String> = pids.split(',').map(str::to_string).collect();
-            pids.sort();
-            if pids != wanted {
+            if !args.contains(&"record") {
                 return None;
             }
             let data = args.iter().position(|a| *a == "-o").map(|i| args[i + 1])?;
