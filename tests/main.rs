@@ -11,6 +11,7 @@ mod config;
 mod corpus;
 mod diff;
 mod doctor;
+mod fleet;
 mod golden;
 mod hostile_files;
 mod iam;

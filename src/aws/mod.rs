@@ -62,11 +62,16 @@ impl Aws {
         mfa_code: Option<&str>,
     ) -> Result<Aws> {
         let loader = || {
-            // Adaptive retry: ListCommandInvocations and friends throttle at
-            // fleet scale; the SDK's client-side rate limiter backs off for
-            // us. SendCommand opts out (see `send_command`).
+            // Standard retry (exponential backoff with jitter, a few
+            // attempts); the stages retry throttled calls themselves (the
+            // wait stage's polls at its next round, downloads with their
+            // own backoff: docs/polling.md). Not adaptive retry: its
+            // client-side rate limiter slows *every* call of a client after
+            // a few throttles, which cut a 200-host run's 400 downloads to
+            // about two a second under 30 % throttling (tests/fleet.rs).
+            // SendCommand opts out (see `send_command`).
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                .retry_config(RetryConfig::adaptive().with_max_attempts(6))
+                .retry_config(RetryConfig::standard().with_max_attempts(4))
                 .timeout_config(
                     TimeoutConfig::builder()
                         .connect_timeout(Duration::from_secs(5))

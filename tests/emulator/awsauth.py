@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import re
+import math
 import threading
 import time
 import uuid
@@ -773,9 +774,10 @@ class TokenBucket:
 
 class Fraction:
     """Refuses exactly `share` of the requests, spread evenly (request n is
-    refused when floor(n * share) grows): a fleet test's "30 % of requests
-    throttled" without randomness, so a failure reproduces. Never two in a
-    row while share <= 0.5."""
+    refused when ceil(n * share) grows, so the first one is): a fleet
+    test's "30 % of requests throttled" without randomness, so a failure
+    reproduces, and every operation meets throttling at least once. Never
+    two in a row while share <= 0.5."""
 
     def __init__(self, share: float):
         self.share, self.n = share, 0
@@ -784,7 +786,7 @@ class Fraction:
     def take(self) -> bool:
         with self.lock:
             self.n += 1
-            return int(self.n * self.share) == int((self.n - 1) * self.share)
+            return math.ceil(self.n * self.share) == math.ceil((self.n - 1) * self.share)
 
 
 def limiter(rate: float, burst: float):

@@ -38,7 +38,9 @@ ENDPOINT = f"http://127.0.0.1:{PORT}"
 REGION, ACCOUNT = "us-east-1", "123456789012"
 RUN = uuid.uuid4().hex[:8]
 ADMIN = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-NO_RETRY = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, signature_version="s3v4",
+# total_max_attempts counts the first try: one request, no retry ("max_attempts": 1
+# in standard mode still retried a throttled call once).
+NO_RETRY = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}, signature_version="s3v4",
                                   s3={"addressing_style": "path"})
 
 
@@ -418,6 +420,18 @@ def main() -> None:
         check(True, "... and no other key")
         got = admin("GET", f"throttle?access_key_id={other_key}")
         check(got["throttled"].get("ssm:ListCommands", 0) >= 1, f"throttled requests are counted: {got}")
+    finally:
+        admin("DELETE", f"throttle?access_key_id={other_key}")
+    # A share refuses exactly that share of an operation's requests, spread
+    # evenly and starting with the first (the fleet test's "30 % throttled").
+    admin("POST", "throttle", {"limits": "ssm:ListCommands=30%", "access_key_id": other_key})
+    try:
+        refused = [error_of(lambda: mine.list_commands(MaxResults=1))[0] == "ThrottlingException"
+                   for _ in range(10)]
+        check(refused == [True, False, False, True, False, False, True, False, False, False],
+              f"a 30% share refuses requests 1, 4 and 7 of 10: {refused}")
+        code, _, _ = error_of(lambda: mine.describe_instance_information())
+        check(code == "", "... of that operation only")
     finally:
         admin("DELETE", f"throttle?access_key_id={other_key}")
     print("PASS all")
