@@ -146,6 +146,20 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A run's report before any host has ended.
+    pub fn new(run_id: &str, command: &str, params: Vec<Param>, out: &std::path::Path) -> Self {
+        RunReport {
+            run_id: run_id.to_string(),
+            command: command.to_string(),
+            params,
+            out: out.to_path_buf(),
+            merged_svg: None,
+            hosts: Vec::new(),
+            diff: None,
+            report: None,
+        }
+    }
+
     /// 0 all rendered, 1 some failed, 2 none rendered. Skipped hosts were
     /// reported before dispatch and do not make a run partial.
     pub fn exit_code(&self) -> u8 {

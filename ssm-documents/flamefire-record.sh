@@ -687,21 +687,31 @@ select_targets() {
 # inspector "node.js/vX.Y.Z" string; distro builds keep them in libnode.so.
 grep_version() {
   local hit
-  hit=$(grep -a -o -m1 -E '/node-v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-rc\.[0-9]{1,3})?\.tar\.gz' -- "$1" 2>/dev/null | head -n1 || true)
-  if [[ -n $hit ]]; then
-    hit=${hit#/node-}
-    REPLY=${hit%.tar.gz}
-    return 0
-  fi
-  hit=$(grep -a -o -m1 -E 'node\.js/v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}' -- "$1" 2>/dev/null | head -n1 || true)
-  if [[ -n $hit ]]; then
-    REPLY=${hit#node.js/}
-    return 0
-  fi
-  return 1
+  # The file is the target's (its exe, or a libnode.so under its root): it
+  # may be swapped for a FIFO or /dev/zero at any moment, so the read is
+  # bounded in time and size in one go, with no check-then-open race:
+  # O_NONBLOCK (dd iflag=nonblock) makes opening a FIFO return at once and
+  # reading it end; count bounds the bytes; tr cuts them into printable
+  # runs, so that grep never holds a huge "line" in memory.
+  hit=$(dd if="$1" iflag=nonblock bs=1M count=$VERSION_READ_MIB status=none 2>/dev/null |
+    tr -c '[:print:]' '\n' |
+    grep -a -o -m1 -E '/node-v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-rc\.[0-9]{1,3})?\.tar\.gz|node\.js/v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}' |
+    head -n1 || true)
+  case $hit in
+    /node-*)
+      hit=${hit#/node-}
+      REPLY=${hit%.tar.gz}
+      ;;
+    node.js/*) REPLY=${hit#node.js/} ;;
+    *) return 1 ;;
+  esac
 }
 
 declare -A VERSION_CACHE=()
+# Largest prefix of a node binary or libnode.so read for its version: Node
+# 20's static binary is ~100 MiB and its release URL string sits well
+# inside it.
+VERSION_READ_MIB=160
 
 node_version() {
   local pid=$1 key path

@@ -8,18 +8,9 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Emulator, emulator_admin, emulator_http, repo, require};
-
-const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
-const REPLAY: (&str, &str) = ("flamefire-test:behaviour", "replay");
-
-fn capture() -> String {
-    repo()
-        .join("tests/data/captures/sick.perf.gz")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
+use crate::support::{
+    Emulator, ONLINE, REPLAY, emulator_admin, emulator_http, replay_capture, require,
+};
 
 /// Requests the emulator refused with a throttling error, by operation.
 fn throttled(key: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -42,7 +33,7 @@ fn two_hundred_hosts_with_30_percent_of_requests_throttled_all_render() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = capture();
+    let capture = replay_capture();
     let ids = emu.seed(
         200,
         &[ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)],
@@ -97,7 +88,7 @@ fn two_hundred_hosts_with_30_percent_of_requests_throttled_all_render() {
 fn the_first_flamegraph_is_drawn_while_the_last_host_still_records() {
     require("curl");
     let emu = Emulator::new();
-    let capture = capture();
+    let capture = replay_capture();
     let replay = [ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)];
     let fast = emu.seed(2, &replay);
     let slow = emu.seed(

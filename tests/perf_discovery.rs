@@ -97,3 +97,65 @@ fn no_install_with_no_working_perf_fails_with_exit_4_and_says_why() {
         );
     }
 }
+
+/// A service with `PrivateTmp=yes` (issue 8 §7): its /tmp is a mount of its
+/// own, so its perf map is visible only through /proc/PID/root/tmp. The
+/// map is found there, its JIT frames are named, and no "lack a perf map"
+/// warning is given. Node runs in a private mount namespace with a tmpfs
+/// on /tmp, as systemd sets one up.
+#[test]
+fn a_private_tmp_map_is_found_through_proc_root() {
+    require("perf");
+    require("unshare");
+    let script = "function privateTmpSpin(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
+                  setInterval(() => privateTmpSpin(2e6), 1);";
+    let mut node = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs flamefire-private-tmp /tmp && exec node --perf-basic-prof -e '{script}'"
+        ))
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare starts");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = node.id();
+    let private = PathBuf::from(format!("/proc/{pid}/root/tmp/perf-{pid}.map"));
+    let started = std::time::Instant::now();
+    while !private.is_file() {
+        assert!(
+            node.try_wait().unwrap().is_none(),
+            "node in a private /tmp exited"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no map at {}",
+            private.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _guard = Kill(node);
+    assert!(
+        !PathBuf::from(format!("/tmp/perf-{pid}.map")).exists(),
+        "the map must not be in this /tmp, or the test proves nothing"
+    );
+    let run = AgentRun::local(Shells::debian(), &[pid], 3);
+    let out = run.run();
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = run.meta();
+    assert_eq!(meta["targets"][0]["map"], "ok", "{meta}");
+    // The version is read from the binary (bounded, non-blocking read).
+    let version = meta["targets"][0]["node_version"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(version.starts_with('v') && version.contains('.'), "{meta}");
+    let warnings = meta["warnings"].to_string();
+    assert!(!warnings.contains("lack a perf map"), "{warnings}");
+    assert!(run.stacks().contains("privateTmpSpin"), "JIT frames named");
+}

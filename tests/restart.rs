@@ -192,12 +192,12 @@ fn a_worker_that_restarts_mid_recording_is_in_the_profile() {
     );
 }
 
-#[test]
-fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
-    require("perf");
+/// The demo cluster plus a node process that exits after `ms`, and all
+/// their pids.
+fn cluster_and_short_node(ms: u32) -> (NodeApp, std::process::Child, Vec<u32>) {
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
-    let mut short = Command::new("node")
-        .args(["-e", "setTimeout(() => {}, 2500)"])
+    let short = Command::new("node")
+        .args(["-e", &format!("setTimeout(() => {{}}, {ms})")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -205,6 +205,13 @@ fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
     std::thread::sleep(Duration::from_millis(200));
     let mut pids = app.pids.clone();
     pids.push(short.id());
+    (app, short, pids)
+}
+
+#[test]
+fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
+    require("perf");
+    let (_app, mut short, pids) = cluster_and_short_node(2500);
     // perf script prints thread ids: note the threads now, while the short
     // process still runs, and again after the run.
     let mut tids = threads_of(&pids);
@@ -238,16 +245,7 @@ fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
 #[test]
 fn a_named_pid_gone_before_perf_starts_does_not_fail_the_host() {
     require("perf");
-    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
-    let mut short = Command::new("node")
-        .args(["-e", "setTimeout(() => {}, 1000)"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    std::thread::sleep(Duration::from_millis(200));
-    let mut pids = app.pids.clone();
-    pids.push(short.id());
+    let (_app, mut short, pids) = cluster_and_short_node(1000);
     // StartAt holds the script between discovery and perf's start (as it
     // does across a fleet); the short process exits meanwhile.
     let mut run = AgentRun::local(Shells::debian(), &pids, 2);

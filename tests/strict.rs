@@ -12,20 +12,11 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use predicates::prelude::*;
 
 use crate::support::{
-    ACCOUNT, Emulator, NodeApp, REGION, Session, emulator_http, flamefire, repo, require,
+    ACCOUNT, Emulator, NodeApp, ONLINE, REGION, REPLAY, Session, emulator_http, flamefire,
+    replay_capture, require,
 };
 
-const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
-const REPLAY: (&str, &str) = ("flamefire-test:behaviour", "replay");
 const UNDELIVERABLE: (&str, &str) = ("flamefire-test:behaviour", "undeliverable");
-
-fn capture() -> String {
-    repo()
-        .join("tests/data/captures/sick.perf.gz")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
 
 /// The SDK's shared config signing with a session, pointed at the emulator.
 async fn config(session: &Session) -> aws_config::SdkConfig {
@@ -247,7 +238,7 @@ fn session_credentials_that_expire_during_the_run_fail_the_upload() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = capture();
+    let capture = replay_capture();
     let id = emu
         .seed(
             1,
@@ -367,7 +358,7 @@ fn a_throttled_run_renders_every_host_without_duplicate_commands() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = capture();
+    let capture = replay_capture();
     let ids = emu.seed(
         3,
         &[ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)],

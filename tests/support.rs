@@ -280,6 +280,20 @@ pub fn access_key_id() -> String {
 }
 
 pub const ACCOUNT: &str = "123456789012";
+
+/// Emulator tags: a managed, online instance, and one that replays a
+/// recorded capture (`replay_capture()`) instead of running the script.
+pub const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
+pub const REPLAY: (&str, &str) = ("flamefire-test:behaviour", "replay");
+
+/// The capture `replay` instances upload (a sick Node cluster).
+pub fn replay_capture() -> String {
+    repo()
+        .join("tests/data/captures/sick.perf.gz")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
 pub const REGION: &str = "us-east-1";
 /// The code the emulator's MFA device for the on-call engineer accepts.
 pub const MFA_CODE: &str = "123456";
@@ -428,16 +442,7 @@ impl Emulator {
 
     /// `flamefire ssm` against this bucket and document, as the on-call role.
     pub fn ssm(&self) -> assert_cmd::Command {
-        let mut cmd = flamefire();
-        cmd.args([
-            "ssm",
-            "--bucket",
-            &self.bucket,
-            "--document",
-            &self.document,
-        ]);
-        self.oncall().apply(&mut cmd);
-        cmd
+        assert_cmd::Command::from_std(self.ssm_process())
     }
 
     /// `ssm()` as a plain process, for tests that watch it while it runs.

@@ -19,16 +19,7 @@ pub async fn run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     aws.check_bucket(&loc.bucket, &loc.prefix).await?;
     let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
     let out = create_out(&plan.out)?;
-    let base = RunReport {
-        run_id: plan.run_id.clone(),
-        command: "fetch".into(),
-        params: Vec::new(),
-        out: out.clone(),
-        merged_svg: None,
-        hosts: Vec::new(),
-        diff: None,
-        report: None,
-    };
+    let base = RunReport::new(&plan.run_id, "fetch", Vec::new(), &out);
     let drawer = Drawer::new(
         aws.clone(),
         &loc.bucket,

@@ -137,16 +137,12 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         return Err(Error::NoTargets("no host to send to".into()));
     }
     let out = create_out(&plan.record.out)?;
-    let base = RunReport {
-        run_id: params.run_id.clone(),
-        command: "ssm".into(),
-        params: report_params(&plan, &params, &aws, &s3),
-        out: out.clone(),
-        merged_svg: None,
-        hosts: Vec::new(),
-        diff: None,
-        report: None,
-    };
+    let base = RunReport::new(
+        &params.run_id,
+        "ssm",
+        report_params(&plan, &params, &aws, &s3),
+        &out,
+    );
     let drawer = Drawer::new(
         s3.clone(),
         &plan.bucket,
