@@ -116,8 +116,11 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         delivery_timeout_s: 600,
         comment: format!("flamefire run {}", params.run_id),
     };
-    // ListCommands' InvokedAfter for the wait: a minute of slack for clock skew.
-    let sent_after = SystemTime::now() - Duration::from_secs(60);
+    // ListCommands' InvokedAfter for the wait, with slack for this
+    // machine's clock: beyond 5 minutes of skew AWS refuses the signature
+    // itself (RequestTimeTooSkewed), so 10 minutes covers every clock
+    // that can make calls at all.
+    let sent_after = SystemTime::now() - Duration::from_secs(600);
     let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     if !not_sent.is_empty() {
