@@ -117,9 +117,9 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         comment: format!("flamefire run {}", params.run_id),
     };
     // ListCommands' InvokedAfter for the wait, with slack for this
-    // machine's clock: beyond 5 minutes of skew AWS refuses the signature
-    // itself (RequestTimeTooSkewed), so 10 minutes covers every clock
-    // that can make calls at all.
+    // machine's clock: SigV4 signatures more than 5 minutes off are refused
+    // ("Signature expired"), so 10 minutes covers every clock that can
+    // call SSM at all.
     let sent_after = SystemTime::now() - Duration::from_secs(600);
     let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
