@@ -204,3 +204,88 @@ fn presigned_post_fields_are_not_curl_arguments() {
     }
     assert!(code.contains("-K -"), "curl reads its config from stdin");
 }
+
+/// A bind mount over a file, undone on drop.
+struct BindMount(std::path::PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The Node version is read from the target's own files: its binary, or
+/// the `libnode.so` it mapped (distro builds). A target can swap that file
+/// for a FIFO or /dev/zero after it started (here: a bind mount over the
+/// path its maps name). The read neither blocks on the FIFO nor reads
+/// /dev/zero for ever: the host delivers in time, and that target's
+/// version is `unknown`. The "node" is /bin/sleep under that name (so its
+/// binary holds no Node version and the libnode path is read), with a copy
+/// of libz preloaded as its libnode.so.1.
+#[test]
+fn a_libnode_swapped_for_a_fifo_or_dev_zero_does_not_hang_the_version_read() {
+    require("perf");
+    require("mount");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    for swap in ["fifo", "/dev/zero"] {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        std::fs::copy("/bin/sleep", &node).unwrap();
+        let libnode = dir.path().join("libnode.so.1");
+        std::fs::copy("/lib/x86_64-linux-gnu/libz.so.1", &libnode)
+            .expect("zlib (Debian's zlib1g) is installed");
+        let mut fake = Command::new(&node)
+            .arg("120")
+            .env("LD_PRELOAD", &libnode)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let source = if swap == "fifo" {
+            let fifo = dir.path().join("fifo");
+            assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            fifo
+        } else {
+            std::path::PathBuf::from(swap)
+        };
+        assert!(
+            Command::new("mount")
+                .arg("--bind")
+                .arg(&source)
+                .arg(&libnode)
+                .status()
+                .unwrap()
+                .success(),
+            "bind-mount {swap} over {}",
+            libnode.display()
+        );
+        let _mounted = BindMount(libnode.clone());
+        let mut pids = app.pids.clone();
+        pids.push(fake.id());
+        let run = AgentRun::local(Shells::debian(), &pids, 2);
+        let mut child = run.spawn();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(90) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("with libnode swapped for {swap}, the script still ran after 90 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let out = child.wait_with_output().unwrap();
+        let _ = fake.kill();
+        let _ = fake.wait();
+        assert!(out.status.success(), "{swap}: {}", describe(&out));
+        let meta = run.meta();
+        let fake_target = meta["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["pid"] == fake.id())
+            .cloned()
+            .unwrap_or_else(|| panic!("{swap}: the fake node is a target: {meta}"));
+        assert_eq!(fake_target["node_version"], "unknown", "{swap}: {meta}");
+    }
+}
