@@ -242,7 +242,13 @@ fn a_libnode_swapped_for_a_fifo_or_dev_zero_does_not_hang_the_version_read() {
         std::thread::sleep(Duration::from_millis(300));
         let source = if swap == "fifo" {
             let fifo = dir.path().join("fifo");
-            assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            assert!(
+                Command::new("mkfifo")
+                    .arg(&fifo)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
             fifo
         } else {
             std::path::PathBuf::from(swap)

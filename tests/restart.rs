@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agent::{AgentRun, Shells, describe};
+use crate::agent::{AgentRun, Shells, descendants, describe};
 use crate::support::{NodeApp, repo, require};
 
 /// `tests/data/restarting-cluster.js`: a primary and its workers; the first
@@ -122,6 +122,14 @@ fn pids_with_frame(stacks: &str, frame: &str) -> Vec<u32> {
     pids
 }
 
+/// Whether `pid` is `perf record` (by whatever path the script found perf).
+fn is_perf_record(pid: u32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|b| *b == 0);
+    let perf = args.next().is_some_and(|a| a.ends_with(b"perf"));
+    perf && args.next() == Some(b"record".as_slice())
+}
+
 /// The pids and the ids of their live threads.
 fn threads_of(pids: &[u32]) -> Vec<u32> {
     pids.iter()
@@ -150,14 +158,29 @@ fn target_pids(meta: &serde_json::Value) -> Vec<u64> {
 #[test]
 fn a_worker_that_restarts_mid_recording_is_in_the_profile() {
     require("perf");
-    // The first worker exits ~3 s into an 8 s window (the script takes about
-    // a second before perf starts), and its replacement must be recorded.
-    let cluster = RestartingCluster::start(2, 4000);
+    // The first worker is killed 1.5 s after perf starts recording an 8 s
+    // window (by the test, not by a timer: on a loaded machine the script
+    // may take seconds before perf starts), and its replacement must be
+    // recorded.
+    let cluster = RestartingCluster::start(2, 600_000);
     // Pids=all, as `flamefire ssm` without --pid: every node of this machine,
     // other tests' included, and the ones that start during the window.
     let mut run = AgentRun::local(Shells::debian(), &[], 8);
     run.env.insert("SSM_Pids".into(), "all".into());
-    let out = run.run();
+    let child = run.spawn();
+    let started = Instant::now();
+    while !descendants(child.id()).into_iter().any(is_perf_record) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "perf record did not start within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-KILL", &cluster.workers[0].to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let replacement = cluster.replacement(Duration::from_secs(5));
     let stderr = String::from_utf8_lossy(&out.stderr);
