@@ -267,6 +267,13 @@ def calls_after(timeline: list, since: float | None) -> dict[str, int]:
     return out
 
 
+def get_object_ms(timeline: list) -> list[float]:
+    """Median and 90th percentile of the time GetObject spent inside the emulator:
+    downloads go through the same moto process as the hosts' uploads."""
+    ms = sorted(e[3] for e in timeline if e[1] == "s3:GetObject" and len(e) > 3)
+    return [ms[len(ms) // 2], ms[int(len(ms) * 0.9)]] if ms else [None, None]
+
+
 def latency(out: Path, uploads: dict[str, float], window_end: float | None) -> dict:
     """When each host's flamegraph appeared, from the SVGs' mtimes, relative to
     the window end and to that host's upload."""
@@ -384,7 +391,7 @@ def run_flamefire(emu: Emulator, binary: Path, size: int, group: str, bucket: st
         "poll": {"ListCommands": lc, "ListObjectsV2": lo, "ListCommandInvocations": lci,
                  "calls_per_round": (lc + lo + lci) / lc if lc else None,
                  "calls_per_host": (lc + lo + lci) / size},
-        "requests": own, "requests_total": sum(own.values()),
+        "requests": own, "requests_total": sum(own.values()), "get_object_ms": get_object_ms(timeline),
         "throttled": emu.throttled(key), "errors": stats.get("errors", {}),
         "render": render, "drain": drain,
         "process": {"user_s": usage.ru_utime, "sys_s": usage.ru_stime, "max_rss_mb": usage.ru_maxrss / 1024},
@@ -478,7 +485,7 @@ def run_naive(emu: Emulator, binary: Path, size: int, group: str, bucket: str, d
         **lat,
         "poll": {"GetCommandInvocation": gci, "rounds": rounds,
                  "calls_per_round": gci / rounds if rounds else None, "calls_per_host": gci / size},
-        "requests": own, "requests_total": sum(own.values()),
+        "requests": own, "requests_total": sum(own.values()), "get_object_ms": get_object_ms(timeline),
         "throttled": emu.throttled(key), "errors": stats.get("errors", {}),
         # one `flamefire render <host>` after another: serial by construction
         "render": {"wall_s": span, "cpu_s": render_cpu, "cores": render_cpu / span if span > 0 else None},
@@ -524,6 +531,8 @@ ROWS = [  # (label, figure, digits); a figure of None is a heading
     ("after the window end: fleet.svg / report.html (s)",
      lambda r: f"{fmt(r['fleet_svg_s'], 2)} / {fmt(r['report_html_s'], 2)}", 0),
     ("after the window end: exit (s)", lambda r: r["exit_after_window_s"], 2),
+    ("  GetObject inside the emulator, median / p90 (ms)",
+     lambda r: "{} / {}".format(*(fmt(v, 0) for v in r["get_object_ms"])), 0),
     ("**API calls per polling round**", lambda r: r["poll"]["calls_per_round"], 2),
     ("  polling calls per host", lambda r: r["poll"]["calls_per_host"], 2),
     ("  ListCommands (= SSM rounds)", lambda r: r["poll"].get("ListCommands"), 0),
