@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Fleet benchmark: `flamefire ssm --asg … --duration 10` on 100 and 500
-# emulated hosts against a naive per-host boto3 loop, in one run; the method
-# and the figures are in benches/fleet/fleet.py, the latest results in
+# Fleet benchmark: `flamefire ssm --asg … --duration 10` on 100, 500 and 2,000
+# emulated hosts, with the emulator's throttling off and on, against a naive
+# per-host boto3 loop (up to 500 hosts), in one run; the method and the
+# figures are in benches/fleet/fleet.py, the latest results in
 # benches/fleet/RESULTS.md (rewritten by every run).
 #
-# Usage: scripts/bench-fleet.sh [--sizes 100,500] [--no-naive]
+# Usage: scripts/bench-fleet.sh [--sizes 100,500,2000] [--throttle off,on] [--no-naive]
 #
 # It builds the release binary, then starts an emulator of its own on
 # 127.0.0.1:${FLAMEFIRE_BENCH_PORT:-5057} (stopped again at the end), so that
 # hundreds of benchmark instances neither slow down nor mix with the shared
-# test emulator on 5055. Nothing leaves 127.0.0.1. Bounded: each size ≤ 1000
+# test emulator on 5055. Nothing leaves 127.0.0.1. Bounded: each size ≤ 2000
 # hosts, each measured run ≤ 15 min, the whole script ≤ 1 h.
 set -euo pipefail
 cd "$(dirname "$0")/.."
