@@ -1,8 +1,11 @@
 //! Progress on stderr: the only module that touches indicatif.
 //!
-//! On a terminal, one live line per host (`i-0abc  InProgress  12s/40s`);
-//! when stderr is not a TTY, or with --quiet, plain lines on each change so
-//! that logs and CI stay readable. stdout is never written here.
+//! On a terminal, one live line per host (`i-0abc  InProgress  12s/40s`)
+//! for up to 20 hosts, and one line of counts for a bigger fleet (`[===> ]
+//! 812/2000 hosts done  790 rendered, 22 failed, …`) with a line per host
+//! as it is drawn; when stderr is not a TTY, or with --quiet, plain lines
+//! on each change so that logs and CI stay readable. stdout is never
+//! written here.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
