@@ -188,6 +188,38 @@ pub fn tail(output: &str, lines: usize) -> String {
 }
 
 /// The summary table, on stderr.
+/// The rendered hosts' warnings, one line per distinct text: a fleet whose
+/// hosts all say the same thing says it once, with how many hosts did.
+fn warning_lines(report: &RunReport) -> Vec<String> {
+    let mut by_text: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for h in &report.hosts {
+        if !matches!(h.status, Status::Rendered) {
+            continue;
+        }
+        for w in &h.warnings {
+            let i = *index.entry(w.as_str()).or_insert_with(|| {
+                by_text.push((w, Vec::new()));
+                by_text.len() - 1
+            });
+            by_text[i].1.push(&h.host);
+        }
+    }
+    by_text
+        .into_iter()
+        .map(|(text, hosts)| match hosts.as_slice() {
+            [one] => format!("warning: {one}: {text}"),
+            [a, b, c] => format!("warning: {a}, {b}, {c}: {text}"),
+            [a, b] => format!("warning: {a}, {b}: {text}"),
+            [a, b, c, ..] => format!(
+                "warning: {a}, {b}, {c} and {} more hosts: {text}",
+                hosts.len() - 3
+            ),
+            [] => unreachable!("a warning comes with its host"),
+        })
+        .collect()
+}
+
 pub fn table(progress: &Progress, report: &RunReport) {
     let mut lines = vec![format!(
         "{:<21} {:<18} {:<10} {:>8} {:>5}  {}",
@@ -217,14 +249,9 @@ pub fn table(progress: &Progress, report: &RunReport) {
             result
         ));
     }
+    lines.extend(warning_lines(report));
     for h in &report.hosts {
-        if matches!(h.status, Status::Rendered) {
-            for w in &h.warnings {
-                lines.push(format!("warning: {}: {w}", h.host));
-            }
-            continue;
-        }
-        if matches!(h.status, Status::Skipped) {
+        if matches!(h.status, Status::Rendered | Status::Skipped) {
             continue;
         }
         lines.push(String::new());
@@ -334,6 +361,31 @@ pub fn print_stdout(text: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_warning_many_hosts_share_is_one_line() {
+        let hosts = (0..5)
+            .map(|i| {
+                let mut o = HostOutcome::new(format!("i-{i}"), None, Status::Rendered);
+                o.warnings = vec!["same on all".into()];
+                if i == 2 {
+                    o.warnings.push("only here".into());
+                }
+                o
+            })
+            .collect();
+        let report = RunReport {
+            hosts,
+            ..RunReport::new("r", "ssm", Vec::new(), std::path::Path::new("/tmp"))
+        };
+        assert_eq!(
+            warning_lines(&report),
+            vec![
+                "warning: i-0, i-1, i-2 and 2 more hosts: same on all".to_string(),
+                "warning: i-2: only here".to_string(),
+            ]
+        );
+    }
+
     use super::*;
 
     fn outcome(status: Status) -> HostOutcome {
