@@ -77,10 +77,11 @@ impl Drawer {
 
     /// fetch → collapse → render for a host whose recording succeeded. A
     /// download, check or render that fails makes it a failed outcome.
-    pub async fn host(self: Arc<Self>, host: Host) -> Drawn {
+    /// `ssm_status` is SSM's word on the host, when it has said it.
+    pub async fn host(self: Arc<Self>, host: Host, ssm_status: Option<String>) -> Drawn {
         let id = host.id.to_string();
         let mut o = HostOutcome::new(id.clone(), host.name.clone(), Status::Failed);
-        o.ssm_status = Some("Success".into());
+        o.ssm_status = ssm_status;
         let fetched = {
             let _permit = self.downloads.acquire().await.expect("never closed");
             fetch::host(
@@ -96,11 +97,16 @@ impl Drawer {
         let f = match fetched {
             Ok(f) => f,
             Err(cause) => {
-                o.cause = Some(cause);
-                o.next_step = Some(
+                o.next_step = Some(if cause.contains("throttled") {
+                    format!(
+                        "the upload is in the bucket: draw it later with `flamefire fetch {}`",
+                        self.run_id
+                    )
+                } else {
                     "rerun flamefire for this host; if it repeats, check the host's disk and curl"
-                        .into(),
-                );
+                        .into()
+                });
+                o.cause = Some(cause);
                 return Drawn {
                     outcome: o,
                     kept: None,

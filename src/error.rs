@@ -104,17 +104,6 @@ impl Error {
         }
     }
 
-    /// An AWS call the service throttled: worth retrying later, never a
-    /// reason to fail a host.
-    pub fn is_throttling(&self) -> bool {
-        match self {
-            Error::Aws { message, .. } => message
-                .split_once(':')
-                .is_some_and(|(code, _)| crate::aws::THROTTLING.contains(&code)),
-            _ => false,
-        }
-    }
-
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,

@@ -51,6 +51,8 @@ pub struct Fleet {
     hosts: BTreeMap<InstanceId, HostState>,
     /// Commands ListCommands reported ended, with their status and details.
     ended: BTreeMap<String, (String, String)>,
+    /// Ended commands whose invocations were listed since (successfully).
+    ended_listed: BTreeSet<String>,
 }
 
 impl Fleet {
@@ -75,6 +77,7 @@ impl Fleet {
         Fleet {
             hosts,
             ended: BTreeMap::new(),
+            ended_listed: BTreeSet::new(),
         }
     }
 
@@ -97,22 +100,30 @@ impl Fleet {
         changed
     }
 
-    /// Whether a command needs ListCommandInvocations: SSM counts more ended
-    /// hosts than we know the end of (so some ended without uploading), or
+    /// Whether a command needs ListCommandInvocations: SSM counts more
+    /// failed hosts than we know of (failed hosts never upload, so hosts
+    /// that uploaded before SSM counted them cannot hide these), more ended
+    /// hosts than we know the end of (those that ended without an upload or
+    /// an error: Undeliverable, Cancelled, a Success without upload), or
     /// the command ended with hosts still open.
     pub fn needs_invocations(&self, command: &CommandReport) -> bool {
-        let (mut known, mut open) = (0u32, 0u32);
+        let (mut known, mut failed, mut open) = (0u32, 0u32, 0u32);
         for s in self.hosts.values() {
-            if s.command_id == command.command_id {
-                if s.status.is_terminal() {
-                    known += 1;
-                } else {
-                    open += 1;
+            if s.command_id != command.command_id {
+                continue;
+            }
+            if !s.status.is_terminal() {
+                open += 1;
+            } else {
+                known += 1;
+                if s.status != InvocationStatus::Success {
+                    failed += 1;
                 }
             }
         }
         open > 0
-            && (command.completed > known
+            && (command.errors > failed
+                || command.completed > known
                 || matches!(
                     command.status.as_str(),
                     "Success" | "Failed" | "TimedOut" | "Cancelled"
@@ -121,9 +132,10 @@ impl Fleet {
 
     /// Applies one ListCommands row. A command that SSM reports ended
     /// with `Failed`, `TimedOut` or `Cancelled` ends its hosts that still
-    /// have no final status, with SSM's reason, but only when it was already
-    /// reported ended in an earlier round: the invocation poll since then
-    /// had its chance to give those hosts their own final status.
+    /// have no final status, with SSM's reason, but only once its
+    /// invocations were listed (successfully: not throttled) after it was
+    /// first reported ended, so that those hosts had the chance to get
+    /// their own final status and output.
     pub fn observe_command(
         &mut self,
         command_id: &str,
@@ -138,6 +150,9 @@ impl Fleet {
                 .insert(command_id.to_string(), (status.into(), details.into()));
             return Vec::new();
         };
+        if !self.ended_listed.contains(command_id) {
+            return Vec::new();
+        }
         let reason = if was_details.is_empty() || was_details == was {
             format!("SSM ended command {command_id} as {was}")
         } else {
@@ -161,6 +176,9 @@ impl Fleet {
         command_id: &str,
         reports: &[InvocationReport],
     ) -> Vec<(InstanceId, InvocationStatus)> {
+        if self.ended.contains_key(command_id) {
+            self.ended_listed.insert(command_id.to_string());
+        }
         let mut changed = Vec::new();
         for r in reports {
             let Some(id) = InstanceId::parse(&r.instance_id) else {
@@ -280,6 +298,9 @@ const MIN_POLL: Duration = Duration::from_secs(2);
 const UPLOAD_TICK: Duration = Duration::from_millis(500);
 /// ListCommandInvocations calls in flight at once (the rest wait).
 const PARALLEL_INVOCATION_LISTS: usize = 4;
+/// After the recording, every this many SSM rounds (~30 s) the open
+/// commands' invocations are listed whatever the counts say.
+const SWEEP_ROUNDS: u32 = 15;
 
 /// Pause before the next SSM poll. While the hosts record, back off from
 /// 2 s to 5 s (a long recording costs few calls) but wake at the
@@ -341,8 +362,12 @@ pub async fn until_done(
     let ours: HashSet<String> = sent.iter().map(|s| s.command_id.clone()).collect();
     tokio::pin!(interrupt);
     let (mut round, mut ssm_backoff, mut s3_backoff) = (0, Backoff::default(), Backoff::default());
+    // ListCommandInvocations backs off on its own: its throttling says
+    // nothing about ListCommands'.
+    let mut lci_backoff = Backoff::default();
     let mut next_ssm = Instant::now();
     let mut next_s3 = Instant::now();
+    let mut next_lci = Instant::now();
     let emit = |fleet: &Fleet, changed: Vec<(InstanceId, InvocationStatus)>| {
         for (id, status) in changed {
             let _ = events.send(Event::Changed(id.clone(), status));
@@ -355,7 +380,10 @@ pub async fn until_done(
     };
     loop {
         let now = Instant::now();
-        let ssm_due = now >= next_ssm;
+        // At the deadline, one last full round (SSM included, whatever the
+        // backoff), so that hosts SSM knows failed are not called GaveUp.
+        let last = now >= deadline;
+        let ssm_due = last || now >= next_ssm;
         // ListCommands before the bucket: every host it counts as ended
         // has finished its upload by the time the bucket is listed, so
         // only hosts that ended without one need their invocations listed.
@@ -397,33 +425,47 @@ pub async fn until_done(
                 }
             }
         }
-        let needy: Vec<String> = if ssm_due && watch.per_host {
+        // Every open command's invocations: for the per-host display of a
+        // small fleet, every SWEEP_ROUNDS SSM rounds after the recording (a
+        // host that ended without an upload and whose count another host's
+        // early upload hid), and in the last round.
+        let sweep = last
+            || (ssm_due
+                && (watch.per_host || (now >= recording_ends && round % SWEEP_ROUNDS == 0)));
+        let needy: Vec<String> = if sweep {
             fleet.in_flight().into_keys().collect()
-        } else {
+        } else if ssm_due && now >= next_lci {
             commands
                 .iter()
                 .filter(|c| fleet.needs_invocations(c))
                 .map(|c| c.command_id.clone())
                 .collect()
+        } else {
+            Vec::new()
         };
         if !needy.is_empty() {
             let listed = tokio::select! {
                 l = invocations(&watch.ssm, &needy) => l,
                 _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
             };
+            let mut failed = None;
             for (command_id, reports) in listed {
                 match reports {
                     Ok(reports) => {
                         let changed = fleet.observe(&command_id, &reports);
                         emit(&fleet, changed);
                     }
-                    Err(e) => {
-                        ssm_backoff.failed();
-                        let _ = events.send(Event::Retrying(format!(
-                            "ListCommandInvocations {command_id}: {e}"
-                        )));
-                    }
+                    Err(e) => failed = Some(format!("ListCommandInvocations {command_id}: {e}")),
                 }
+            }
+            // One failure per round, however many commands it hit.
+            match failed {
+                Some(why) => {
+                    lci_backoff.failed();
+                    next_lci = Instant::now() + lci_backoff.delay(MIN_POLL);
+                    let _ = events.send(Event::Retrying(why));
+                }
+                None => lci_backoff.succeeded(),
             }
         }
         for c in &commands {
@@ -434,7 +476,7 @@ pub async fn until_done(
             return Waited::Done;
         }
         let now = Instant::now();
-        if now >= deadline {
+        if last {
             let ended = fleet.end_unfinished(InvocationStatus::GaveUp);
             let changed = ended
                 .into_iter()
@@ -608,6 +650,7 @@ mod tests {
             status: status.into(),
             status_details: status.into(),
             completed,
+            errors: 0,
         }
     }
 
@@ -634,6 +677,16 @@ mod tests {
         assert!(f.needs_invocations(&counts("c1", "InProgress", 2)));
         // A command that ended with an open host: list it.
         assert!(f.needs_invocations(&counts("c2", "Failed", 0)));
+        // A host that uploaded before SSM counted it hides a failure from
+        // the completed count, not from the error count.
+        let mut f2 = fleet();
+        f2.observe_uploads(&[host(1).id]);
+        assert!(!f2.needs_invocations(&counts("c1", "InProgress", 1)));
+        let failed_one = CommandReport {
+            errors: 1,
+            ..counts("c1", "InProgress", 1)
+        };
+        assert!(f2.needs_invocations(&failed_one));
         // Every host known: never.
         f.observe_uploads(&[host(2).id, host(3).id]);
         assert!(!f.needs_invocations(&counts("c1", "Success", 2)));
@@ -710,7 +763,10 @@ mod tests {
         assert!(f.observe_command("c1", "Success", "Success").is_empty());
         // The first report of a failure waits for one more invocation poll…
         assert!(f.observe_command("c1", "Failed", "Failed").is_empty());
-        // …which can still give the host its own final status.
+        // …that succeeds (a throttled one does not count)…
+        assert!(f.observe_command("c1", "Failed", "Failed").is_empty());
+        f.observe("c1", &[report(2, "InProgress", "")]);
+        // …and can still give the host its own final status.
         let changed = f.observe_command("c1", "Failed", "Failed");
         assert_eq!(changed, vec![(host(2).id, CommandEnded)]);
         assert!(!f.is_done(), "c2 is untouched");

@@ -116,16 +116,30 @@ fn the_first_flamegraph_is_drawn_while_the_last_host_still_records() {
         assert!(child.try_wait().unwrap().is_none(), "flamefire ended first");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // report.html names the fast host once it is rewritten (at most every
+    // 2 s, and after each drawn host).
+    let page = out.path().join("report.html");
+    while !std::fs::read_to_string(&page)
+        .unwrap_or_default()
+        .contains(&format!("{}.svg", fast[0]))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "report.html never named {} while the run went on",
+            fast[0]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let report = std::fs::read_to_string(&page).unwrap();
     let slow_status = emu.invocations_of(&slow[0]);
     assert_eq!(
         slow_status.first().map(|(s, _)| s.as_str()),
         Some("InProgress"),
-        "the slow host had ended before the first flamegraph: {slow_status:?}"
+        "the slow host had ended before the first flamegraph and its report: {slow_status:?}"
     );
-    let report = std::fs::read_to_string(out.path().join("report.html")).unwrap_or_default();
     assert!(
-        report.contains(&fast[0]) && !report.contains(&format!("{}.svg", slow[0])),
-        "report.html does not show the fast host alone while the slow one records"
+        !report.contains(&format!("{}.svg", slow[0])),
+        "report.html shows the slow host before it ended"
     );
     let status = child.wait().unwrap();
     let mut stderr = String::new();

@@ -67,8 +67,8 @@ impl Aws {
             // wait stage's polls at its next round, downloads with their
             // own backoff: docs/polling.md). Not adaptive retry: its
             // client-side rate limiter slows *every* call of a client after
-            // a few throttles, which cut a 200-host run's 400 downloads to
-            // about two a second under 30 % throttling (tests/fleet.rs).
+            // a few throttles: tests/fleet.rs's 200-host run under 30 %
+            // throttling downloaded about two hosts a second with it.
             // SendCommand opts out (see `send_command`).
             let mut loader = aws_config::defaults(BehaviorVersion::latest())
                 .retry_config(RetryConfig::standard().with_max_attempts(4))

@@ -55,6 +55,9 @@ pub struct CommandReport {
     pub status_details: String,
     /// Invocations with a final status (`CompletedCount`).
     pub completed: u32,
+    /// Invocations that failed, timed out in execution or in delivery
+    /// (`ErrorCount` + `DeliveryTimedOutCount`).
+    pub errors: u32,
 }
 
 /// The deployed document: content and default version.
@@ -222,9 +225,13 @@ impl Aws {
         document: &str,
         after: SystemTime,
     ) -> Result<Vec<CommandReport>> {
-        let after = aws_smithy_types::DateTime::from(after)
+        // Whole seconds, as the API documents the value (2021-07-07T00:00:00Z).
+        let secs = after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let after = aws_smithy_types::DateTime::from_secs(secs)
             .fmt(aws_smithy_types::date_time::Format::DateTime)
-            .expect("a SystemTime formats as ISO-8601");
+            .expect("a time in seconds formats as ISO-8601");
         let mut filters = vec![
             CommandFilter::builder()
                 .key(CommandFilterKey::InvokedAfter)
@@ -261,6 +268,7 @@ impl Aws {
                         .unwrap_or_else(|| "Pending".into()),
                     status_details: c.status_details().unwrap_or_default().to_string(),
                     completed: c.completed_count().max(0) as u32,
+                    errors: (c.error_count().max(0) + c.delivery_timed_out_count().max(0)) as u32,
                 });
             }
         }

@@ -32,7 +32,7 @@ pub async fn run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     progress.info(&format!("downloading {} host(s)…", hosts.len()));
     let mut drawing = Drawing::new(drawer, base.clone(), hosts.len());
     for host in hosts {
-        drawing.start(host);
+        drawing.start(host, None);
     }
     tokio::select! {
         _ = drawing.all() => {}

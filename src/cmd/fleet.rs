@@ -41,13 +41,15 @@ impl Drawing {
                 base,
                 hosts,
                 next: Instant::now(),
+                pending: false,
             },
         }
     }
 
-    /// Starts fetching and drawing a host whose recording succeeded.
-    pub fn start(&mut self, host: Host) {
-        self.tasks.spawn(self.drawer.clone().host(host));
+    /// Starts fetching and drawing a host whose recording succeeded;
+    /// `ssm_status` is what SSM said of it, if it has yet.
+    pub fn start(&mut self, host: Host, ssm_status: Option<String>) {
+        self.tasks.spawn(self.drawer.clone().host(host, ssm_status));
     }
 
     /// A host that ended without a recording.
@@ -80,6 +82,18 @@ impl Drawing {
     pub async fn all(&mut self) {
         while self.next().await.is_some() {}
     }
+
+    /// When report.html has hosts it does not show yet, the moment it may
+    /// be rewritten; `None` when it is up to date.
+    pub fn report_due(&self) -> Option<Instant> {
+        self.live.pending.then_some(self.live.next)
+    }
+
+    /// Rewrites report.html with the hosts done so far (a throttled write
+    /// that is due, or the last word of an interrupted run).
+    pub fn write_report(&mut self) {
+        self.live.refresh(&self.outcomes, true);
+    }
 }
 
 /// report.html while the run goes on: rewritten as hosts end, at most
@@ -89,14 +103,18 @@ struct LiveReport {
     base: RunReport,
     hosts: usize,
     next: Instant,
+    /// Hosts ended since the last write.
+    pending: bool,
 }
 
 impl LiveReport {
     fn refresh(&mut self, outcomes: &[HostOutcome], force: bool) {
         let now = Instant::now();
         if !force && now < self.next {
+            self.pending = true;
             return;
         }
+        self.pending = false;
         let mut report = self.base.clone();
         report.params.push(Param::new(
             "progress",

@@ -203,13 +203,23 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         return Err(Error::Interrupted);
     }
     // Every host has ended; those that succeeded may still be drawing.
-    tokio::select! {
+    let interrupted = tokio::select! {
         _ = async {
             while let Some(o) = drawing.next().await {
                 bars.drawn(&o.host, &fleet::summary(o));
             }
-        } => {}
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
+        } => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        // Nothing runs remotely any more: keep what is drawn.
+        bars.finish();
+        drawing.write_report();
+        progress.note(&format!(
+            "interrupted: {}/report.html has the hosts drawn so far",
+            out.display()
+        ));
+        return Err(Error::Interrupted);
     }
     bars.finish();
 
@@ -259,6 +269,7 @@ async fn follow(
     tokio::pin!(waiting);
     let mut waited = None;
     loop {
+        let report_due = drawing.report_due();
         tokio::select! {
             w = &mut waiting, if waited.is_none() => {
                 if matches!(w, Waited::Interrupted(_)) {
@@ -269,7 +280,9 @@ async fn follow(
             event = events.recv() => match event {
                 Some(Event::Changed(id, status)) => bars.update(&id, status),
                 Some(Event::Ended(state)) if state.status == InvocationStatus::Success => {
-                    drawing.start(state.host);
+                    // An uploaded host may not have ended in SSM yet.
+                    let said = (!state.uploaded).then(|| state.status.to_string());
+                    drawing.start(state.host, said);
                 }
                 Some(Event::Ended(state)) => drawing.failed(failed_outcome(*state)),
                 Some(Event::Retrying(why)) => bars.retrying(&why),
@@ -279,7 +292,17 @@ async fn follow(
             Some(o) = drawing.next(), if drawing.busy() => {
                 bars.drawn(&o.host, &fleet::summary(o));
             }
+            // Hosts that ended while report.html was last written.
+            _ = sleep_until_due(report_due), if report_due.is_some() => {
+                drawing.write_report();
+            }
         }
+    }
+}
+
+async fn sleep_until_due(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due.into()).await;
     }
 }
 
