@@ -11,19 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use predicates::prelude::*;
 
 use crate::iam::{Registered, SECRET, admin, calls_by, fresh_access_key, oncall_policy};
-use crate::support::{Emulator, endpoint, flamefire, repo, unique};
+use crate::support::{Emulator, ONLINE, endpoint, flamefire, unique};
 
-const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
 const OPTED_IN: (&str, &str) = ("flamefire", "enabled");
-const REPLAY: (&str, &str) = ("flamefire-test:behaviour", "replay");
 const UNDELIVERABLE: (&str, &str) = ("flamefire-test:behaviour", "undeliverable");
-
-fn capture() -> String {
-    repo()
-        .join("tests/data/captures/sick.perf.gz")
-        .display()
-        .to_string()
-}
 
 /// `flamefire ssm` on this emulator's bucket and document, signing with `key`.
 fn ssm_as(emu: &Emulator, key: &str, out: &Path) -> assert_cmd::Command {
@@ -68,15 +59,9 @@ fn host<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 fn hosts_chosen_by_tag_without_the_opt_in_tag_are_skipped_before_sending() {
     let emu = Emulator::new();
     let role = unique("api");
-    let capture = capture();
-    let common = [
-        ONLINE,
-        REPLAY,
-        ("flamefire-test:replay-capture", capture.as_str()),
-        ("Role", role.as_str()),
-    ];
-    let opted = emu.seed(1, &[&common[..], &[OPTED_IN]].concat());
-    let not_opted = emu.seed(1, &[&common[..], &[("flamefire", "disabled")]].concat());
+    let role_tag = ("Role", role.as_str());
+    let opted = emu.seed_replaying(1, &[role_tag, OPTED_IN]);
+    let not_opted = emu.seed_replaying(1, &[role_tag, ("flamefire", "disabled")]);
     let out = tempfile::tempdir().unwrap();
     let assert = emu
         .ssm()
@@ -119,21 +104,8 @@ fn hosts_chosen_by_tag_without_the_opt_in_tag_are_skipped_before_sending() {
 #[test]
 fn agents_too_old_for_env_var_parameters_are_skipped_before_sending() {
     let emu = Emulator::new();
-    let capture = capture();
-    let replay = [
-        ONLINE,
-        REPLAY,
-        ("flamefire-test:replay-capture", capture.as_str()),
-    ];
-    let good = emu.seed(1, &replay);
-    let old = emu.seed(
-        1,
-        &[
-            &replay[..],
-            &[("flamefire-test:agent-version", "3.3.2745.0")],
-        ]
-        .concat(),
-    );
+    let good = emu.seed_replaying(1, &[]);
+    let old = emu.seed_replaying(1, &[("flamefire-test:agent-version", "3.3.2745.0")]);
     let out = tempfile::tempdir().unwrap();
     emu.ssm()
         .args([&good[0], &old[0], "--duration", "1", "--out"])
@@ -153,17 +125,10 @@ fn tag_values_with_wildcard_characters_match_only_themselves() {
     let emu = Emulator::new();
     let base = unique("w");
     let literal = format!("{base}*?");
-    let capture = capture();
-    let replay = [
-        ONLINE,
-        OPTED_IN,
-        REPLAY,
-        ("flamefire-test:replay-capture", capture.as_str()),
-    ];
-    let exact = emu.seed(1, &[&replay[..], &[("Svc", literal.as_str())]].concat());
+    let exact = emu.seed_replaying(1, &[OPTED_IN, ("Svc", literal.as_str())]);
     // `*` and `?` unescaped would match this one too.
     let wider = format!("{base}-anything-x");
-    let other = emu.seed(1, &[&replay[..], &[("Svc", wider.as_str())]].concat());
+    let other = emu.seed_replaying(1, &[OPTED_IN, ("Svc", wider.as_str())]);
     let out = tempfile::tempdir().unwrap();
     emu.ssm()
         .args([
@@ -185,14 +150,8 @@ fn a_denied_instance_is_set_aside_and_the_rest_of_its_batch_is_sent() {
     let emu = Emulator::new();
     let key = fresh_access_key();
     let _policy = Registered::new(&key, &oncall_policy(&emu));
-    let capture = capture();
-    let replay = [
-        ONLINE,
-        REPLAY,
-        ("flamefire-test:replay-capture", capture.as_str()),
-    ];
-    let good = emu.seed(2, &[&replay[..], &[OPTED_IN]].concat());
-    let denied = emu.seed(1, &[&replay[..], &[("flamefire", "disabled")]].concat());
+    let good = emu.seed_replaying(2, &[OPTED_IN]);
+    let denied = emu.seed_replaying(1, &[("flamefire", "disabled")]);
     let out = tempfile::tempdir().unwrap();
     // Named ids are not filtered by tag: IAM refuses the batch for one of them.
     let assert = ssm_as(&emu, &key, out.path())
@@ -245,17 +204,7 @@ fn send_command_is_not_retried_after_an_error_ssm_may_have_acted_on() {
 fn a_throttled_send_command_is_retried() {
     let emu = Emulator::new();
     let key = fresh_access_key();
-    let capture = capture();
-    let id = emu
-        .seed(
-            1,
-            &[
-                ONLINE,
-                REPLAY,
-                ("flamefire-test:replay-capture", capture.as_str()),
-            ],
-        )
-        .remove(0);
+    let id = emu.seed_replaying(1, &[]).remove(0);
     fault(
         &key,
         "ssm:SendCommand",
@@ -373,17 +322,7 @@ fn a_bucket_in_another_region_gets_uploads_signed_for_that_region() {
         "{}",
         String::from_utf8_lossy(&created.stdout)
     );
-    let capture = capture();
-    let id = emu
-        .seed(
-            1,
-            &[
-                ONLINE,
-                REPLAY,
-                ("flamefire-test:replay-capture", capture.as_str()),
-            ],
-        )
-        .remove(0);
+    let id = emu.seed_replaying(1, &[]).remove(0);
     let out = tempfile::tempdir().unwrap();
     flamefire()
         .args(["ssm", &id, "--bucket", &bucket, "--document", &emu.document])

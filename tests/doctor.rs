@@ -36,6 +36,19 @@ fn create_drifted_document(name: &str) {
     );
 }
 
+/// `flamefire doctor` on this emulator's bucket and document.
+fn doctor(emu: &Emulator) -> assert_cmd::Command {
+    let mut cmd = flamefire();
+    cmd.args([
+        "doctor",
+        "--bucket",
+        &emu.bucket,
+        "--document",
+        &emu.document,
+    ]);
+    cmd
+}
+
 #[test]
 fn document_print_is_the_embedded_yaml_byte_for_byte() {
     let yaml = std::fs::read(repo().join("ssm-documents/flamefire-record.yaml")).unwrap();
@@ -55,15 +68,8 @@ fn doctor_passes_on_a_healthy_setup_and_deploy_adds_versions() {
         .success()
         .stderr(predicate::str::contains("already up to date"));
     let ids = emu.seed(1, &[ONLINE, ("Name", "healthy")]);
-    flamefire()
-        .args([
-            "doctor",
-            "--bucket",
-            &emu.bucket,
-            "--document",
-            &emu.document,
-            &ids[0],
-        ])
+    doctor(&emu)
+        .arg(&ids[0])
         .assert()
         .code(0)
         .stdout(predicate::str::contains("✔ credentials"))
@@ -233,16 +239,9 @@ fn doctor_passes_as_the_oncall_role() {
     let _policy = Registered::new(&key, &oncall_policy(&emu));
     let role = unique("api");
     emu.seed(1, &[ONLINE, ("flamefire", "enabled"), ("Role", &role)]);
-    flamefire()
+    doctor(&emu)
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .args([
-            "doctor",
-            "--bucket",
-            &emu.bucket,
-            "--document",
-            &emu.document,
-        ])
         .args(["--tag", &format!("Role={role}")])
         .assert()
         .code(0)
@@ -258,14 +257,7 @@ fn doctor_reports_hosts_without_the_opt_in_tag() {
     let opted = emu.seed(1, &[ONLINE, ("flamefire", "enabled"), ("Role", &role)]);
     // seed() tags hosts flamefire=enabled unless told otherwise.
     let not_opted = emu.seed(1, &[ONLINE, ("flamefire", "disabled"), ("Role", &role)]);
-    flamefire()
-        .args([
-            "doctor",
-            "--bucket",
-            &emu.bucket,
-            "--document",
-            &emu.document,
-        ])
+    doctor(&emu)
         .args(["--tag", &format!("Role={role}")])
         .assert()
         .code(2)
@@ -292,16 +284,9 @@ fn doctor_reports_a_prefix_it_cannot_write_with_the_next_step() {
         "Access Denied",
         1,
     );
-    flamefire()
+    doctor(&emu)
         .env("AWS_ACCESS_KEY_ID", &key)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .args([
-            "doctor",
-            "--bucket",
-            &emu.bucket,
-            "--document",
-            &emu.document,
-        ])
         .env("FLAMEFIRE_PREFIX", "not-mine/")
         .assert()
         .code(2)

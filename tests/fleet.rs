@@ -8,9 +8,7 @@ use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    Emulator, ONLINE, REPLAY, emulator_admin, emulator_http, replay_capture, require,
-};
+use crate::support::{Emulator, emulator_admin, emulator_http, require};
 
 /// Requests the emulator refused with a throttling error, by operation.
 fn throttled(key: &str) -> serde_json::Map<String, serde_json::Value> {
@@ -33,11 +31,7 @@ fn two_hundred_hosts_with_30_percent_of_requests_throttled_all_render() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = replay_capture();
-    let ids = emu.seed(
-        200,
-        &[ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)],
-    );
+    let ids = emu.seed_replaying(200, &[]);
     let limits =
         "ssm:*=30%,ec2:*=30%,sts:*=30%,s3:GetObject=30%,s3:ListObjectsV2=30%,s3:PutObject=30%";
     emulator_admin(
@@ -88,13 +82,8 @@ fn two_hundred_hosts_with_30_percent_of_requests_throttled_all_render() {
 fn the_first_flamegraph_is_drawn_while_the_last_host_still_records() {
     require("curl");
     let emu = Emulator::new();
-    let capture = replay_capture();
-    let replay = [ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)];
-    let fast = emu.seed(2, &replay);
-    let slow = emu.seed(
-        1,
-        &[replay.as_slice(), &[("flamefire-test:replay-delay", "25")]].concat(),
-    );
+    let fast = emu.seed_replaying(2, &[]);
+    let slow = emu.seed_replaying(1, &[("flamefire-test:replay-delay", "25")]);
     let out = tempfile::tempdir().unwrap();
     let mut child = emu
         .ssm_process()

@@ -20,17 +20,15 @@ use std::time::Duration;
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use predicates::prelude::*;
 
-use crate::support::{Emulator, emulator_admin, endpoint, flamefire, repo, require, unique};
+use crate::support::{Emulator, ONLINE, emulator_admin, endpoint, flamefire, require, unique};
 
 pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 /// The identity the emulator names in AccessDenied messages.
 const ROLE: &str = "flamefire-oncall";
-const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
 const OPTED_IN: (&str, &str) = ("flamefire", "enabled");
 /// Nothing runs on this machine: the stand-in uploads a stored capture.
-const REPLAY: (&str, &str) = ("flamefire-test:behaviour", "replay");
 /// Nothing is even delivered: for calls whose outcome is only "sent or not".
 const UNDELIVERABLE: (&str, &str) = ("flamefire-test:behaviour", "undeliverable");
 
@@ -155,11 +153,6 @@ fn ssm_as(
     cmd
 }
 
-fn replay_capture() -> String {
-    let capture = repo().join("tests/data/captures/sick.perf.gz");
-    capture.to_str().unwrap().to_string()
-}
-
 /// The real SDK signing with `key`, pointed at the emulator.
 async fn ssm_client(key: &str) -> aws_sdk_ssm::Client {
     let credentials =
@@ -205,16 +198,7 @@ fn the_oncall_role_profiles_an_opted_in_instance() {
     let emu = Emulator::new();
     let key = fresh_access_key();
     let _policy = Registered::new(&key, &oncall_policy(&emu));
-    let capture = replay_capture();
-    let id = &emu.seed(
-        1,
-        &[
-            ONLINE,
-            OPTED_IN,
-            REPLAY,
-            ("flamefire-test:replay-capture", &capture),
-        ],
-    )[0];
+    let id = &emu.seed_replaying(1, &[OPTED_IN])[0];
     let out = tempfile::tempdir().unwrap();
     ssm_as(&emu, &key, &emu.document, &out)
         .args([id.as_str(), "--duration", "1"])
@@ -231,16 +215,7 @@ fn the_oncall_role_may_not_profile_an_instance_without_the_opt_in_tag() {
     let emu = Emulator::new();
     let key = fresh_access_key();
     let policy = Registered::new(&key, &oncall_policy(&emu));
-    let capture = replay_capture();
-    let id = &emu.seed(
-        1,
-        &[
-            ONLINE,
-            ("flamefire", "disabled"),
-            REPLAY,
-            ("flamefire-test:replay-capture", &capture),
-        ],
-    )[0];
+    let id = &emu.seed_replaying(1, &[("flamefire", "disabled")])[0];
     let out = tempfile::tempdir().unwrap();
     ssm_as(&emu, &key, &emu.document, &out)
         .args([id.as_str(), "--duration", "1"])

@@ -12,8 +12,7 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use predicates::prelude::*;
 
 use crate::support::{
-    ACCOUNT, Emulator, NodeApp, ONLINE, REGION, REPLAY, Session, emulator_http, flamefire,
-    replay_capture, require,
+    ACCOUNT, Emulator, NodeApp, ONLINE, REGION, REPLAY, Session, emulator_http, flamefire, require,
 };
 
 const UNDELIVERABLE: (&str, &str) = ("flamefire-test:behaviour", "undeliverable");
@@ -238,18 +237,9 @@ fn session_credentials_that_expire_during_the_run_fail_the_upload() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = replay_capture();
+    // InProgress until StartAt + Duration, then upload: the real script's timing.
     let id = emu
-        .seed(
-            1,
-            &[
-                ONLINE,
-                REPLAY,
-                ("flamefire-test:replay-capture", &capture),
-                // InProgress until StartAt + Duration, then upload: the real script's timing.
-                ("flamefire-test:replay-timing", "real"),
-            ],
-        )
+        .seed_replaying(1, &[("flamefire-test:replay-timing", "real")])
         .remove(0);
     let watcher = {
         let (document, session, id) = (emu.document.clone(), session.clone(), id.clone());
@@ -358,11 +348,7 @@ fn a_throttled_run_renders_every_host_without_duplicate_commands() {
     require("curl");
     let emu = Emulator::new();
     let session = emu.oncall().clone();
-    let capture = replay_capture();
-    let ids = emu.seed(
-        3,
-        &[ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)],
-    );
+    let ids = emu.seed_replaying(3, &[]);
     // S3 allows thousands of uploads a second per prefix: throttle the
     // CLI's downloads, not the hosts' POSTs.
     let limits = "ssm:*=2/2,ec2:*=1/1,s3:GetObject=2/2";

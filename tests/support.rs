@@ -440,6 +440,14 @@ impl Emulator {
             .collect()
     }
 
+    /// Seeds `count` online instances that replay the stored capture
+    /// (`replay_capture()`) instead of running the script, plus `extra` tags.
+    pub fn seed_replaying(&self, count: usize, extra: &[(&str, &str)]) -> Vec<String> {
+        let capture = replay_capture();
+        let replay = [ONLINE, REPLAY, ("flamefire-test:replay-capture", &capture)];
+        self.seed(count, &[&replay[..], extra].concat())
+    }
+
     /// `flamefire ssm` against this bucket and document, as the on-call role.
     pub fn ssm(&self) -> assert_cmd::Command {
         assert_cmd::Command::from_std(self.ssm_process())
