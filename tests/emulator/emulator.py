@@ -2755,14 +2755,7 @@ def post_credential_of(body: bytes, headers) -> str:
 
 def post_key_of(body: bytes, headers) -> str:
     """The access key id in a POST form's x-amz-credential (for per-key stats)."""
-    try:
-        fields, _, _ = awsauth.parse_multipart(body, headers.get("Content-Type", ""))
-    except awsauth.AwsError:
-        return ""
-    for name, value in fields:
-        if name.lower() == "x-amz-credential":
-            return value.decode("utf-8", "replace").split("/")[0]
-    return ""
+    return post_credential_of(body, headers).split("/")[0]
 
 
 class FrontServer(ThreadingHTTPServer):
