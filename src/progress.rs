@@ -185,10 +185,11 @@ impl HostBars {
         }
     }
 
-    /// A host whose upload was downloaded and drawn (or failed to be).
-    pub fn drawn(&self, host: &str, summary: &str) {
+    /// A host whose upload was downloaded and drawn (`rendered`), or failed
+    /// to be; `summary` says which, in a few words.
+    pub fn drawn(&self, host: &str, rendered: bool, summary: &str) {
         let mut state = self.state.lock().expect("not poisoned");
-        if summary.starts_with("rendered") {
+        if rendered {
             state.rendered += 1;
         } else {
             state.failed += 1;
@@ -232,10 +233,6 @@ impl HostBars {
             "{} rendered, {} failed, {recording} still recording",
             state.rendered, state.failed
         ));
-    }
-
-    pub fn note(&self, line: &str) {
-        self.progress.note(line);
     }
 
     pub fn finish(&self) {

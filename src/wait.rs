@@ -246,6 +246,7 @@ impl Fleet {
         self.hosts.values().all(|s| s.status.is_terminal())
     }
 
+    #[cfg(test)]
     pub fn into_states(self) -> Vec<HostState> {
         self.hosts.into_values().collect()
     }

@@ -15,7 +15,7 @@ use crate::collapse::Folded;
 use crate::draw::{Drawer, Drawn, Kept, write_pprof};
 use crate::error::Result;
 use crate::html;
-use crate::progress::Progress;
+use crate::progress::{HostBars, Progress};
 use crate::report::{DiffOutcome, HostOutcome, Param, RunReport, Status};
 use crate::targets::{Host, InstanceId};
 
@@ -239,8 +239,13 @@ pub fn mark_roles(outcomes: &mut [HostOutcome], baseline: &HashSet<InstanceId>) 
     }
 }
 
+/// Tells the progress display how a host's drawing ended.
+pub fn show_drawn(bars: &HostBars, o: &HostOutcome) {
+    bars.drawn(&o.host, matches!(o.status, Status::Rendered), &summary(o));
+}
+
 /// A one-line result for the progress display.
-pub fn summary(o: &HostOutcome) -> String {
+fn summary(o: &HostOutcome) -> String {
     match (&o.status, o.samples) {
         (Status::Rendered, Some(n)) => format!("rendered, {n} samples"),
         (Status::Rendered, None) => "rendered".into(),

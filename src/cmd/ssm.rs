@@ -206,7 +206,7 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     let interrupted = tokio::select! {
         _ = async {
             while let Some(o) = drawing.next().await {
-                bars.drawn(&o.host, &fleet::summary(o));
+                fleet::show_drawn(&bars, o);
             }
         } => false,
         _ = tokio::signal::ctrl_c() => true,
@@ -290,7 +290,7 @@ async fn follow(
                 None => return waited.unwrap_or(Waited::Done),
             },
             Some(o) = drawing.next(), if drawing.busy() => {
-                bars.drawn(&o.host, &fleet::summary(o));
+                fleet::show_drawn(bars, o);
             }
             // Hosts that ended while report.html was last written.
             _ = sleep_until_due(report_due), if report_due.is_some() => {
