@@ -315,39 +315,35 @@ param_pattern() {
     RunId) REPLY='^[A-Za-z0-9][A-Za-z0-9-]{0,63}$' ;;
     UploadUrl) REPLY='^(|https://[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\.s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/|https://s3\.[a-z0-9-]{1,30}\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/|http://127\.0\.0\.1:[0-9]{2,5}/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/)$' ;;
     UploadKeyPrefix) REPLY='^(|([A-Za-z0-9_-][A-Za-z0-9_.-]{0,62}/){1,8})$' ;;
-    UploadPolicy) REPLY='^(|[A-Za-z0-9+/]{1,8192}={0,2})$' ;;
+    UploadPolicy) REPLY='^(|[A-Za-z0-9+/]+={0,2})$' ;;
     UploadCredential) REPLY='^(|[A-Z0-9]{16,128}/[0-9]{8}/[a-z0-9-]{1,30}/s3/aws4_request)$' ;;
     UploadDate) REPLY='^(|[0-9]{8}T[0-9]{6}Z)$' ;;
     UploadSignature) REPLY='^(|[0-9a-f]{64})$' ;;
-    UploadSecurityToken) REPLY='^(|[A-Za-z0-9+/=]{16,4096})$' ;;
+    UploadSecurityToken) REPLY='^(|[A-Za-z0-9+/=]{16,})$' ;;
     NoInstall) REPLY='^(true|false)$' ;;
     *) die 1 "internal: no pattern for parameter $1" ;;
   esac
 }
 
-# param_matches NAME VALUE: VALUE matches NAME's pattern. Two patterns are
-# checked in an equivalent form: glibc compiles {1,8192} into an automaton of
-# ~1.7 GB (10 s), so those use '+' and explicit length limits instead.
-param_matches() {
-  local name=$1 value=$2 body
-  case $name in
-    UploadPolicy)
-      [[ -z $value ]] && return 0
-      ((${#value} <= 8194)) || return 1
-      [[ $value =~ ^[A-Za-z0-9+/]+={0,2}$ ]] || return 1
-      body=${value%%=*}
-      ((${#body} <= 8192))
-      ;;
-    UploadSecurityToken)
-      [[ -z $value ]] && return 0
-      ((${#value} >= 16 && ${#value} <= 4096)) || return 1
-      [[ $value =~ ^[A-Za-z0-9+/=]+$ ]]
-      ;;
-    *)
-      param_pattern "$name"
-      [[ $value =~ $REPLY ]]
-      ;;
+# The allowedPatterns leave two lengths open, because the SSM agent compiles
+# every pattern with Go's regexp (RE2), which refuses a repeat count over 1000
+# (regexp/syntax, errInvalidRepeatSize): `{1,8192}` made every agent refuse
+# the whole document (issue 16). The script checks those lengths itself.
+param_max_len() {
+  case $1 in
+    UploadPolicy) REPLY=8194 ;;        # 8,192 base64 characters and up to two '='
+    UploadSecurityToken) REPLY=4096 ;; # STS session tokens are far shorter
+    *) REPLY=0 ;;
   esac
+}
+
+# param_matches NAME VALUE: VALUE matches NAME's pattern and length bound.
+param_matches() {
+  local name=$1 value=$2
+  param_max_len "$name"
+  if ((REPLY > 0 && ${#value} > REPLY)); then return 1; fi
+  param_pattern "$name"
+  [[ $value =~ $REPLY ]]
 }
 
 # param NAME: the value of SSM_<NAME> into REPLY. It must be set (no silent
@@ -359,6 +355,10 @@ param() {
   fi
   value=${!var}
   if ! param_matches "$name" "$value"; then
+    param_max_len "$name"
+    if ((REPLY > 0 && ${#value} > REPLY)); then
+      die 2 "invalid parameter $name: ${#value} characters, more than the $REPLY allowed"
+    fi
     param_pattern "$name"
     die 2 "invalid parameter $name: '$(printable "$value")' does not match $REPLY"
   fi
