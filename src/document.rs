@@ -34,6 +34,10 @@ pub struct Parameter {
     pub default: String,
     pub pattern: Regex,
     pub pattern_text: String,
+    /// `maxChars`: the bound of a pattern that RE2 cannot bound itself (it
+    /// refuses a repeat count over 1000). The SSM agent checks it in
+    /// `minmaxcharparamvalidator.go`, as it checks the pattern.
+    pub max_chars: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +54,8 @@ struct RawParameter {
     #[serde(default)]
     default: Option<String>,
     allowed_pattern: Option<String>,
+    #[serde(default)]
+    max_chars: Option<usize>,
     interpolation_type: Option<String>,
 }
 
@@ -102,6 +108,7 @@ pub fn parse(yaml: &str) -> std::result::Result<Document, String> {
                 default: p.default.unwrap_or_default(),
                 pattern,
                 pattern_text,
+                max_chars: p.max_chars,
             },
         );
     }
@@ -136,8 +143,17 @@ impl Document {
             .parameters
             .get(name)
             .ok_or_else(|| Error::Document(format!("no parameter {name}")))?;
-        if param.pattern.is_match(value) {
+        let too_long = param.max_chars.filter(|&max| value.chars().count() > max);
+        if too_long.is_none() && param.pattern.is_match(value) {
             return Ok(());
+        }
+        if let Some(max) = too_long {
+            return Err(Error::InvalidValue {
+                flag: flag.to_string(),
+                value: shorten(value),
+                why: format!("longer than the {max} characters the document allows (maxChars)"),
+                pattern: param.pattern_text.clone(),
+            });
         }
         Err(Error::InvalidValue {
             flag: flag.to_string(),

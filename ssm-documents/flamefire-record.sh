@@ -174,11 +174,12 @@ printable() {
 }
 
 # --- time -------------------------------------------------------------------
-# now_us: microseconds since the epoch into REPLY. EPOCHREALTIME needs bash 5;
-# older bash (Amazon Linux 2 has 4.2) forks date.
+# now_us: microseconds since the epoch into REPLY. Always from date: bash 4.2
+# (Amazon Linux 2) has no EPOCHREALTIME (bash-5.0 NEWS b), and there a value
+# inherited from the environment would be a stale constant. A few forks a run.
 now_us() {
   local t
-  if [[ -n ${EPOCHREALTIME:-} ]]; then t=$EPOCHREALTIME; else t=$(date +%s.%N); fi
+  t=$(date +%s.%N)
   local sec=${t%%.*} frac=${t#*.}000000
   REPLY=$((sec * 1000000 + 10#${frac:0:6}))
 }
@@ -325,10 +326,10 @@ param_pattern() {
   esac
 }
 
-# The allowedPatterns leave two lengths open, because the SSM agent compiles
-# every pattern with Go's regexp (RE2), which refuses a repeat count over 1000
-# (regexp/syntax, errInvalidRepeatSize): `{1,8192}` made every agent refuse
-# the whole document (issue 16). The script checks those lengths itself.
+# The document's maxChars, repeated here. Two allowedPatterns leave the length
+# open, because the SSM agent compiles every pattern with Go's regexp (RE2),
+# which refuses a repeat count over 1000: `{1,8192}` made every agent refuse
+# the whole document (issue 16).
 param_max_len() {
   case $1 in
     UploadPolicy) REPLY=8194 ;;        # 8,192 base64 characters and up to two '='

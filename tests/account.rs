@@ -360,32 +360,7 @@ fn a_bucket_in_another_region_gets_uploads_signed_for_that_region() {
 #[test]
 fn the_document_with_worst_case_parameters_fits_ssms_64_kb() {
     let doc = flamefire::document::embedded().unwrap();
-    let pids = vec!["1999999999"; 64].join(",");
-    let prefix = format!("{}/", "a".repeat(63)).repeat(8);
-    let bucket = format!("a{}a", "-".repeat(61));
-    let region = "a".repeat(30);
-    let worst = [
-        ("Duration", "300".to_string()),
-        ("Frequency", "999".to_string()),
-        ("Pids", pids),
-        ("ProcessName", "a".repeat(64)),
-        ("StartAt", "1999999999".to_string()),
-        ("RunId", "a".repeat(64)),
-        (
-            "UploadUrl",
-            format!("https://{bucket}.s3.{region}.amazonaws.com.cn/"),
-        ),
-        ("UploadKeyPrefix", prefix),
-        ("UploadPolicy", format!("{}==", "A".repeat(8192))),
-        (
-            "UploadCredential",
-            format!("{}/20261201/{region}/s3/aws4_request", "A".repeat(128)),
-        ),
-        ("UploadDate", "20261201T000000Z".to_string()),
-        ("UploadSignature", "a".repeat(64)),
-        ("UploadSecurityToken", "A".repeat(4096)),
-        ("NoInstall", "false".to_string()),
-    ];
+    let worst = crate::patterns::worst_case_parameters();
     for name in doc.parameters.keys() {
         assert!(
             worst.iter().any(|(n, _)| n == name),

@@ -17,6 +17,7 @@ mod hostile_files;
 mod iam;
 mod local;
 mod manuals;
+mod patterns;
 mod perf_discovery;
 mod pprof;
 mod presign;

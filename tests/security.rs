@@ -16,7 +16,7 @@ use flamefire::document;
 use crate::support::{flamefire, repo};
 
 /// The corpus, decoded (escapes and `@repeat` as its header describes).
-fn corpus() -> Vec<Vec<u8>> {
+pub fn corpus() -> Vec<Vec<u8>> {
     let text = std::fs::read_to_string(repo().join("tests/data/hostile-values.txt")).unwrap();
     let mut values = Vec::new();
     for line in text.lines() {
@@ -108,9 +108,11 @@ fn every_hostile_value_is_rejected_by_every_pattern() {
         let Ok(text) = String::from_utf8(value.clone()) else {
             continue; // not UTF-8: SSM's API refuses it before any pattern
         };
-        for (name, p) in &doc.parameters {
+        // The pattern, and maxChars where RE2's 1000 repeat limit leaves the
+        // pattern's length open (issue 16): what the service and the agent check.
+        for name in doc.parameters.keys() {
             assert!(
-                !p.pattern.is_match(&text),
+                doc.check(name, &text, name).is_err(),
                 "{name} accepts hostile {:?}",
                 &text.chars().take(80).collect::<String>()
             );
