@@ -3,8 +3,9 @@
 # and npm (for the demo and the tests), curl, and Python's venv (for the
 # emulator and the Terraform linters). With --for-tests (scripts/test.sh) also
 # the tools only the tests use: shellcheck (lints the document's script), Go
-# (its `go tool pprof` checks the pprof export) and protoc (checks the
-# generated pprof types). Idempotent: it installs only what is missing.
+# (its `go tool pprof` checks the pprof export, its regexp is the SSM agent's
+# pattern engine), protoc (checks the generated pprof types), and busybox and
+# mksh (host shells the script must run under). Idempotent: it installs only what is missing.
 set -euo pipefail
 for_tests=false
 [[ ${1:-} == --for-tests ]] && for_tests=true
@@ -26,6 +27,10 @@ if $for_tests; then
     command -v go >/dev/null || need+=(golang-go)
     command -v protoc >/dev/null || need+=(protobuf-compiler)
     command -v shellcheck >/dev/null || need+=(shellcheck)
+    # The host shells that may be /bin/sh besides dash and bash
+    # (tests/shells.rs runs the document's script under each).
+    [[ -x /bin/busybox ]] || need+=(busybox)
+    [[ -x /bin/mksh ]] || need+=(mksh)
 fi
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi

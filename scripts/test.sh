@@ -44,10 +44,6 @@ scripts/build-document.sh --check
 shellcheck ssm-documents/flamefire-record.sh
 tests/script/extract-script.sh >"${TMPDIR:-/tmp}/flamefire-record-deployed.sh"
 shellcheck "${TMPDIR:-/tmp}/flamefire-record-deployed.sh"
-[[ -x ../shared/hosts/bash-4.2 && -x ../shared/hosts/bash-4.4 ]] || {
-    echo "test.sh: ../shared/hosts/bash-4.2 and bash-4.4 are missing: the old host shells must sit beside the repository clone (see ../shared/hosts/README.md)" >&2
-    exit 2
-}
 echo "== cargo test (tests/pprof.rs reads the pprof export back with go tool pprof)" >&2
 cargo test --locked
 echo "== generated pprof types match proto/profile.proto" >&2

@@ -16,20 +16,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::support::repo;
-
-/// `../shared/hosts`: static bash 4.2 and 4.4 (Amazon Linux 2, RHEL 8).
-pub fn old_bash(version: &str) -> PathBuf {
-    let path = repo()
-        .join("../shared/hosts")
-        .join(format!("bash-{version}"));
-    assert!(
-        path.is_file(),
-        "{} is missing: the old host shells live in ../shared/hosts beside the repository clone (see its README.md); scripts/test.sh expects them there",
-        path.display()
-    );
-    path
-}
 
 /// Which shells stand in for the host's `/bin/sh` and `bash`.
 #[derive(Clone, Debug)]

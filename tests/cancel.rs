@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agent::{AgentRun, Shells, descendants, group_members, old_bash, owner};
+use crate::agent::{AgentRun, Shells, descendants, group_members, owner};
 use crate::support::{children, repo, require};
 
 /// The demo cluster run as `nobody`, so that its perf maps are not root's:
@@ -160,7 +160,7 @@ fn cancel_while_perf_records_leaves_nothing_running() {
     require("perf");
     let app = NobodyApp::start(2);
     let maps = owners(&app);
-    let run = AgentRun::local(Shells::same(old_bash("4.2")), &app.pids, 60);
+    let run = AgentRun::local(Shells::same(PathBuf::from("/bin/bash")), &app.pids, 60);
     let mut child = run.spawn();
     let perf = wait_for_perf(child.id(), "record", Duration::from_secs(60))
         .expect("perf record never started");

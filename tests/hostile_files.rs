@@ -2,10 +2,11 @@
 //! /dev/zero must not hang the script or fill the disk, and two runs on one
 //! host at once must not corrupt each other (issue 8 §6, §7).
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agent::{AgentRun, Shells, describe, old_bash};
+use crate::agent::{AgentRun, Shells, describe};
 use crate::support::{NodeApp, require};
 
 /// An idle Node process (no perf map of its own), killed on drop, with
@@ -92,7 +93,7 @@ fn a_symlink_to_dev_zero_as_perf_map_is_not_read() {
 fn a_second_concurrent_run_waits_and_both_deliver() {
     require("perf");
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
-    let first = AgentRun::local(Shells::same(old_bash("4.4")), &app.pids, 4);
+    let first = AgentRun::local(Shells::same(PathBuf::from("/bin/bash")), &app.pids, 4);
     let mut second = AgentRun::local(Shells::debian(), &app.pids, 1);
     // The same host: the same instance id.
     second.env.insert(
