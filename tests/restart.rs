@@ -130,6 +130,34 @@ fn is_perf_record(pid: u32) -> bool {
     perf && args.next() == Some(b"record".as_slice())
 }
 
+/// Whether `pid` is the script's StartAt wait: a `sleep N` whose parent is
+/// the script's shell (perf record's own `sleep` workload has perf as parent).
+fn is_start_at_sleep(pid: u32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|b| *b == 0);
+    let sleep = args.next().is_some_and(|a| a.ends_with(b"sleep"));
+    let whole_seconds = args.next().is_some_and(|a| !a.contains(&b'.'));
+    let parent = crate::support::parent_of(pid).unwrap_or(0);
+    let parent_comm = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    sleep && whole_seconds && parent_comm.trim() == "bash"
+}
+
+/// Waits until one of the run's processes is `what`: an event, not a
+/// time. The limit is only a safety net for a script that never gets there.
+fn wait_for_descendant(child: &mut Child, what: &str, is: fn(u32) -> bool) {
+    let started = Instant::now();
+    while !descendants(child.id()).into_iter().any(is) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the script ended ({status}) before {what}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{what} did not happen within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The pids and the ids of their live threads.
 fn threads_of(pids: &[u32]) -> Vec<u32> {
     pids.iter()
@@ -167,15 +195,8 @@ fn a_worker_that_restarts_mid_recording_is_in_the_profile() {
     // other tests' included, and the ones that start during the window.
     let mut run = AgentRun::local(Shells::debian(), &[], 8);
     run.env.insert("SSM_Pids".into(), "all".into());
-    let child = run.spawn();
-    let started = Instant::now();
-    while !descendants(child.id()).into_iter().any(is_perf_record) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "perf record did not start within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = run.spawn();
+    wait_for_descendant(&mut child, "perf record started", is_perf_record);
     std::thread::sleep(Duration::from_millis(1500));
     let _ = Command::new("kill")
         .args(["-KILL", &cluster.workers[0].to_string()])
@@ -215,39 +236,57 @@ fn a_worker_that_restarts_mid_recording_is_in_the_profile() {
     );
 }
 
-/// The demo cluster plus a node process that exits after `ms`, and all
-/// their pids.
-fn cluster_and_short_node(ms: u32) -> (NodeApp, std::process::Child, Vec<u32>) {
+/// The demo cluster plus a second node process that the test kills when
+/// it chooses (an event of the run, never a timer), and all their pids.
+fn cluster_and_short_node() -> (NodeApp, ChildGuard, Vec<u32>) {
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let short = Command::new("node")
-        .args(["-e", &format!("setTimeout(() => {{}}, {ms})")])
+        .args(["-e", "setTimeout(() => {}, 600000)"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .expect("node starts");
-    std::thread::sleep(Duration::from_millis(200));
     let mut pids = app.pids.clone();
     pids.push(short.id());
-    (app, short, pids)
+    (app, ChildGuard(short), pids)
+}
+
+/// Kills and reaps its process when dropped (a failed assertion included).
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 #[test]
 fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
     require("perf");
-    let (_app, mut short, pids) = cluster_and_short_node(2500);
+    let (_app, mut short, pids) = cluster_and_short_node();
     // perf script prints thread ids: note the threads now, while the short
     // process still runs, and again after the run.
     let mut tids = threads_of(&pids);
     let run = AgentRun::local(Shells::debian(), &pids, 5);
-    let started = Instant::now();
-    let out = run.run();
-    let _ = short.wait();
+    let mut child = run.spawn();
+    // Regression (issue 16 §4): the target used to exit on a 2.5-s timer and
+    // the test asserted a wall-clock limit, both of which failed on a loaded
+    // machine. It now exits once perf records, whenever that is.
+    wait_for_descendant(&mut child, "perf record started", is_perf_record);
+    short.kill();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        started.elapsed()
-    );
     let meta = run.meta();
     assert!(meta["samples"].as_u64().unwrap_or(0) > 0, "{meta}");
     let stacks = run.stacks();
@@ -268,7 +307,7 @@ fn a_target_that_exits_mid_recording_does_not_fail_the_host() {
 #[test]
 fn a_named_pid_gone_before_perf_starts_does_not_fail_the_host() {
     require("perf");
-    let (_app, mut short, pids) = cluster_and_short_node(1000);
+    let (_app, mut short, pids) = cluster_and_short_node();
     // StartAt holds the script between discovery and perf's start (as it
     // does across a fleet); the short process exits meanwhile.
     let mut run = AgentRun::local(Shells::debian(), &pids, 2);
@@ -276,10 +315,15 @@ fn a_named_pid_gone_before_perf_starts_does_not_fail_the_host() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 4;
+        + 30;
     run.env.insert("SSM_StartAt".into(), start_at.to_string());
-    let out = run.run();
-    let _ = short.wait();
+    let mut child = run.spawn();
+    // Regression (issue 16 §4): the pid used to exit on a 1-s timer, which on
+    // a loaded machine came before discovery (exit 3, "not running"). It now
+    // exits once the script waits for StartAt, after discovery.
+    wait_for_descendant(&mut child, "the StartAt wait began", is_start_at_sleep);
+    short.kill();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let meta = run.meta();
     assert!(
