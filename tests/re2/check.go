@@ -1,10 +1,11 @@
 // check.go: compiles patterns and matches values with Go's regexp, the
-// engine the SSM agent validates every allowedPattern with
-// (aws/amazon-ssm-agent, agent/framework/docparser/paramvalidator/
-// allowedregexparamvalidator/allowedregexparamvalidator.go: regexp.Compile
-// on the pattern, then MatchString on the value). Go's regexp follows RE2:
-// no repeat count over 1000, also through nesting (regexp/syntax,
-// ErrInvalidRepeatSize).
+// engine the SSM agent validates every allowedPattern with, the same two
+// calls (aws/amazon-ssm-agent at 1c217c89, agent/framework/docparser/
+// paramvalidator/allowedregexparamvalidator/allowedregexparamvalidator.go,
+// Validate: regexp.Compile(parameter.AllowedPattern) on line 44, a compile
+// error fails the command; MatchString(input) on line 52 for a String
+// value). Go's regexp follows RE2: no repeat count over 1000, also through
+// nesting (regexp/syntax, ErrInvalidRepeatSize).
 //
 // stdin: a JSON array of {"name", "pattern", "values"}; stdout: a JSON array
 // of {"name", "compile_error", "unmatched"}, one per input, in order.
