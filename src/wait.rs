@@ -265,8 +265,12 @@ pub enum Event {
 
 /// How the wait ended.
 pub enum Waited {
-    /// Every host ended (or the deadline passed: those are `GaveUp`).
+    /// Every host ended.
     Done,
+    /// The deadline passed: the hosts still open are `GaveUp`, and the
+    /// caller cancels them, or they would record and upload after flamefire
+    /// has exited (SSM's delivery timeout is 600 s).
+    GaveUp(BTreeMap<String, Vec<InstanceId>>),
     /// Ctrl-C: the caller cancels what is still in flight.
     Interrupted(BTreeMap<String, Vec<InstanceId>>),
 }
@@ -478,13 +482,14 @@ pub async fn until_done(
         }
         let now = Instant::now();
         if last {
+            let open = fleet.in_flight();
             let ended = fleet.end_unfinished(InvocationStatus::GaveUp);
             let changed = ended
                 .into_iter()
                 .map(|id| (id, InvocationStatus::GaveUp))
                 .collect();
             emit(&fleet, changed);
-            return Waited::Done;
+            return Waited::GaveUp(open);
         }
         let until_end = recording_ends.saturating_duration_since(now);
         if ssm_due {

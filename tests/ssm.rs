@@ -401,3 +401,45 @@ fn ctrl_c_cancels_the_remote_commands_and_exits_130() {
     }
     assert!(!Path::new("/tmp/PWNED").exists());
 }
+
+/// Regression (issue 17 §5): at `--timeout`, hosts still open were
+/// reported `GaveUp` but not cancelled; with SSM's 600-s delivery timeout a
+/// late host then recorded and uploaded after flamefire had exited. The
+/// slow host here replays only after 600 s, so only a cancel ends it.
+#[test]
+fn timeout_cancels_the_hosts_still_open_and_renders_the_others() {
+    let emu = Emulator::new();
+    let fast = emu.seed_replaying(1, &[]);
+    let slow = emu.seed_replaying(1, &[("flamefire-test:replay-delay", "600")]);
+    let out = tempfile::tempdir().unwrap();
+    let assert = emu
+        .ssm()
+        .args([&fast[0], &slow[0]])
+        .args(["--duration", "1", "--timeout", "5", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("--timeout passed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cancelled {}", slow[0])),
+        "{stderr}"
+    );
+    assert!(
+        out.path().join(format!("{}.svg", fast[0])).is_file(),
+        "{stderr}"
+    );
+    // CancelCommand is asynchronous in SSM: wait for the invocation to end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _) = emu.invocations_of(&slow[0])[0].clone();
+        if status == "Cancelled" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow host is {status}, not Cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -10,7 +10,7 @@
 //! as it is known); the fleet-wide outputs come once every host has ended,
 //! from the stacks already in memory.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -157,9 +157,14 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     );
     let mut drawing = Drawing::new(drawer, base.clone(), hosts.len());
     for batch in &not_sent {
-        let cause = batch.error.to_string();
+        let (status, cause) = if batch.not_valid {
+            let why = "SSM refused it when the command was sent: shutting down, terminated, stopped, or its agent not running (an autoscaling group scaling in?)";
+            (Status::Skipped, why.to_string())
+        } else {
+            (Status::Failed, batch.error.to_string())
+        };
         for h in &batch.hosts {
-            let mut o = HostOutcome::new(h.id.to_string(), h.name.clone(), Status::Failed);
+            let mut o = HostOutcome::new(h.id.to_string(), h.name.clone(), status.clone());
             o.cause = Some(cause.clone());
             drawing.failed(o);
         }
@@ -187,20 +192,20 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         &mut drawing,
     )
     .await;
-    if let Waited::Interrupted(in_flight) = waited {
-        bars.finish();
-        progress.note("interrupted: cancelling the remote commands…");
-        for (command_id, ids) in in_flight {
-            let names: Vec<_> = ids.iter().map(|i| i.to_string()).collect();
-            match aws.cancel_command(&command_id, &ids).await {
-                Ok(()) => progress.note(&format!("cancelled {}", names.join(", "))),
-                Err(e) => progress.note(&format!(
-                    "could not cancel {} ({command_id}): {e}",
-                    names.join(", ")
-                )),
-            }
+    match waited {
+        Waited::Interrupted(in_flight) => {
+            bars.finish();
+            progress.note("interrupted: cancelling the remote commands…");
+            cancel(&aws, in_flight, progress).await;
+            return Err(Error::Interrupted);
         }
-        return Err(Error::Interrupted);
+        Waited::GaveUp(in_flight) if !in_flight.is_empty() => {
+            progress.note(
+                "--timeout passed: cancelling the hosts still open, so that none records after this run (raise --timeout to wait longer)",
+            );
+            cancel(&aws, in_flight, progress).await;
+        }
+        Waited::GaveUp(_) | Waited::Done => {}
     }
     // Every host has ended; those that succeeded may still be drawing.
     let interrupted = tokio::select! {
@@ -249,6 +254,20 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         ..base
     };
     finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// CancelCommand for each command's open hosts, saying what happened to each.
+async fn cancel(aws: &Aws, in_flight: BTreeMap<String, Vec<InstanceId>>, progress: &Progress) {
+    for (command_id, ids) in in_flight {
+        let names: Vec<_> = ids.iter().map(|i| i.to_string()).collect();
+        match aws.cancel_command(&command_id, &ids).await {
+            Ok(()) => progress.note(&format!("cancelled {}", names.join(", "))),
+            Err(e) => progress.note(&format!(
+                "could not cancel {} ({command_id}): {e}",
+                names.join(", ")
+            )),
+        }
+    }
 }
 
 /// The wait stage and the drawing of each host that ends, together: a
