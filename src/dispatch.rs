@@ -36,6 +36,10 @@ pub struct Sent {
 pub struct NotSent {
     pub hosts: Vec<Host>,
     pub error: crate::error::Error,
+    /// SSM refused these hosts themselves (`InvalidInstanceId`): they were
+    /// terminating, stopped, or their agent had stopped since the survey.
+    /// Skipped, not failed: an ASG scaling in is not a fault of the run.
+    pub not_valid: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +89,17 @@ pub async fn send(aws: &Aws, plan: &DispatchPlan, hosts: &[Host]) -> (Vec<Sent>,
         for (hosts, result) in results {
             match result {
                 Ok(command_id) => sent.push((index, Sent { command_id, hosts })),
-                Err(error) => not_sent.push((index, NotSent { hosts, error })),
+                Err(error) => {
+                    let not_valid = is_not_valid(&error);
+                    not_sent.push((
+                        index,
+                        NotSent {
+                            hosts,
+                            error,
+                            not_valid,
+                        },
+                    ))
+                }
             }
         }
     }
@@ -100,12 +114,16 @@ pub async fn send(aws: &Aws, plan: &DispatchPlan, hosts: &[Host]) -> (Vec<Sent>,
 /// The SendCommand outcome for each part of one batch.
 type Parts = Vec<(Vec<Host>, crate::error::Result<String>)>;
 
-/// Sends one batch; when IAM denies it for some of its instances, sends
-/// the others. AWS's AccessDenied message names the first resource it
-/// refused ("… on resource: arn:aws:ec2:…:instance/i-…"): that instance is
-/// set aside and the rest resent. A denial that names the document concerns
-/// every instance, so the batch fails whole. A denial naming nothing known
-/// is bisected, so that one bad instance costs about 2·log2(50) calls.
+/// Sends one batch; when SSM refuses it because of some of its instances,
+/// sends the others. IAM's AccessDenied names the first resource it
+/// refused ("… on resource: arn:aws:ec2:…:instance/i-…"); SendCommand's
+/// InvalidInstanceId, for an instance that is shutting down, terminated,
+/// not registered or whose agent is not running (botocore's SSM model),
+/// names them ("Instances [[i-…, i-…]] not in a valid state…"). Those
+/// instances are set aside and the rest resent. A denial that names the
+/// document concerns every instance, so the batch fails whole. A refusal
+/// naming nothing known is bisected, so that one bad instance costs about
+/// 2·log2(50) calls.
 async fn send_isolating(aws: &Aws, request: SendRequest, batch: Vec<Host>) -> Parts {
     let mut out = Vec::new();
     let mut queue = vec![batch];
@@ -116,13 +134,15 @@ async fn send_isolating(aws: &Aws, request: SendRequest, batch: Vec<Host>) -> Pa
         };
         let result = aws.send_command(&req).await;
         match &result {
-            Err(e) if hosts.len() > 1 => match split_denied(e, &hosts) {
+            Err(e) if hosts.len() > 1 => match split_refused(e, &hosts) {
                 Split::Whole => out.push((hosts, result)),
-                Split::Named(i) => {
-                    let mut rest = hosts;
-                    let denied = rest.remove(i);
-                    out.push((vec![denied], result));
-                    queue.push(rest);
+                Split::Named(named) => {
+                    let (refused, rest): (Vec<_>, Vec<_>) = hosts
+                        .into_iter()
+                        .enumerate()
+                        .partition(|(i, _)| named.contains(i));
+                    out.push((refused.into_iter().map(|(_, h)| h).collect(), result));
+                    queue.push(rest.into_iter().map(|(_, h)| h).collect());
                 }
                 Split::Bisect => {
                     let mut first = hosts;
@@ -141,17 +161,45 @@ async fn send_isolating(aws: &Aws, request: SendRequest, batch: Vec<Host>) -> Pa
 enum Split {
     /// Not a per-instance denial: the error concerns the whole batch.
     Whole,
-    /// The denial names this host of the batch.
-    Named(usize),
-    /// A denial that names no host or document of the call.
+    /// The refusal names these hosts of the batch (some, not all).
+    Named(Vec<usize>),
+    /// A refusal that names no host or document of the call.
     Bisect,
 }
 
+/// SendCommand's refusal of the instances themselves.
+const NOT_VALID: &str = "InvalidInstanceId";
+
+fn is_not_valid(error: &crate::error::Error) -> bool {
+    matches!(error, crate::error::Error::Aws { message, .. } if message.starts_with(NOT_VALID))
+}
+
+/// Whether `message` names `id` as a whole word (`i-12345678` is a prefix
+/// of the longer ids).
+fn names(message: &str, id: &str) -> bool {
+    message.match_indices(id).any(|(at, _)| {
+        !message[at + id.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
 /// Pure: how to split a batch after `error`.
-fn split_denied(error: &crate::error::Error, hosts: &[Host]) -> Split {
+fn split_refused(error: &crate::error::Error, hosts: &[Host]) -> Split {
     let crate::error::Error::Aws { message, .. } = error else {
         return Split::Whole;
     };
+    if message.starts_with(NOT_VALID) {
+        let named: Vec<usize> = (0..hosts.len())
+            .filter(|&i| names(message, hosts[i].id.as_str()))
+            .collect();
+        return match named.len() {
+            0 => Split::Bisect,
+            n if n == hosts.len() => Split::Whole,
+            _ => Split::Named(named),
+        };
+    }
     let denied = ["AccessDeniedException", "AccessDenied"]
         .iter()
         .any(|c| message.starts_with(c));
@@ -167,7 +215,7 @@ fn split_denied(error: &crate::error::Error, hosts: &[Host]) -> Split {
             .iter()
             .position(|h| arn.ends_with(&format!("/{}", h.id)))
         {
-            Some(i) => Split::Named(i),
+            Some(i) => Split::Named(vec![i]),
             None => Split::Bisect,
         },
         None => Split::Bisect,
@@ -212,21 +260,57 @@ mod tests {
             ))
         };
         let arn = format!("arn:aws:ec2:us-east-1:1:instance/{}", hosts[2].id);
-        assert_eq!(split_denied(&denied(&arn), &hosts), Split::Named(2));
+        assert_eq!(split_refused(&denied(&arn), &hosts), Split::Named(vec![2]));
         assert_eq!(
-            split_denied(
+            split_refused(
                 &denied("arn:aws:ssm:us-east-1::document/AWS-RunShellScript"),
                 &hosts
             ),
             Split::Whole
         );
         assert_eq!(
-            split_denied(&aws_error("AccessDeniedException: no message"), &hosts),
+            split_refused(&aws_error("AccessDeniedException: no message"), &hosts),
             Split::Bisect
         );
         assert_eq!(
-            split_denied(&aws_error("InvalidDocument: no such document"), &hosts),
+            split_refused(&aws_error("InvalidDocument: no such document"), &hosts),
             Split::Whole
         );
+    }
+
+    #[test]
+    fn invalid_instances_are_set_aside_by_name() {
+        let hosts: Vec<Host> = ["i-12345678", "i-12345678abcdef012", "i-0000000000000000a"]
+            .iter()
+            .map(|id| Host {
+                id: InstanceId::parse(id).unwrap(),
+                name: None,
+            })
+            .collect();
+        let not_valid = |ids: &str| crate::error::Error::Aws {
+            call: "ssm:SendCommand",
+            message: format!(
+                "InvalidInstanceId: Instances [[{ids}]] not in a valid state for account 123456789012"
+            ),
+            next: String::new(),
+        };
+        // The short id is a prefix of the second: only the named one goes.
+        assert_eq!(
+            split_refused(&not_valid("i-12345678abcdef012"), &hosts),
+            Split::Named(vec![1])
+        );
+        assert_eq!(
+            split_refused(&not_valid("i-12345678, i-0000000000000000a"), &hosts),
+            Split::Named(vec![0, 2])
+        );
+        assert_eq!(
+            split_refused(
+                &not_valid("i-12345678, i-12345678abcdef012, i-0000000000000000a"),
+                &hosts
+            ),
+            Split::Whole
+        );
+        assert_eq!(split_refused(&not_valid(""), &hosts), Split::Bisect);
+        assert!(is_not_valid(&not_valid("i-12345678")));
     }
 }
