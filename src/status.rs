@@ -100,6 +100,49 @@ impl InvocationStatus {
     }
 }
 
+/// The SSM agent's refusal of a document before it ran any step: its
+/// parameter check failed (amazon-ssm-agent
+/// `agent/framework/docparser/parameterstore/parameterstore.go`
+/// `ValidateSSMParameters`: "all errors during param validation errors: …",
+/// sent as the document's trace output with status `Failed`). Nothing ran on
+/// the host, so there is no exit code and no recorder output to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRefusal {
+    /// The agent's message, its lines joined with "; ".
+    pub message: String,
+}
+
+impl AgentRefusal {
+    /// The agent's prefix of a parameter-check failure.
+    const PREFIX: &'static str = "all errors during param validation errors:";
+
+    /// The refusal in the invocation's trace output or plugin output, if
+    /// either holds one (the agent sends it as its document-level reply).
+    pub fn find(trace_output: &str, output: &str) -> Option<Self> {
+        [trace_output, output].into_iter().find_map(|text| {
+            let at = text.find(Self::PREFIX)?;
+            let lines: Vec<&str> = text[at..]
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("----------ERROR"))
+                .collect();
+            Some(AgentRefusal {
+                message: lines.join("; "),
+            })
+        })
+    }
+
+    /// The host's cause, in one line.
+    pub fn cause(&self) -> String {
+        format!(
+            "the host's SSM agent refused the document before running it: {}",
+            self.message
+        )
+    }
+
+    pub const NEXT_STEP: &'static str = "the agent checks every parameter against its allowedPattern with Go's regexp (RE2: no repeat count over 1000) before running anything: deploy flamefire's own document with `flamefire document deploy`, then rerun";
+}
+
 impl fmt::Display for InvocationStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
@@ -116,6 +159,19 @@ impl fmt::Display for InvocationStatus {
 mod tests {
     use super::*;
     use InvocationStatus::*;
+
+    #[test]
+    fn finds_the_agents_refusal_in_trace_or_output() {
+        let msg = "all errors during param validation errors: error thrown in 'AllowedRegexParamValidator' while validating parameter /A/: x\nerror thrown in 'AllowedRegexParamValidator' while validating parameter /B/: y";
+        let r = AgentRefusal::find(msg, "").unwrap();
+        assert!(r.message.ends_with("parameter /A/: x; error thrown in 'AllowedRegexParamValidator' while validating parameter /B/: y"));
+        let in_output = format!("\n----------ERROR-------\n{msg}");
+        assert_eq!(AgentRefusal::find("", &in_output), Some(r));
+        assert_eq!(
+            AgentRefusal::find("", "flamefire: error: perf failed"),
+            None
+        );
+    }
 
     #[test]
     fn maps_every_status() {

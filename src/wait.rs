@@ -39,6 +39,8 @@ pub struct HostState {
     pub status: InvocationStatus,
     pub response_code: Option<i32>,
     pub output: String,
+    /// The agent's document-level message (`TraceOutput`), if any.
+    pub trace_output: String,
     /// SSM's command-level status, when that is what ended this host.
     pub command_reason: Option<String>,
     /// Its `meta.json` is in the bucket: the upload is complete.
@@ -68,6 +70,7 @@ impl Fleet {
                         status: InvocationStatus::NotVisible,
                         response_code: None,
                         output: String::new(),
+                        trace_output: String::new(),
                         command_reason: None,
                         uploaded: false,
                     },
@@ -192,6 +195,7 @@ impl Fleet {
             }
             let next = InvocationStatus::from_ssm(&r.status, &r.status_details);
             state.output.clone_from(&r.output);
+            state.trace_output.clone_from(&r.trace_output);
             state.response_code = r.response_code;
             if next != state.status {
                 state.status = next;
@@ -574,6 +578,7 @@ mod tests {
             status_details: details.into(),
             response_code: Some(0),
             output: format!("out {n}"),
+            trace_output: String::new(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod account;
 mod agent;
+mod agent_contract;
 mod cancel;
 mod cli;
 mod config;

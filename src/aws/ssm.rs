@@ -43,6 +43,9 @@ pub struct InvocationReport {
     pub response_code: Option<i32>,
     /// The plugin's output: stdout then stderr, truncated by SSM to ~2,500 chars.
     pub output: String,
+    /// The agent's document-level message (`TraceOutput`), set when it
+    /// refused the document before running a step.
+    pub trace_output: String,
 }
 
 /// A command as a whole, from ListCommands: its status and its counts of
@@ -209,6 +212,7 @@ impl Aws {
                         .and_then(|p| p.output())
                         .unwrap_or_default()
                         .to_string(),
+                    trace_output: inv.trace_output().unwrap_or_default().to_string(),
                 });
             }
         }

@@ -30,6 +30,7 @@ use crate::presign::{self, PostRequest};
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
+use crate::status::AgentRefusal;
 use crate::targets::{self, InstanceId, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
@@ -333,11 +334,16 @@ fn failed_outcome(state: HostState) -> HostOutcome {
         Status::Failed,
     );
     o.ssm_status = Some(state.status.to_string());
-    o.cause = Some(match &state.command_reason {
-        Some(reason) => reason.clone(),
-        None => failure_cause(state.status, state.response_code, &state.output),
+    let refused = AgentRefusal::find(&state.trace_output, &state.output);
+    o.cause = Some(match (&state.command_reason, &refused) {
+        (Some(reason), _) => reason.clone(),
+        (None, Some(refusal)) => refusal.cause(),
+        (None, None) => failure_cause(state.status, state.response_code, &state.output),
     });
-    o.next_step = Some(state.status.next_step().to_string());
+    o.next_step = Some(match refused {
+        Some(_) if state.command_reason.is_none() => AgentRefusal::NEXT_STEP.to_string(),
+        _ => state.status.next_step().to_string(),
+    });
     o.output_tail = Some(report::tail(&state.output, 6));
     o
 }

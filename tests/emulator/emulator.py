@@ -45,6 +45,8 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+import re2
+
 import awsauth
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -68,16 +70,33 @@ BEHAVIOURS = ("record", "no-node", "undeliverable", "corrupt-upload", "replay")
 REPLAY_TIMINGS = ("instant", "real")
 SSM_MODES = ("online", "offline", "unmanaged")
 
-# What the SSM agent keeps of a plugin's output (GetCommandInvocation docs:
-# "The first 24,000 characters written by the plugin to stdout", first 8,000 of
-# stderr; CommandPlugin.Output is at most 2,500).
+# What the SSM agent keeps of a plugin's output. Line numbers here and below
+# are amazon-ssm-agent at tag 3.3.484.0 (the files are unchanged up to 3.3.987.0).
+# agent/framework/runpluginutil/runpluginutil.go RunPlugins:267-268 cuts BOTH
+# StandardOutput and StandardError with pluginConfig.MaxStdoutLength (24000,
+# iohandler.go DefaultOutputConfig:60); MaxStderrLength (8000) only applies to
+# associations and file readers, not to Run Command's reply.
 MAX_STDOUT = 24000
-MAX_STDERR = 8000
+MAX_STDERR = MAX_STDOUT
+# agent/framework/processor/executer/iohandler/iohandler.go:33 MaximumPluginOutputSize.
 MAX_PLUGIN_OUTPUT = 2500
-# amazon-ssm-agent: exit code of a command killed on timeout (128 + SIGKILL).
+# agent/appconfig/constants_unix.go:97 CommandStoppedPreemptivelyExitCode
+# (128 + SIGKILL), the code of a cancelled or timed-out command.
 STOPPED_PREEMPTIVELY_EXIT_CODE = 137
+# agent/appconfig/constants_unix.go:85 RebootExitCode; agent/contracts/model.go:50-51
+# ExitWithSuccess / ExitWithFailure.
+REBOOT_EXIT_CODE = 194
+EXIT_WITH_SUCCESS = 168
+EXIT_WITH_FAILURE = 169
 DEFAULT_DELIVERY_TIMEOUT = 3600  # SendCommand TimeoutSeconds default
-DEFAULT_EXECUTION_TIMEOUT = 3600  # aws:runShellScript inputs.timeoutSeconds default
+# agent/plugins/pluginutil/pluginutil.go:36-40: timeoutSeconds default and bounds.
+DEFAULT_EXECUTION_TIMEOUT = 3600
+MIN_EXECUTION_TIMEOUT = 5
+MAX_EXECUTION_TIMEOUT = 172800
+# What the emulated agent reports as the host's platform: the same in
+# DescribeInstanceInformation and in AWS_SSM_PLATFORM_NAME/VERSION, as the real
+# agent reads both from one place (agent/platform).
+PLATFORM_NAME_LINUX, PLATFORM_VERSION_LINUX = "Amazon Linux", "2023"
 DELIVERY_LATENCY_S = 0.1  # Pending -> InProgress for an online instance
 OFFLINE_POLL_S = 1.0  # how often a Pending invocation re-reads its instance
 
@@ -95,7 +114,14 @@ HOP_BY_HOP = {
     "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
     "proxy-connection",
 }
+# systemd's default PATH for services (systemd.exec(5), "Environment variables
+# in spawned processes"): what the agent, started by
+# packaging/linux/amazon-ssm-agent.service, passes on to every script.
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# packaging/linux/amazon-ssm-agent.service:7 WorkingDirectory=/usr/bin/: the
+# agent's own working directory, which runscript.go runCommands:156-164 gives
+# every script that names no absolute workingDirectory.
+DEFAULT_AGENT_CWD = "/usr/bin"
 
 log = logging.getLogger("flamefire-emulator")
 
@@ -302,8 +328,9 @@ class Instance:
             "AgentVersion": self.agent_version,
             "IsLatestVersion": False,
             "PlatformType": self.platform,
-            "PlatformName": "Microsoft Windows Server 2022 Datacenter" if windows else "Amazon Linux",
-            "PlatformVersion": "10.0.20348" if windows else "2023",
+            "PlatformName": "Microsoft Windows Server 2022 Datacenter" if windows
+            else PLATFORM_NAME_LINUX,
+            "PlatformVersion": "10.0.20348" if windows else PLATFORM_VERSION_LINUX,
             "ResourceType": "EC2Instance",
             "IPAddress": ip,
             "ComputerName": (dns.split(".")[0].upper()[:15] if windows else dns),
@@ -427,13 +454,42 @@ class Document:
                       lambda m: params.get(m.group(1), m.group(0)), text)
 
     def execution_timeout(self, params: dict[str, str]) -> int:
-        raw = self.inputs.get("timeoutSeconds", DEFAULT_EXECUTION_TIMEOUT)
-        raw = re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}",
-                     lambda m: params.get(m.group(1), ""), str(raw))
-        try:
-            return max(1, int(float(raw)))
-        except ValueError:
-            return DEFAULT_EXECUTION_TIMEOUT
+        """agent/plugins/pluginutil/pluginutil.go ValidateExecutionTimeout:138-159
+        (and extractIntFromString:175-194): a number or a numeric string (a
+        float is truncated), anything else the default; a value outside
+        5..172800 also becomes the default, 3600."""
+        raw = self.inputs.get("timeoutSeconds")
+        if isinstance(raw, str):
+            raw = re.sub(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}",
+                         lambda m: params.get(m.group(1), ""), raw)
+            try:
+                num = int(raw, 10)  # strconv.Atoi: optional sign, decimal digits
+            except ValueError:
+                try:
+                    num = int(float(raw))
+                except (ValueError, OverflowError):
+                    num = DEFAULT_EXECUTION_TIMEOUT
+        elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            num = int(raw)
+        else:  # missing, or a JSON type the agent does not take
+            num = DEFAULT_EXECUTION_TIMEOUT
+        if num < MIN_EXECUTION_TIMEOUT or num > MAX_EXECUTION_TIMEOUT:
+            num = DEFAULT_EXECUTION_TIMEOUT
+        return num
+
+    def agent_values(self, given: dict) -> dict[str, object]:
+        """The parameter values the agent validates: what SendCommand sent,
+        and each missing one's default (docparser.go getValidatedParameters:
+        460-467). A StringList stays a list, a String is its one string."""
+        out: dict[str, object] = {}
+        for name, spec in self.parameters.items():
+            spec = spec or {}
+            if name in given:
+                values = given[name]
+                out[name] = values if spec.get("type") == "StringList" else values[0]
+            else:
+                out[name] = spec.get("default")
+        return out
 
     def env_var_params(self) -> list[str]:
         return [n for n, s in self.parameters.items()
@@ -455,6 +511,12 @@ class Invocation:
         self.finished: float | None = None
         self.stdout = ""
         self.stderr = ""
+        # The agent's document-level reply (SendReplyPayload.DocumentTraceOutput),
+        # for a document it refused before running any step.
+        self.trace_output = ""
+        # CommandPlugin.Output when the agent built it (run_script); else it is
+        # built from stdout/stderr (replay, emulator errors).
+        self.output: str | None = None
         self.dir: str | None = None
         self.pid: int | None = None
         self.force_undeliverable = undeliverable
@@ -479,7 +541,8 @@ class Invocation:
         cmd = self.command
         output = ""
         if self.terminal:
-            output = plugin_output(self.stdout, self.stderr)
+            output = self.output if self.output is not None \
+                else plugin_output(self.stdout, self.stderr)
         return prune({
             "Name": cmd.document.step_name,
             "Status": self.status,
@@ -507,7 +570,7 @@ class Invocation:
             "RequestedDateTime": ts(cmd.requested),
             "Status": self.status,
             "StatusDetails": self.details,
-            "TraceOutput": "",
+            "TraceOutput": self.trace_output,
             "StandardOutputUrl": "",
             "StandardErrorUrl": "",
             "CommandPlugins": [self.plugin()] if details else [],
@@ -554,7 +617,7 @@ class Invocation:
 
 # --- the agent's output handling (see README "The real agent's contract") ---
 
-# amazon-ssm-agent agent/framework/processor/executer/iohandler/iohandler.go:
+# amazon-ssm-agent agent/framework/processor/executer/iohandler/iohandler.go:31-40
 # errTitle, truncateOut, truncateError.
 ERR_TITLE = b"\n----------ERROR-------\n"
 TRUNCATE_OUT = b"\n---Output truncated---"
@@ -566,7 +629,7 @@ OUTPUT_TRUNCATED_SUFFIX = b"--output truncated--"
 
 
 def string_prefix(data: bytes, limit: int, suffix: bytes) -> bytes:
-    """agent/plugins/pluginutil/pluginutil.go StringPrefix: the first `limit`
+    """agent/plugins/pluginutil/pluginutil.go StringPrefix:43-57: the first `limit`
     bytes, the last len(suffix) of them replaced by the suffix."""
     if len(data) < limit:
         return data
@@ -576,7 +639,7 @@ def string_prefix(data: bytes, limit: int, suffix: bytes) -> bytes:
 
 
 def truncate_output(stdout: bytes, stderr: bytes, capacity: int) -> bytes:
-    """iohandler.go TruncateOutput, line for line: CommandPlugin.Output
+    """iohandler.go TruncateOutput:437-472, line for line: CommandPlugin.Output
     (ListCommandInvocations with Details) keeps the START of each stream,
     stdout first, within `capacity` (MaximumPluginOutputSize = 2500)."""
     title = ERR_TITLE if stderr else b""
@@ -745,6 +808,7 @@ class State:
 class Config:
     port = 5055
     dir = ""
+    agent_cwd = DEFAULT_AGENT_CWD
     max_procs = 64
     consistency_delay = 0.5
 
@@ -847,6 +911,20 @@ def deliver_and_run(inv: Invocation) -> None:
                           f"Step name: {cmd.document.step_name}")
             inv.finish("Success", "Success", 0)
             return
+        refused = agent_param_errors(cmd.document, cmd.given_params)
+        if refused:
+            # agent/messageservice/interactor/mdsinteractor/mdsinteractor.go
+            # processMessage:496-502: a command the docparser refuses gets one
+            # document-level reply, sendDocLevelResponse(Failed, err.Error())
+            # (:646-657, messageutil.go PrepareReplyPayloadToUpdateDocumentStatus:
+            # 309-320: DocumentTraceOutput = the message, no plugin results), and
+            # nothing runs. The reply is where the agent's source ends; the
+            # emulator shows the message as the invocation's TraceOutput and as
+            # its plugin's Output and StandardErrorContent, with no exit code
+            # (-1): see README, "The real agent's contract".
+            inv.trace_output = inv.stderr = refused
+            inv.finish("Failed", "Failed", -1)
+            return
         if inst.behaviour == "replay":
             run_replay(inv)
         else:
@@ -855,21 +933,129 @@ def deliver_and_run(inv: Invocation) -> None:
         PROC_SLOTS.release()
 
 
+# --- the agent's parameter check (docparser) ---
+
+# RE2's parser errors (re2/re2.cc, RE2::ErrorCodeText) as Go's regexp/syntax
+# names them (ErrorCode strings in Go's src/regexp/syntax/parse.go): the agent
+# is Go, so its message says Go's words. Checked by hand with `go run` on the
+# same patterns.
+RE2_TO_GO_ERRORS = (
+    ("invalid repetition size", "invalid repeat count"),
+    ("bad repetition operator", "invalid nested repetition operator"),
+    ("missing argument to repetition operator", "missing argument to repetition operator"),
+    ("missing )", "missing closing )"),
+    ("missing ]", "missing closing ]"),
+    ("unexpected )", "unexpected )"),
+    ("invalid perl operator", "invalid or unsupported Perl syntax"),
+    ("invalid named capture group", "invalid named capture"),
+    ("invalid character class range", "invalid character class range"),
+    ("invalid character class", "invalid character class"),
+    ("invalid escape sequence", "invalid escape sequence"),
+    ("invalid UTF-8", "invalid UTF-8"),
+    ("pattern too large", "expression too large"),
+)
+
+
+def go_regexp_error(pattern: str, err: Exception) -> str:
+    """Go's `regexp.Compile` error text for a pattern RE2 refuses:
+    "error parsing regexp: <code>: `<expr>`" (regexp/syntax Error.Error)."""
+    text = err.args[0] if err.args else str(err)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if text.startswith("trailing \\"):
+        return "error parsing regexp: trailing backslash at end of expression: ``"
+    for cxx, go in RE2_TO_GO_ERRORS:
+        if text.startswith(cxx):
+            expr = text[len(cxx):].lstrip(":").strip()
+            return f"error parsing regexp: {go}: `{expr or pattern}`"
+    return f"error parsing regexp: {text}: `{pattern}`"
+
+
+def re2_options() -> "re2.Options":
+    opts = re2.Options()
+    opts.log_errors = False  # the refusal is reported to the caller, not logged by RE2
+    return opts
+
+
+def agent_param_errors(doc: Document, given: dict) -> str | None:
+    """The agent's own check of a command's parameters before any step runs,
+    or None when they pass.
+
+    agent/messageservice/utils/messageutil.go ParseSendCommandMessage:236 ->
+    agent/framework/docparser/docparser.go InitializeDocState:64, ParseDocument:
+    106, getValidatedParameters:456-477 -> agent/framework/docparser/
+    parameterstore/parameterstore.go ValidateSSMParameters:127-162, which runs
+    the mandatory validators (paramvalidator.go GetMandatoryValidators:29-35:
+    only AllowedRegexParamValidator) on every document parameter, and joins
+    their errors. agent/framework/docparser/paramvalidator/
+    allowedregexparamvalidator/allowedregexparamvalidator.go Validate:36-81
+    compiles the allowedPattern with Go's regexp (RE2 syntax: a repeat count
+    over 1000 is refused) and matches each value with MatchString (a search,
+    not anchored). Go iterates the parameter map in random order; this
+    emulator keeps the document's order.
+    """
+    errors = []
+    values = doc.agent_values(given)
+    for name, spec in doc.parameters.items():
+        pattern = (spec or {}).get("allowedPattern") or ""
+        if not pattern:
+            continue  # Validate:39-41
+        err = None
+        try:
+            compiled = re2.compile(pattern, re2_options())
+        except re2.error as e:
+            err = ("encountered error while compiling allowed pattern - internal error: "
+                   + go_regexp_error(pattern, e))  # Validate:44-47
+        else:
+            value = values.get(name)
+            items = value if isinstance(value, list) else [value]
+            if value is None or not all(isinstance(v, str) for v in items):
+                err = f"invalid parameter type {(spec or {}).get('type', '')} with parameter " \
+                      f"value {value}"  # Validate:77-78
+            else:
+                for v in items:  # Validate:49-60
+                    if not compiled.search(v):
+                        err = f"parameter value /{v}/ does not match the allowed pattern /{pattern}/"
+                        break
+        if err:
+            # parameterstore.go:132
+            errors.append(f"error thrown in 'AllowedRegexParamValidator' while validating "
+                          f"parameter /{name}/: {err}")
+    if not errors:
+        return None
+    return "all errors during param validation errors: " + "\n".join(errors)  # :159
+
+
 def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
+    """The script's environment, as agent/executers/executers.go
+    prepareEnvironment:465-492 builds it: the agent's whole environment
+    (os.Environ()), then the plugin's variables, then AWS_SSM_*.
+
+    The agent runs under systemd (packaging/linux/amazon-ssm-agent.service),
+    whose services get no HOME and no LANG, and systemd's default PATH: that
+    is the environment modelled here, not this emulator's own.
+    """
     cmd = inv.command
-    env = {
-        "PATH": CLEAN_PATH,
-        "HOME": os.environ.get("HOME", "/root"),
-        "AWS_SSM_INSTANCE_ID": inst.id,
-        "AWS_SSM_REGION_NAME": cmd.region,
-    }
-    for var in ("AWS_EC2_METADATA_DISABLED",):
-        if var in os.environ:
-            env[var] = os.environ[var]
-    env.update(tls_proxy_env())  # the hosts' HTTPS upload URL reaches this emulator
+    env = {"PATH": CLEAN_PATH}
+    # The one exception to "the agent's environment only": the hosts' upload
+    # URL is an HTTPS S3 name (bucket.s3.<region>.amazonaws.com) that must reach
+    # this emulator, with a certificate from the emulator's own CA. On a real
+    # host DNS and the system's CA store do this; here a proxy and a CA bundle
+    # (see tls_setup) stand in for them. They change where curl connects, not
+    # how the script runs.
+    env.update(tls_proxy_env())
+    # Plugin variables (pluginInput.Environment): ENV_VAR parameters on agents
+    # that support them (AWS user guide, "Parameter interpolation"), and
+    # agent/plugins/runscript/runscript.go setCommandIdEnvironment:115-123.
     if version_tuple(inst.agent_version) >= ENV_VAR_AGENT_VERSION:
         for name in cmd.document.env_var_params():
             env["SSM_" + name] = cmd.params.get(name, "")
+    env["SSM_COMMAND_ID"] = cmd.id
+    # executers.go prepareEnvironment:472-487 (constants at :38-44).
+    env["AWS_SSM_INSTANCE_ID"] = inst.id
+    env["AWS_SSM_REGION_NAME"] = cmd.region
+    env["AWS_SSM_PLATFORM_NAME"] = PLATFORM_NAME_LINUX
+    env["AWS_SSM_PLATFORM_VERSION"] = PLATFORM_VERSION_LINUX
     return env
 
 
@@ -880,78 +1066,233 @@ def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
 # Go's os/exec takes syscall.ForkLock for the same reason (golang/go#22315).
 SPAWN_LOCK = threading.Lock()
 
+# How much of each stream the emulated agent keeps: one byte more than
+# StringPrefix needs to decide (len < 24000), so that a script writing
+# gigabytes costs this emulator 24 KB per stream. Both reported fields keep
+# the START of a stream (TruncateOutput and StringPrefix), so nothing after
+# this prefix can ever be reported.
+STREAM_KEEP = MAX_STDOUT + 1
+STREAM_CHUNK = 65536
+
+
+class Stream:
+    """One of the script's pipes, read to EOF by its own thread (as Go's
+    os/exec copies a non-*os.File Stdout/Stderr with a goroutine, and
+    cmd.Wait waits for that copy: executers.go ExecuteCommand:277-278, 321)."""
+
+    def __init__(self, pipe, name: str):
+        self.data = bytearray()
+        self.total = 0
+        self.closed = threading.Event()
+        self._pipe = pipe
+        self._thread = threading.Thread(target=self._read, daemon=True, name=name)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                chunk = self._pipe.read1(STREAM_CHUNK)
+                if not chunk:
+                    break
+                self.total += len(chunk)
+                room = STREAM_KEEP - len(self.data)
+                if room > 0:
+                    self.data += chunk[:room]
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.closed.set()
+            try:
+                self._pipe.close()
+            except OSError:
+                pass
+
+    def append(self, text: str) -> None:
+        """iohandler.go AppendError:412-426: the agent's own text goes after
+        the script's, through the same writer. out.stderr (the console
+        string) is only filled when the writer closes, so no newline is put
+        in front: the text follows the script's last byte."""
+        room = STREAM_KEEP - len(self.data)
+        if room > 0:
+            self.data += text.encode()[:room]
+
+
+def go_signal_name(signum: int) -> str:
+    """Go's syscall.Signal.String() on Linux: glibc's description, lower case
+    ("killed", "terminated", "segmentation fault")."""
+    try:
+        return (signal.strsignal(signum) or f"signal {signum}").lower()
+    except ValueError:
+        return f"signal {signum}"
+
 
 def run_script(inv: Invocation, inst: Instance) -> None:
+    """aws:runShellScript as the agent runs it on Linux; one pass per run of
+    the step (a 194 reruns it, see below)."""
     cmd = inv.command
-    d = os.path.join(CONFIG.dir, "orchestration", cmd.id, inst.id)
+    # agent/plugins/runscript/runscript.go runCommands:168-185: the script
+    # lives in <orchestration>/<CommandId>/<step>/_script.sh (the agent's
+    # orchestration root is per instance), mode 0700 (pluginutil.go
+    # CreateScriptFile:83-92: runCommand lines joined with "\n", plus "\n").
+    d = os.path.join(CONFIG.dir, "orchestration", inst.id, cmd.id,
+                     re.sub(r"[^A-Za-z0-9_.-]", "_", cmd.document.step_name) or "step")
     os.makedirs(d, exist_ok=True)
     inv.dir = d
     script = os.path.join(d, "_script.sh")
     with SPAWN_LOCK:
         with open(script, "w") as f:
-            f.write(cmd.document.script(cmd.params))
+            f.write(cmd.document.script(cmd.params) + "\n")
     os.chmod(script, 0o700)
-    # agent/plugins/runscript/runshellscript.go: shellCommand "sh", shellArgs
-    # ["-c"]; runscript.go runCommands appends the script's absolute path.
+    while True:
+        code = run_step(inv, inst, script)
+        # A 194 is SuccessAndReboot (pluginutil_unix.go GetStatus:38-39): the
+        # agent reboots the host and, resumed, runs the step again
+        # (processor.go:637-640 RequestPendingReboot; runpluginutil.go
+        # RunPlugins:143-146 resets a SuccessAndReboot step to InProgress).
+        # The emulator cannot reboot this machine; it runs the step again at
+        # once, and the invocation stays InProgress meanwhile, as SSM shows it.
+        if code != REBOOT_EXIT_CODE or inv.terminal:
+            return
+        if now() >= cmd.expires or inv.cancel.is_set():
+            inv.finish("Cancelled" if inv.cancel.is_set() else "TimedOut",
+                       "Cancelled" if inv.cancel.is_set() else "ExecutionTimedOut",
+                       STOPPED_PREEMPTIVELY_EXIT_CODE)
+            return
+        log.info("invocation %s/%s exited 194: running the step again, as after a reboot",
+                 cmd.id, inst.id)
+
+
+def run_step(inv: Invocation, inst: Instance, script: str) -> int | None:
+    """One run of the script; finishes the invocation unless it exits 194.
+    Returns the exit code (None when killed on cancel or timeout)."""
+    cmd = inv.command
+    # agent/plugins/runshellscript/runshellscript.go + pluginutil_unix.go
+    # ShellCommand "sh", ShellArgs ["-c"]; runscript.go runCommands:191-192
+    # appends the script's absolute path and nothing else ($# is 0).
     argv = ["sh", "-c", script]
     if inst.behaviour == "no-node":
         # A fresh PID namespace with its own /proc: the script genuinely sees no
         # Node process (needs root, as on this test machine).
         argv = ["unshare", "--pid", "--fork", "--mount-proc"] + argv
-    # The document's execution timeout runs from the start of the script.
+    with SPAWN_LOCK:
+        # executers.go ExecuteCommand:271-301: cwd = the agent's working
+        # directory (runscript.go:156-164), stdout/stderr through pipes,
+        # stdin /dev/null (os/exec's default), and executers_unix.go
+        # prepareProcess:29-33 Setpgid: a new process group in the agent's
+        # session, not a new session.
+        proc = subprocess.Popen(argv, cwd=CONFIG.agent_cwd, env=agent_env(inv, inst),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, process_group=0)
+    # ValidateExecutionTimeout's value, counted from the start of the shell
+    # (ExecuteCommand:324-325: time.After right after command.Start).
     exec_deadline = now() + cmd.execution_timeout
-    out_path, err_path = os.path.join(d, "stdout"), os.path.join(d, "stderr")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err, SPAWN_LOCK:
-        proc = subprocess.Popen(argv, cwd=d, env=agent_env(inv, inst), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, start_new_session=True)
     inv.pid = proc.pid
+    out = Stream(proc.stdout, f"out-{inst.id}")
+    err = Stream(proc.stderr, f"err-{inst.id}")
     outcome = None
+    # ExecuteCommand:319-323: `done` is command.Wait(), which returns when the
+    # shell has exited AND both copies reached EOF: a background child that
+    # keeps stdout open keeps the command InProgress until it exits.
     while True:
-        try:
-            rc = proc.wait(timeout=0.2)
+        if proc.poll() is not None and out.closed.is_set() and err.closed.is_set():
             break
-        except subprocess.TimeoutExpired:
-            pass
         if inv.cancel.is_set():
             outcome = "cancel"
         elif now() >= exec_deadline:
             outcome = "timeout"
         if outcome:
+            # ExecuteCommand:324-350: on timeout or cancel, kill the group at
+            # once (kill_group); what the script writes afterwards is dropped
+            # (the cancellableWriter is stopped first, :326-327, :340-341).
             kill_group(proc)
-            rc = proc.wait()
             break
-    inv.stdout = read_stream(out_path, MAX_STDOUT)
-    inv.stderr = read_stream(err_path, MAX_STDERR)
+        # Sleep on whatever is still open (at most 0.1 s, to notice a cancel).
+        if not out.closed.is_set():
+            out.closed.wait(0.1)
+        elif not err.closed.is_set():
+            err.closed.wait(0.1)
+        else:  # both pipes closed (`exec >&- 2>&-`), the shell still runs
+            try:
+                proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+    rc = proc.wait()
+    # Reap the readers: they end when the killed group's pipes close. A child
+    # that escaped the group (its own setsid) could hold them: do not wait
+    # for it, as the agent does not either after a kill.
+    out.closed.wait(2.0 if outcome else None)
+    err.closed.wait(2.0 if outcome else None)
+    return report_step(inv, out, err, rc, outcome)
+
+
+def report_step(inv: Invocation, out: Stream, err: Stream, rc: int, outcome: str | None) -> int | None:
+    """Status, code and streams as the agent reports them."""
     if outcome == "cancel":
-        inv.finish("Cancelled", "Cancelled", STOPPED_PREEMPTIVELY_EXIT_CODE)
+        code, status, details = STOPPED_PREEMPTIVELY_EXIT_CODE, "Cancelled", "Cancelled"
     elif outcome == "timeout":
-        inv.finish("TimedOut", "ExecutionTimedOut", STOPPED_PREEMPTIVELY_EXIT_CODE)
+        code, status, details = STOPPED_PREEMPTIVELY_EXIT_CODE, "TimedOut", "ExecutionTimedOut"
     else:
-        code = rc if rc >= 0 else 128 - rc
-        inv.finish("Success" if code == 0 else "Failed", "Success" if code == 0 else "Failed", code)
+        # ExecuteCommand:356-376: WaitStatus.ExitStatus() is -1 for a shell
+        # killed by a signal, and that is the code reported (only a cancel
+        # turns it into 137).
+        code = rc if rc >= 0 else -1
+        # pluginutil_unix.go GetStatus:34-51.
+        if code == 0:
+            status = details = "Success"
+        elif code == REBOOT_EXIT_CODE:
+            return code  # SuccessAndReboot: run_script runs the step again
+        elif code == STOPPED_PREEMPTIVELY_EXIT_CODE:
+            # A script that exits 137 itself is "TimedOut" to the agent: no
+            # cancel flag is set, and GetStatus maps 137 to TimedOut.
+            status, details = "TimedOut", "ExecutionTimedOut"
+        else:
+            status = details = "Failed"
+        if code != 0 and status == "Failed":
+            # runscript.go runCommands:201-207: output.MarkAsFailed(
+            # "failed to run commands: " + err) for any other error, and
+            # os/exec's ExitError reads "exit status N" or "signal: <name>".
+            reason = f"exit status {rc}" if rc >= 0 else f"signal: {go_signal_name(-rc)}"
+            err.append(f"failed to run commands: {reason}")
+    stdout, stderr = bytes(out.data), bytes(err.data)
+    output_stderr = stderr
+    if code == EXIT_WITH_SUCCESS:
+        # runpluginutil.go RunPlugins:223-228: 168 is Success; its stderr is
+        # dropped, and a note goes after stdout. iohandler.go String:241-248
+        # leaves stderr out of Output too.
+        status = details = "Success"
+        note = ("\nStep exited with code 168. Therefore, marking step as succeeded. "
+                "Further document steps will be skipped.").encode()
+        stdout, stderr, output_stderr = stdout + note, b"", b""
+        output_stdout = bytes(out.data)
+    elif code == EXIT_WITH_FAILURE:
+        # RunPlugins:229-232: the note goes after both streams (Output keeps
+        # the streams as the plugin left them).
+        note = ("\nStep exited with code 169. Therefore, marking step as Failed. "
+                "Further document steps will be skipped.").encode()
+        output_stdout = stdout
+        stdout, stderr = stdout + note, stderr + note
+    else:
+        output_stdout = stdout
+    # Output: iohandler.go String -> TruncateOutput (2,500); the Standard*
+    # fields: RunPlugins:264-268 StringPrefix(24000, "--output truncated--").
+    inv.output = truncate_output(output_stdout, output_stderr, MAX_PLUGIN_OUTPUT) \
+        .decode("utf-8", errors="replace")
+    inv.stdout = string_prefix(stdout, MAX_STDOUT, OUTPUT_TRUNCATED_SUFFIX) \
+        .decode("utf-8", errors="replace")
+    inv.stderr = string_prefix(stderr, MAX_STDOUT, OUTPUT_TRUNCATED_SUFFIX) \
+        .decode("utf-8", errors="replace")
+    inv.finish(status, details, code)
+    return None if outcome else code
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """agent/executers/executers_unix.go killProcess: syscall.Kill(-pid,
-    SIGKILL) on the group that prepareProcess made the script lead
-    (Setpgid). No SIGTERM first: the script's traps never run."""
+    """agent/executers/executers_unix.go killProcess:42-53: syscall.Kill(-pid,
+    SIGKILL) on the group that prepareProcess made the shell lead (Setpgid).
+    No SIGTERM first, no grace period: the script's traps never run."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def read_stream(path: str, limit: int) -> str:
-    """What the agent reports of one stream: runpluginutil.RunPlugins cuts
-    StandardOutput/StandardError with StringPrefix and the
-    "--output truncated--" suffix; GetCommandInvocation documents the first
-    24,000 characters of stdout and 8,000 of stderr."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError:
-        return ""
-    return string_prefix(data, limit, OUTPUT_TRUNCATED_SUFFIX).decode("utf-8", errors="replace")
 
 
 def upload_target(params: dict[str, str]) -> tuple[str, str] | None:
@@ -2792,6 +3133,10 @@ def main(argv=None) -> None:
                     or os.path.join(repo, "target", "emulator"))
     ap.add_argument("--max-procs", type=int,
                     default=int(os.environ.get("FLAMEFIRE_EMULATOR_MAX_PROCS", "64")))
+    ap.add_argument("--agent-cwd", default=os.environ.get("FLAMEFIRE_EMULATOR_AGENT_CWD")
+                    or DEFAULT_AGENT_CWD,
+                    help="the emulated agent's own working directory, which scripts run in "
+                         "(default /usr/bin, as under the agent's systemd unit)")
     ap.add_argument("--consistency-delay", type=float,
                     default=float(os.environ.get("FLAMEFIRE_EMULATOR_CONSISTENCY_DELAY", "0.5")))
     args = ap.parse_args(argv)
@@ -2807,6 +3152,9 @@ def main(argv=None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     CONFIG.port, CONFIG.dir = args.port, os.path.abspath(args.dir)
     CONFIG.max_procs, CONFIG.consistency_delay = args.max_procs, args.consistency_delay
+    CONFIG.agent_cwd = os.path.abspath(args.agent_cwd)
+    if not os.path.isdir(CONFIG.agent_cwd):
+        ap.error(f"--agent-cwd {CONFIG.agent_cwd} is not a directory")
     os.makedirs(os.path.join(CONFIG.dir, "orchestration"), exist_ok=True)
     PROC_SLOTS = threading.BoundedSemaphore(CONFIG.max_procs)
     for tool in ("sh", "curl", "unshare"):

@@ -265,8 +265,9 @@ def main() -> None:
     got = ssm.get_command_invocation(CommandId=cid, InstanceId=online)
     check(got["StandardOutputContent"].startswith(f"X=hello id={online}"), "StandardOutputContent")
     check(got["StandardErrorContent"] == "to stderr\n", "StandardErrorContent")
-    check(f"/orchestration/{cid}/{online}" in got["StandardOutputContent"],
-          "script ran in <dir>/orchestration/<command>/<instance>")
+    agent_cwd = os.environ.get("FLAMEFIRE_EMULATOR_AGENT_CWD") or "/usr/bin"
+    check(f"cwd={agent_cwd}\n" in got["StandardOutputContent"],
+          f"script ran in the agent's own working directory ({agent_cwd})")
     check(got["ResponseCode"] == 0 and got["ExecutionElapsedTime"].startswith("PT"),
           "ResponseCode + ExecutionElapsedTime")
     listed = ssm.list_commands(CommandId=cid)["Commands"][0]
