@@ -16,7 +16,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-
 /// Which shells stand in for the host's `/bin/sh` and `bash`.
 #[derive(Clone, Debug)]
 pub struct Shells {

@@ -284,7 +284,11 @@ fn go_regexp_refuses_every_hostile_value_that_the_document_refuses() {
         .collect();
     let verdicts = go_regexp(&checks);
     for (check, verdict) in checks.iter().zip(&verdicts) {
-        assert!(verdict.compile_error.is_empty(), "{}", verdict.compile_error);
+        assert!(
+            verdict.compile_error.is_empty(),
+            "{}",
+            verdict.compile_error
+        );
         let max = doc.parameters[&check.name].max_chars;
         for value in &hostile {
             let matched = !verdict.unmatched.contains(value);

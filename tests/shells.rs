@@ -58,8 +58,11 @@ fn debian_shell(path: &str, package: &str) -> PathBuf {
 fn bash_posix_wrapper(dir: &Path) -> PathBuf {
     let wrapper = dir.join("bash-posix");
     std::fs::write(&wrapper, "#!/bin/bash\nexec /bin/bash --posix \"$@\"\n").unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     wrapper
 }
 
