@@ -35,8 +35,10 @@ pub struct Parameter {
     pub pattern: Regex,
     pub pattern_text: String,
     /// `maxChars`: the bound of a pattern that RE2 cannot bound itself (it
-    /// refuses a repeat count over 1000). The SSM agent checks it in
-    /// `minmaxcharparamvalidator.go`, as it checks the pattern.
+    /// refuses a repeat count over 1000). The SSM service checks it at
+    /// SendCommand; the agent does not for Run Command (its
+    /// `parameterstore.go` runs the min/max validators only for
+    /// `aws:runDocument`), so the script checks it again.
     pub max_chars: Option<usize>,
 }
 

@@ -120,6 +120,12 @@ impl Agent {
 
     /// SendCommand of `document` to the instance; returns the command id.
     fn send(&self, document: &str, parameters: &[(&str, &str)]) -> String {
+        self.try_send(document, parameters)
+            .unwrap_or_else(|e| panic!("SendCommand {document}: {e}"))
+    }
+
+    /// SendCommand, with the service's refusal as `Err("Code: message")`.
+    fn try_send(&self, document: &str, parameters: &[(&str, &str)]) -> Result<String, String> {
         let mut request = self
             .ssm
             .send_command()
@@ -128,11 +134,15 @@ impl Agent {
         for (name, value) in parameters {
             request = request.parameters(*name, vec![value.to_string()]);
         }
-        let sent = self
-            .runtime
-            .block_on(request.send())
-            .unwrap_or_else(|e| panic!("SendCommand {document}: {e:?}"));
-        sent.command().unwrap().command_id().unwrap().to_string()
+        let sent = self.runtime.block_on(request.send()).map_err(|e| {
+            let e = e.into_service_error();
+            format!(
+                "{}: {}",
+                aws_sdk_ssm::error::ProvideErrorMetadata::code(&e).unwrap_or("?"),
+                aws_sdk_ssm::error::ProvideErrorMetadata::message(&e).unwrap_or("")
+            )
+        })?;
+        Ok(sent.command().unwrap().command_id().unwrap().to_string())
     }
 
     /// The invocation's status now.
@@ -302,6 +312,30 @@ fn a_value_re2_does_not_match_fails_the_command_and_runs_nothing() {
         "{reply:?}"
     );
     assert!(!marker.exists(), "the script ran: {reply:?}");
+}
+
+#[test]
+fn max_chars_is_the_services_check_at_send_command() {
+    // Issue 16: with RE2's 1000 repeat limit, the document bounds its two
+    // long parameters with maxChars, which the SSM service checks at
+    // SendCommand (the agent checks it only for aws:runDocument's inner
+    // documents, parameterstore.go ValidateSSMParameters:138-140).
+    let agent = Agent::new();
+    let document = agent.document(
+        &["echo ran"],
+        serde_json::json!({"Blob": {"type": "String", "default": "x",
+            "allowedPattern": "^[A-Za-z]+$", "maxChars": 1200}}),
+        None,
+    );
+    let refused = agent
+        .try_send(&document, &[("Blob", &"A".repeat(1201))])
+        .expect_err("a value over maxChars is refused");
+    assert!(
+        refused.starts_with("InvalidParameters") && refused.contains("maxChars 1200"),
+        "{refused}"
+    );
+    let reply = agent.wait(&agent.send(&document, &[("Blob", &"A".repeat(1200))]));
+    assert_eq!(reply.status, "Success", "{reply:?}");
 }
 
 #[test]

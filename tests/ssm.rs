@@ -443,3 +443,42 @@ fn timeout_cancels_the_hosts_still_open_and_renders_the_others() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Regression (issue 17 §3): SendCommand refuses a whole call with
+/// `InvalidInstanceId` when one listed instance is terminating; an ASG that
+/// scales in between the survey and the send failed the whole batch.
+#[test]
+fn an_instance_terminated_before_the_send_is_skipped_and_the_batch_renders() {
+    let emu = Emulator::new();
+    let healthy = emu.seed_replaying(2, &[]);
+    let dying = emu.seed_replaying(1, &[("flamefire-test:terminate-on-send", "1")]);
+    let out = tempfile::tempdir().unwrap();
+    let assert = emu
+        .ssm()
+        .args([&healthy[0], &dying[0], &healthy[1]])
+        .args(["--duration", "1", "--json", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
+    for id in &healthy {
+        assert!(
+            out.path().join(format!("{id}.svg")).is_file(),
+            "{id} is drawn: {stderr}"
+        );
+    }
+    let host = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == dying[0].as_str())
+        .unwrap_or_else(|| panic!("{} is in the report: {report}", dying[0]));
+    assert_eq!(host["status"], "skipped", "{host}");
+    assert!(
+        host["cause"].as_str().unwrap_or("").contains("terminated"),
+        "{host}"
+    );
+}

@@ -61,6 +61,7 @@ TAG_REPLAY_CAPTURE = TAG_PREFIX + "replay-capture"
 TAG_REPLAY_TIMING = TAG_PREFIX + "replay-timing"
 # Seconds a replay waits before it uploads: hosts that end at staggered times.
 TAG_REPLAY_DELAY = TAG_PREFIX + "replay-delay"
+TAG_TERMINATE_ON_SEND = TAG_PREFIX + "terminate-on-send"
 DEFAULT_AGENT_VERSION = "3.3.2957.0"
 # Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
 ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
@@ -431,6 +432,17 @@ class Document:
                         raise ApiError("InvalidParameters",
                                        f"Parameter \"{name}\" \"{v}\" failed to satisfy "
                                        f"constraint: allowedPattern {pattern}")
+                    # minChars/maxChars ("Data elements and parameters" of the SSM
+                    # document syntax): the service checks them at SendCommand. The
+                    # agent does not for Run Command (parameterstore.go
+                    # ValidateSSMParameters:138-140 runs minmaxcharparamvalidator only
+                    # for aws:runDocument's inner documents).
+                    for key, too in (("minChars", lambda n, lim: n < lim),
+                                     ("maxChars", lambda n, lim: n > lim)):
+                        if key in spec and too(len(v), int(spec[key])):
+                            raise ApiError("InvalidParameters",
+                                           f"Parameter \"{name}\" failed to satisfy constraint: "
+                                           f"{key} {spec[key]} (the value has {len(v)} characters)")
                     if allowed is not None and v not in [str(a) for a in allowed]:
                         raise ApiError("InvalidParameters",
                                        f"Parameter \"{name}\" \"{v}\" is not one of the "
@@ -1568,6 +1580,16 @@ def op_send_command(req: dict, region: str) -> dict:
     resolved: list[tuple[str, Instance | None, bool]] = []
     if ids:
         insts = {i.id: i for i in MOTO.instances(region, ids)}
+        # Test-only (tag flamefire-test:terminate-on-send): the instance
+        # starts terminating just before this SendCommand, as an ASG scaling
+        # in between flamefire's survey and its send does.
+        dying = [i for i, inst in insts.items() if inst.tags.get(TAG_TERMINATE_ON_SEND)]
+        if dying:
+            try:
+                MOTO.client("ec2", region).terminate_instances(InstanceIds=dying)
+            finally:
+                MOTO.invalidate()
+            insts = {i.id: i for i in MOTO.instances(region, ids)}
         bad = [i for i in ids if i not in insts or not insts[i].managed]
         if bad:
             raise not_valid(bad)
