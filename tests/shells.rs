@@ -133,32 +133,53 @@ fn posixly_correct_in_the_environment_does_not_break_the_script() {
 }
 
 /// The deployed script is the commented source without its comment lines
-/// (scripts/build-document.sh): the two never drift apart.
+/// and indentation (scripts/build-document.sh): bash must parse the same
+/// program from both. `declare -f` prints a function as bash parsed it, so
+/// the whole text, wrapped in one function, compares parsed programs: a
+/// changed command, a dropped line or whitespace lost inside a multi-line
+/// string shows; comments and indentation do not.
 #[test]
 fn the_document_script_is_its_source_without_comments() {
     let source =
         std::fs::read_to_string(crate::support::repo().join("ssm-documents/flamefire-record.sh"))
             .expect("ssm-documents/flamefire-record.sh");
-    let mut expected = String::new();
-    for (i, line) in source.lines().enumerate() {
-        if i >= 2 && line.trim_start().starts_with('#') {
-            continue;
-        }
-        expected.push_str(line);
-        expected.push('\n');
-    }
     let deployed = &flamefire::document::embedded().unwrap().script;
+    let (parsed_source, parsed_deployed) = (parsed(&source), parsed(deployed));
     assert!(
-        *deployed == expected,
+        parsed_source == parsed_deployed,
         "ssm-documents/flamefire-record.yaml is out of date with flamefire-record.sh: run scripts/build-document.sh"
     );
-    // SSM's 64 KB document limit counts runtime parameters: keep room for
-    // the largest presigned POST (policy 8 KB, session token 4 KB).
-    assert!(
-        flamefire::document::YAML.len() < 50 * 1024,
-        "the document is {} bytes; SSM allows 64 KB including parameter values",
-        flamefire::document::YAML.len()
+    // The canary: a one-word change must show.
+    assert_ne!(
+        parsed(&deployed.replacen("exit 1", "exit 9", 1)),
+        parsed_deployed
     );
+    // The deployed text has no comment line but the first two, and no indentation.
+    for line in deployed.lines().skip(2) {
+        assert!(
+            !line.starts_with('#') && !line.starts_with([' ', '\t']),
+            "the deployed script keeps a comment or indentation: {line:?}"
+        );
+    }
+}
+
+/// `text` as bash parses it: wrapped in a function and printed by `declare -f`.
+fn parsed(text: &str) -> String {
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "eval \"__flamefire_whole() {\n$1\n}\" && declare -f __flamefire_whole",
+            "_",
+            text,
+        ])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "bash could not parse the script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// A construct that bash added after 4.2, with the entry of bash's own NEWS
