@@ -25,6 +25,7 @@ import binascii
 import calendar
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import math
@@ -173,7 +174,10 @@ STRING_OPS = ("StringEquals", "StringNotEquals", "StringEqualsIgnoreCase",
               "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike", "Bool")
 NUMERIC_OPS = ("NumericEquals", "NumericNotEquals", "NumericLessThan",
                "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals")
-CONDITION_OPS = STRING_OPS + NUMERIC_OPS + ("Null",)
+# aws:SourceIp and aws:VpcSourceIp are compared with IpAddress/NotIpAddress
+# (CIDR; IAM User Guide, "IP address condition operators").
+IP_OPS = ("IpAddress", "NotIpAddress")
+CONDITION_OPS = STRING_OPS + NUMERIC_OPS + IP_OPS + ("Null",)
 
 
 class PolicyError(ValueError):
@@ -279,6 +283,12 @@ def conditions_hold(conditions: dict, ctx: dict[str, str]) -> bool:
                        "NumericGreaterThan": h.__gt__, "NumericGreaterThanEquals": h.__ge__}[base]
                 hit = any(cmp(n) for n in nums)
                 negated = base == "NumericNotEquals"
+            elif base in IP_OPS:
+                try:
+                    addr = ipaddress.ip_address(have)
+                    hit = any(addr in ipaddress.ip_network(v, strict=False) for v in values)
+                except ValueError:
+                    return False
             else:  # StringLike / ArnEquals / ArnLike and their negations
                 hit = any(glob(v, have) for v in values)
             if hit == negated:

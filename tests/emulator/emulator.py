@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
 import collections
 import gzip
 import hashlib
@@ -62,6 +63,9 @@ TAG_REPLAY_TIMING = TAG_PREFIX + "replay-timing"
 # Seconds a replay waits before it uploads: hosts that end at staggered times.
 TAG_REPLAY_DELAY = TAG_PREFIX + "replay-delay"
 TAG_TERMINATE_ON_SEND = TAG_PREFIX + "terminate-on-send"
+# The host's network path to S3, as S3 sees the host's POST (post_network_context).
+TAG_SOURCE_IP = TAG_PREFIX + "source-ip"
+TAG_SOURCE_VPCE = TAG_PREFIX + "source-vpce"
 DEFAULT_AGENT_VERSION = "3.3.2957.0"
 # Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
 ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
@@ -1976,7 +1980,8 @@ def verify_signature(entry: dict, service: str, method: str, raw_path: str, head
 
 
 def authorize(service: str, op: str, region: str, headers, query: dict, path: str,
-              body: bytes | None, secure: bool, method: str = "", raw_path: str = "") -> None:
+              body: bytes | None, secure: bool, method: str = "", raw_path: str = "",
+              peer: str = "127.0.0.1") -> None:
     """Raises awsauth.AwsError unless the request's key may make it. Requests
     with unknown keys, and the emulator's own STS operations, pass here."""
     key = access_key_of(headers, query)
@@ -1986,7 +1991,8 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
             bucket, obj = s3_target(path)
             action, resource, extra = awsauth.s3_request(op.split(":", 1)[1], bucket, obj, query,
                                                          partition_of(region))
-            judge_s3(None, bucket, region, action, resource, extra, key)
+            judge_s3(None, bucket, region, action, resource,
+                     {**extra, **rest_context(headers, query, peer)}, key)
         return
     token = headers.get("X-Amz-Security-Token") or (query.get("X-Amz-Security-Token") or [None])[0]
     check_session(entry, service, token)
@@ -1997,7 +2003,8 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
     if service == "s3":
         bucket, obj = s3_target(path)
         action, resource, extra = awsauth.s3_request(name, bucket, obj, query, partition_of(region))
-        judge_s3(entry, bucket, region, action, resource, {**ctx, **extra})
+        judge_s3(entry, bucket, region, action, resource,
+                 {**ctx, **extra, **rest_context(headers, query, peer)})
     elif service == "ssm":
         if name == "SendCommand":
             return  # judged per instance in Handler.emulate, after validation
@@ -2022,30 +2029,57 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
         judge(entry, service, f"{service}:{name}", "*", ctx)
 
 
-_BUCKET_POLICIES: dict[str, list[dict] | None] = {}
+# Bucket policies live here, not in moto: moto judges a stored bucket policy
+# itself on the requests it answers, with no request context (every condition
+# key absent), so a Deny conditioned on aws:SourceIp, s3:authType or
+# aws:SourceVpce would refuse the laptop's own PutObject that S3 lets through.
+# The front server answers Put/Get/DeleteBucketPolicy (bucket_policy_op) and
+# judges every S3 request against these statements (judge_s3).
+_BUCKET_POLICY_TEXT: dict[str, str] = {}
 
 
 def bucket_policy(bucket: str, region: str) -> list[dict] | None:
-    """The bucket's policy statements as moto holds them (cached; the cache is
-    dropped when a bucket policy changes through the front server)."""
+    """The bucket's policy statements, or None without a policy."""
     with STATE.lock:
-        if bucket in _BUCKET_POLICIES:
-            return _BUCKET_POLICIES[bucket]
+        text = _BUCKET_POLICY_TEXT.get(bucket)
+    if not text:
+        return None
     try:
-        text = MOTO.client("s3", region).get_bucket_policy(Bucket=bucket)["Policy"]
+        return awsauth.statements(text, kind="resource")
+    except awsauth.PolicyError as e:
+        # Refuse rather than misjudge: a policy the emulator cannot read denies.
+        return [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
+                 "Sid": f"flamefire emulator cannot evaluate this bucket policy: {e}"}]
+
+
+def bucket_policy_op(op: str, bucket: str, region: str, body: bytes) -> tuple[int, bytes]:
+    """PutBucketPolicy / GetBucketPolicy / DeleteBucketPolicy (S3 API
+    Reference): 204, 200 with the policy, or an S3 error. The bucket must
+    exist (moto answers HeadBucket)."""
+    try:
+        MOTO.client("s3", region).head_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError:
-        text = None
-    stmts = None
-    if text:
+        raise awsauth.AwsError("NoSuchBucket", "The specified bucket does not exist", 404,
+                               {"BucketName": bucket})
+    if op == "s3:PutBucketPolicy":
+        text = body.decode("utf-8", "replace")
         try:
-            stmts = awsauth.statements(text, kind="resource")
-        except awsauth.PolicyError as e:
-            # Refuse rather than misjudge: a policy the emulator cannot read denies.
-            stmts = [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*",
-                      "Sid": f"flamefire emulator cannot evaluate this bucket policy: {e}"}]
+            json.loads(text)
+        except ValueError:
+            raise awsauth.AwsError("MalformedPolicy",
+                                   "Policies must be valid JSON and the first byte must be '{'", 400)
+        with STATE.lock:
+            _BUCKET_POLICY_TEXT[bucket] = text
+        return 204, b""
     with STATE.lock:
-        _BUCKET_POLICIES[bucket] = stmts
-    return stmts
+        text = _BUCKET_POLICY_TEXT.get(bucket)
+        if op == "s3:DeleteBucketPolicy":
+            _BUCKET_POLICY_TEXT.pop(bucket, None)
+            return 204, b""
+    if text is None:
+        raise awsauth.AwsError("NoSuchBucketPolicy", "The bucket policy does not exist", 404,
+                               {"BucketName": bucket})
+    return 200, text.encode()
 
 
 def judge_s3(entry: dict | None, bucket: str, region: str, action: str, resource: str,
@@ -2074,7 +2108,7 @@ def judge_s3(entry: dict | None, bucket: str, region: str, action: str, resource
 
 def forget_bucket_policy(bucket: str) -> None:
     with STATE.lock:
-        _BUCKET_POLICIES.pop(bucket, None)
+        _BUCKET_POLICY_TEXT.pop(bucket, None)
 
 
 # ---- the emulator's STS: AssumeRole of registered roles, GetCallerIdentity of known keys
@@ -2200,12 +2234,71 @@ def post_secret(key: str):
     return entry["secret"], entry.get("token"), entry.get("expires")
 
 
-def verify_post_object(path: str, headers, body: bytes, secure: bool) -> str:
+def signature_age_ms(amz_date: str) -> str:
+    """s3:signatureAge: milliseconds since the request's x-amz-date (S3 API
+    Reference, "Bucket policy examples using Signature Version 4 related
+    condition keys": "The length of time, in milliseconds, that a signature is
+    valid in an authenticated request")."""
+    try:
+        signed = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return "0"
+    return str(max(0, int((now() - signed) * 1000)))
+
+
+def rest_context(headers, query: dict, peer: str) -> dict[str, str]:
+    """What S3 knows of a REST request beyond its identity: how it was signed
+    (s3:authType REST-HEADER or REST-QUERY-STRING, s3:signatureversion,
+    s3:signatureAge) and where it came from (aws:SourceIp: the laptop, here
+    the TCP peer)."""
+    auth = headers.get("Authorization", "")
+    qdate = (query.get("X-Amz-Date") or [None])[0]
+    ctx = {"aws:sourceip": peer}
+    if auth.startswith("AWS4-HMAC-SHA256"):
+        ctx.update({"s3:authtype": "REST-HEADER", "s3:signatureversion": "AWS4-HMAC-SHA256",
+                    "s3:signatureage": signature_age_ms(headers.get("X-Amz-Date", ""))})
+    elif qdate:
+        ctx.update({"s3:authtype": "REST-QUERY-STRING", "s3:signatureversion": "AWS4-HMAC-SHA256",
+                    "s3:signatureage": signature_age_ms(qdate)})
+    return ctx
+
+
+def post_network_context(key: str, region: str, peer: str) -> dict[str, str]:
+    """Where S3 sees a host's POST come from. The POST is the host's, not the
+    laptop's: its address or VPC endpoint is the host's network path, which
+    the instance's test tags describe (the key names the instance,
+    `<prefix><run-id>/<instance-id>/<file>`):
+      - flamefire-test:source-vpce=vpce-...: through that VPC endpoint, so
+        aws:SourceVpce, aws:SourceVpc and aws:VpcSourceIp (the private IP) are
+        present and aws:SourceIp is not (IAM User Guide, global condition keys:
+        aws:SourceIp "If the request comes from a host that uses an Amazon VPC
+        endpoint, then the aws:SourceIp key is not available");
+      - flamefire-test:source-ip=ADDR: over the internet (NAT, public IP);
+      - neither: the TCP peer, as for the laptop's own requests."""
+    parts = key.split("/")
+    inst = MOTO.instance(region, parts[-2]) if len(parts) >= 2 and parts[-2].startswith("i-") else None
+    tags = inst.tags if inst is not None else {}
+    vpce = tags.get(TAG_SOURCE_VPCE, "").strip()
+    if vpce:
+        ctx = {"aws:sourcevpce": vpce}
+        if inst.raw.get("VpcId"):
+            ctx["aws:sourcevpc"] = inst.raw["VpcId"]
+        if inst.raw.get("PrivateIpAddress"):
+            ctx["aws:vpcsourceip"] = inst.raw["PrivateIpAddress"]
+        return ctx
+    return {"aws:sourceip": tags.get(TAG_SOURCE_IP, "").strip() or peer}
+
+
+def verify_post_object(path: str, headers, body: bytes, secure: bool, peer: str = "127.0.0.1") -> str:
     """A presigned POST as S3 judges it: the form (awsauth.verify_post), then the
     signer's identity policy for s3:PutObject on the object (a presigned request
     acts with the permissions of the credentials that signed it:
     https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html,
-    "the presigned URL ... uses the permissions of the IAM principal who created it").
+    "the presigned URL ... uses the permissions of the IAM principal who created it"),
+    and the bucket policy, in the POST's own context: s3:authType POST, its
+    signature's age and the host's network path (post_network_context): a
+    bucket policy or endpoint rule that the laptop's PutObject passes can
+    refuse every host (https://docs.aws.amazon.com/AmazonS3/latest/API/bucket-policy-s3-sigv4-conditions.html).
     Keys the emulator does not know: the policy and its conditions are checked,
     the signature cannot be (see README)."""
     bucket, _ = s3_target(path)
@@ -2222,18 +2315,18 @@ def verify_post_object(path: str, headers, body: bytes, secure: bool) -> str:
         # signature with; the policy, its expiry and conditions are still checked.
         checked = awsauth.verify_post(fields, len(content), filename, bucket,
                                       lambda k: None, now(), check_signature=False)
+    region = checked["credential"].split("/")[2]
+    post_ctx = {"s3:authtype": "POST", "s3:signatureversion": "AWS4-HMAC-SHA256",
+                "s3:signatureage": signature_age_ms(form.get("x-amz-date", "")),
+                **post_network_context(checked["key"], region, peer)}
+    action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
+                                             partition_of(region))
     entry = identity(checked["access_key_id"])
     if entry is not None:
-        region = checked["credential"].split("/")[2]
         ctx = request_context(region, entry, secure)
-        action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
-                                                 partition_of(region))
-        judge_s3(entry, bucket, region, action, resource, ctx)
+        judge_s3(entry, bucket, region, action, resource, {**ctx, **post_ctx})
     else:
-        region = checked["credential"].split("/")[2]
-        action, resource, _ = awsauth.s3_request("PostObject", bucket, checked["key"], {},
-                                                 partition_of(region))
-        judge_s3(None, bucket, region, action, resource, {}, checked["access_key_id"])
+        judge_s3(None, bucket, region, action, resource, post_ctx, checked["access_key_id"])
     return checked["key"]
 
 
@@ -2561,7 +2654,7 @@ def admin_reset() -> dict:
         STATE.key_timeline.clear()
         STATE.iam.clear()
         AUTH.roles.clear()
-        _BUCKET_POLICIES.clear()
+        _BUCKET_POLICY_TEXT.clear()
         _BUCKET_REGIONS.clear()
         AUTH.key_throttle.clear()
         AUTH.key_throttled.clear()
@@ -2788,13 +2881,21 @@ class Handler(BaseHTTPRequestHandler):
             ssm_op = target[len("AmazonSSM."):] if target.startswith("AmazonSSM.") else ""
             if ssm_op in SSM_HANDLERS:
                 status = self.emulate(ssm_op, op, body if body is not None else self.read_body())
+            elif op in ("s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"):
+                body = body if body is not None else self.read_body()
+                try:
+                    status, answer = bucket_policy_op(op, s3_target(url.path)[0],
+                                                      request_region(self.headers), body)
+                    self.reply(status, answer, "application/json")
+                except awsauth.AwsError as err:
+                    status = self.reply_error("s3", err)
             else:
                 try:
                     status = self.forward(url, body)
                 finally:
                     if op.startswith("ec2:") and not op[4:].startswith(("Describe", "Get")):
                         MOTO.invalidate()  # tags or states may have changed
-                    if op in ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:DeleteBucket"):
+                    if op == "s3:DeleteBucket":
                         forget_bucket_policy(s3_target(url.path)[0])
                     if op == "s3:DeleteBucket":
                         with STATE.lock:
@@ -2838,7 +2939,8 @@ class Handler(BaseHTTPRequestHandler):
             if service == "ssm" and body is None:
                 body = self.read_body()  # awsJson bodies are small; needed for the resource
             if op == "s3:PostObject":
-                key = verify_post_object(url.path, self.headers, body or b"", self.secure)
+                key = verify_post_object(url.path, self.headers, body or b"", self.secure,
+                                         self.client_address[0])
                 corrupt_before_meta(key)
             elif op in ("sts:AssumeRole", "sts:GetCallerIdentity"):
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(
@@ -2861,7 +2963,7 @@ class Handler(BaseHTTPRequestHandler):
                     return body, 200
             else:
                 authorize(service, op, region, self.headers, query, url.path, body, self.secure,
-                          self.command, self.raw_path)
+                          self.command, self.raw_path, self.client_address[0])
         except awsauth.AwsError as err:
             if body is None:
                 self.read_body()  # drain it, so the connection can be reused

@@ -313,15 +313,53 @@ def main() -> None:
     s3_admin.delete_bucket_policy(Bucket=bucket)
     status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-5/x"), b"x")
     check(status == 204, "the same upload without the bucket policy goes through")
+
+    # ---- the hosts' POST is judged in its own context (authType POST, the
+    # host's address or VPC endpoint), not the laptop's: policies the laptop's
+    # PutObject passes can refuse every host.
+    ec2_admin = client("ec2", *ADMIN)
+    def host(tags: dict) -> str:
+        r = ec2_admin.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+        return r["Instances"][0]["InstanceId"]
+    via_nat = host({"flamefire-test:source-ip": "203.0.113.7"})
+    via_vpce = host({"flamefire-test:source-vpce": "vpce-0a1b2c3d"})
+    def deny_unless(op: str, key: str, value: str) -> None:
+        s3_admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{bucket}/*", "Condition": {op: {key: value}}}]}))
+    deny_unless("NotIpAddress", "aws:SourceIp", "127.0.0.0/8")
+    s3.put_object(Bucket=bucket, Key=f"flamefire/{RUN}/office.json", Body=b"{}")
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/{via_nat}/x"), b"x")
+    check(status == 403 and "explicit deny in a resource-based policy" in body,
+          "aws:SourceIp: the laptop's PutObject passes, the host's POST from its NAT address is refused")
+    deny_unless("StringNotEquals", "s3:authType", "REST-HEADER")
+    s3.put_object(Bucket=bucket, Key=f"flamefire/{RUN}/header.json", Body=b"{}")
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/{via_nat}/x"), b"x")
+    check(status == 403, "s3:authType: REST-HEADER passes, the host's POST (authType POST) is refused")
+    deny_unless("NumericGreaterThan", "s3:signatureAge", "0")
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/{via_nat}/x"), b"x")
+    check(status == 403, "s3:signatureAge: a POST signed before it is sent has an age")
+    deny_unless("StringNotEquals", "aws:SourceVpce", "vpce-0a1b2c3d")
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/{via_vpce}/x"), b"x")
+    check(status == 204, f"aws:SourceVpce: the host behind the endpoint uploads (HTTP {status} {body[:200]})")
+    code, _, msg = error_of(lambda: s3.put_object(Bucket=bucket, Key=f"flamefire/{RUN}/o.json", Body=b"{}"))
+    check(code == "AccessDenied", "... and the laptop, not behind it, is refused")
+    deny_unless("IpAddress", "aws:SourceIp", "0.0.0.0/0")
+    status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/{via_vpce}/x"), b"x")
+    check(status == 204, "aws:SourceIp is absent for a request through a VPC endpoint")
+    s3_admin.delete_bucket_policy(Bucket=bucket)
     module = json.loads(open(os.path.join(HERE, "..", "..", "terraform", "policies",
                                           "bucket-policy.json.tftpl")).read()
                         .replace("${partition}", "aws").replace("${bucket}", bucket))
     s3_admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(module))
     status, body = post(good["url"], dict(fields, key=f"flamefire/{RUN}/i-6/x"), b"x")
     check(status == 204, "the module's own bucket policy (deny non-TLS) lets the HTTPS-standing upload in")
-    # (moto itself judges that policy's aws:SecureTransport on its plain-HTTP
-    # port for the requests it answers: remove it before reading back.)
+    check(json.loads(s3_admin.get_bucket_policy(Bucket=bucket)["Policy"]) == module,
+          "GetBucketPolicy answers the policy put")
     s3_admin.delete_bucket_policy(Bucket=bucket)
+    code, status, _ = error_of(lambda: s3_admin.get_bucket_policy(Bucket=bucket))
+    check((code, status) == ("NoSuchBucketPolicy", 404), "GetBucketPolicy after the delete: NoSuchBucketPolicy")
 
     # ---- the real URL: https://BUCKET.s3.REGION.amazonaws.com/ through the emulator's proxy + test CA
     tls = admin("GET", "tls")
