@@ -143,6 +143,59 @@ impl AgentRefusal {
     pub const NEXT_STEP: &'static str = "the agent checks every parameter against its allowedPattern with Go's regexp (RE2: no repeat count over 1000) before running anything: deploy flamefire's own document with `flamefire document deploy`, then rerun";
 }
 
+/// A host that recorded but could not deliver: the recorder's exit 7
+/// (docs/contracts.md), with curl's exit code and S3's `<Code>` from its
+/// error line. The host's POST is not the laptop's PutObject: it has another
+/// network path and another request context, so `doctor` can be green and
+/// every host still refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFailure {
+    pub curl_exit: Option<u32>,
+    /// S3's error code, e.g. `AccessDenied`, when S3 answered.
+    pub s3_code: Option<String>,
+}
+
+impl DeliveryFailure {
+    /// The recorder's exit code for "delivery failed".
+    pub const EXIT_CODE: i32 = 7;
+
+    pub fn find(exit_code: Option<i32>, output: &str) -> Option<Self> {
+        if exit_code != Some(Self::EXIT_CODE) {
+            return None;
+        }
+        let line = output
+            .lines()
+            .find(|l| l.starts_with("flamefire: error:"))
+            .unwrap_or("");
+        let between = |open: &str, close: &str| {
+            let at = line.find(open)? + open.len();
+            let len = line[at..].find(close)?;
+            Some(line[at..at + len].to_string())
+        };
+        Some(DeliveryFailure {
+            curl_exit: between("(curl exit ", ")").and_then(|n| n.parse().ok()),
+            s3_code: between("<Code>", "</Code>"),
+        })
+    }
+
+    pub fn next_step(&self) -> &'static str {
+        match (self.s3_code.as_deref(), self.curl_exit) {
+            (Some("AccessDenied"), _) => {
+                "S3 refused this host's POST, not the laptop's calls: a bucket policy, SCP or VPC endpoint policy on s3:authType (POST for hosts, REST-HEADER for the laptop), s3:signatureAge, aws:SourceIp, aws:SourceVpc or aws:SourceVpce must allow the hosts (README: The hosts' path to S3)"
+            }
+            (Some(_), _) => {
+                "S3 refused this host's upload with the code above: fix its cause and rerun"
+            }
+            // curl: 5 proxy not resolved, 6 host not resolved, 7 no connection,
+            // 28 timed out, 35/60 TLS handshake or certificate.
+            (None, Some(5 | 6 | 7 | 28 | 35 | 60)) => {
+                "this host has no network path to the bucket's S3 endpoint: add an S3 gateway endpoint in its region, a NAT route, or an S3 interface endpoint with private DNS (README: The hosts' path to S3)"
+            }
+            _ => InvocationStatus::Failed.next_step(),
+        }
+    }
+}
+
 impl fmt::Display for InvocationStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
@@ -159,6 +212,25 @@ impl fmt::Display for InvocationStatus {
 mod tests {
     use super::*;
     use InvocationStatus::*;
+
+    #[test]
+    fn a_delivery_failure_names_the_hosts_path_or_s3s_refusal() {
+        let denied = "flamefire: error: upload of stacks.gz to https://b.s3.us-east-1.amazonaws.com/r/i-1/stacks.gz failed (curl exit 22): <Code>AccessDenied</Code> <Message>Access Denied</Message>";
+        let d = DeliveryFailure::find(Some(7), denied).unwrap();
+        assert_eq!(d.s3_code.as_deref(), Some("AccessDenied"));
+        assert_eq!(d.curl_exit, Some(22));
+        assert!(d.next_step().contains("s3:authType"), "{}", d.next_step());
+        let dns = "flamefire: error: upload of stacks.gz to https://b.s3.eu-west-1.amazonaws.com/x failed (curl exit 6): curl: (6) Could not resolve host";
+        let d = DeliveryFailure::find(Some(7), dns).unwrap();
+        assert_eq!((d.curl_exit, d.s3_code.clone()), (Some(6), None));
+        assert!(d.next_step().contains("gateway endpoint"));
+        // Another exit code is another failure, whatever the text says.
+        assert_eq!(DeliveryFailure::find(Some(6), denied), None);
+        assert_eq!(
+            DeliveryFailure::find(Some(7), "flamefire: error: no time left").map(|d| d.next_step()),
+            Some(Failed.next_step())
+        );
+    }
 
     #[test]
     fn finds_the_agents_refusal_in_trace_or_output() {

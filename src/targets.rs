@@ -265,7 +265,9 @@ pub fn classify(
             if ec2.iter().any(|i| &i.id == id) {
                 continue;
             }
-            if id.as_str().starts_with("mi-") {
+            // A hybrid node SSM does not know (refused as InvalidInstanceId,
+            // see Aws::managed_instances) is not found, like an unknown i- id.
+            if id.as_str().starts_with("mi-") && managed.iter().any(|m| &m.id == id) {
                 consider(id, None, None, &[]);
             } else {
                 not_found.push(id.clone());

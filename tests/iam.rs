@@ -207,6 +207,17 @@ fn the_oncall_role_profiles_an_opted_in_instance() {
     assert!(out.path().join(format!("{id}.svg")).is_file());
     // The policy was consulted: the SendCommand was signed with its key.
     assert_eq!(calls_by(&key, "ssm:SendCommand"), (1, 0));
+    // And the run made no request the role is refused (issue 17 §7): each
+    // refusal is an AccessDenied in the account's CloudTrail, and a sign
+    // that a fallback path (HeadBucket for the region, say) was taken.
+    let (_, body) = admin("GET", &format!("stats?access_key_id={key}"), None);
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(stats["total"].as_u64().unwrap_or(0) > 3, "{stats}");
+    assert_eq!(
+        stats["errors"],
+        serde_json::json!({}),
+        "requests refused during a run under the on-call role: {stats}"
+    );
 }
 
 #[test]

@@ -482,3 +482,109 @@ fn an_instance_terminated_before_the_send_is_skipped_and_the_batch_renders() {
         "{host}"
     );
 }
+
+/// The hosts' POST is judged in its own context (issue 17 §2): a bucket
+/// policy that admits only the office's addresses lets the laptop's
+/// `run.json` in and refuses every host's upload from its NAT address. The
+/// host's failure carries S3's code and a next step naming the condition
+/// keys, not "read the stderr".
+#[test]
+fn a_bucket_policy_that_refuses_the_hosts_post_is_named_with_its_keys() {
+    let emu = Emulator::new();
+    let hosts = emu.seed_replaying(1, &[("flamefire-test:source-ip", "203.0.113.7")]);
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{}/*", emu.bucket),
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
+    put_bucket_policy(&emu.bucket, &policy.to_string());
+    let out = tempfile::tempdir().unwrap();
+    let assert = emu
+        .ssm()
+        .args([&hosts[0], "--duration", "1", "--json", "--out"])
+        .arg(out.path())
+        .assert()
+        .failure();
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
+    let host = &report["hosts"][0];
+    assert_eq!(host["status"], "failed", "{host}");
+    assert!(
+        host["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("<Code>AccessDenied</Code>"),
+        "S3's code reaches the operator: {host}"
+    );
+    let next = host["next_step"].as_str().unwrap_or("");
+    assert!(
+        next.contains("s3:authType") && next.contains("aws:SourceIp"),
+        "the next step names the keys: {host}"
+    );
+}
+
+/// DescribeInstanceInformation refuses a whole call for one node id it does
+/// not know (issue 17 §7): an unknown hybrid `mi-` id among the targets is
+/// reported as not found and the others are profiled.
+#[test]
+fn an_unknown_hybrid_node_is_not_found_and_the_others_render() {
+    let emu = Emulator::new();
+    let healthy = emu.seed_replaying(2, &[]);
+    let unknown = "mi-0123456789abcdef0";
+    let out = tempfile::tempdir().unwrap();
+    let assert = emu
+        .ssm()
+        .args([&healthy[0], unknown, &healthy[1]])
+        .args(["--duration", "1", "--json", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(0);
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
+    for id in &healthy {
+        assert!(
+            out.path().join(format!("{id}.svg")).is_file(),
+            "{id} is drawn: {stderr}"
+        );
+    }
+    let host = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == unknown)
+        .unwrap_or_else(|| panic!("{unknown} is in the report: {report}"));
+    assert_eq!(host["status"], "skipped", "{host}");
+    assert!(
+        host["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such instance"),
+        "{host}"
+    );
+}
+
+/// PutBucketPolicy with the test environment's (admin) credentials, through
+/// the real SDK: the emulator keeps and judges bucket policies itself.
+fn put_bucket_policy(bucket: &str, policy: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(crate::support::endpoint())
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutBucketPolicy on {bucket}: {e:?}"));
+    });
+}

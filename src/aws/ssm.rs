@@ -73,46 +73,86 @@ pub struct DocumentInfo {
 /// SendCommand attempts when SSM throttles (1 s, 2 s, 4 s, 8 s between them).
 const SEND_ATTEMPTS: u32 = 5;
 
+/// Why a DescribeInstanceInformation call failed: an id SSM does not know, or anything else.
+enum Refused {
+    InvalidInstanceId,
+    Other(Error),
+}
+
 /// SSM filter values per call; the API allows at most 50 instance ids.
 const IDS_PER_FILTER: usize = 50;
 
 impl Aws {
     /// DescribeInstanceInformation for these ids (absent = not managed).
+    ///
+    /// SSM refuses the whole call with `InvalidInstanceId` when one id "isn't
+    /// valid or [is] a node that you don't own" (API reference), e.g. an
+    /// `mi-` id of another account or a deregistered on-premises node: one
+    /// such id would hide the other 49 of its call. The refused group is
+    /// halved until the ids at fault stand alone; they are not managed.
     pub async fn managed_instances(&self, ids: &[InstanceId]) -> Result<Vec<ManagedInstance>> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(IDS_PER_FILTER) {
-            let filter = InstanceInformationStringFilter::builder()
-                .key("InstanceIds")
-                .set_values(Some(chunk.iter().map(|i| i.to_string()).collect()))
-                .build()
-                .expect("key and values are set");
-            let mut pages = self
-                .ssm
-                .describe_instance_information()
-                .filters(filter)
-                .max_results(50)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| errors::convert("ssm:DescribeInstanceInformation", e, None))?;
-                for info in page.instance_information_list() {
-                    let Some(id) = info.instance_id().and_then(InstanceId::parse) else {
-                        continue;
-                    };
-                    out.push(ManagedInstance {
-                        id,
-                        ping_status: info
-                            .ping_status()
-                            .map(|p| p.as_str().to_string())
-                            .unwrap_or_else(|| "Unknown".into()),
-                        platform_type: info
-                            .platform_type()
-                            .map(|p| p.as_str().to_string())
-                            .unwrap_or_else(|| "Unknown".into()),
-                        agent_version: info.agent_version().map(str::to_string),
-                    });
+        let mut todo: Vec<&[InstanceId]> = ids.chunks(IDS_PER_FILTER).rev().collect();
+        while let Some(group) = todo.pop() {
+            match self.describe_instances_info(group).await {
+                Ok(found) => out.extend(found),
+                Err(Refused::InvalidInstanceId) if group.len() > 1 => {
+                    let (a, b) = group.split_at(group.len() / 2);
+                    todo.push(b);
+                    todo.push(a);
                 }
+                Err(Refused::InvalidInstanceId) => {
+                    tracing::debug!("{}: not a managed node of this account", group[0]);
+                }
+                Err(Refused::Other(e)) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn describe_instances_info(
+        &self,
+        ids: &[InstanceId],
+    ) -> std::result::Result<Vec<ManagedInstance>, Refused> {
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .set_values(Some(ids.iter().map(|i| i.to_string()).collect()))
+            .build()
+            .expect("key and values are set");
+        let mut pages = self
+            .ssm
+            .describe_instance_information()
+            .filters(filter)
+            .max_results(50)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_instance_id())
+                {
+                    Refused::InvalidInstanceId
+                } else {
+                    Refused::Other(errors::convert("ssm:DescribeInstanceInformation", e, None))
+                }
+            })?;
+            for info in page.instance_information_list() {
+                let Some(id) = info.instance_id().and_then(InstanceId::parse) else {
+                    continue;
+                };
+                out.push(ManagedInstance {
+                    id,
+                    ping_status: info
+                        .ping_status()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| "Unknown".into()),
+                    platform_type: info
+                        .platform_type()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| "Unknown".into()),
+                    agent_version: info.agent_version().map(str::to_string),
+                });
             }
         }
         Ok(out)

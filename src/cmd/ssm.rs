@@ -30,7 +30,7 @@ use crate::presign::{self, PostRequest};
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
-use crate::status::AgentRefusal;
+use crate::status::{AgentRefusal, DeliveryFailure};
 use crate::targets::{self, InstanceId, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
@@ -340,8 +340,10 @@ fn failed_outcome(state: HostState) -> HostOutcome {
         (None, Some(refusal)) => refusal.cause(),
         (None, None) => failure_cause(state.status, state.response_code, &state.output),
     });
-    o.next_step = Some(match refused {
-        Some(_) if state.command_reason.is_none() => AgentRefusal::NEXT_STEP.to_string(),
+    let undelivered = DeliveryFailure::find(state.response_code, &state.output);
+    o.next_step = Some(match (refused, undelivered) {
+        (Some(_), _) if state.command_reason.is_none() => AgentRefusal::NEXT_STEP.to_string(),
+        (_, Some(d)) if state.status == InvocationStatus::Failed => d.next_step().to_string(),
         _ => state.status.next_step().to_string(),
     });
     o.output_tail = Some(report::tail(&state.output, 6));

@@ -1460,7 +1460,8 @@ def run_replay(inv: Invocation) -> None:
     prefix = p.get("UploadKeyPrefix", "")
     errors = []
     for name, path in (("stacks.gz", capture), ("meta.json", meta_path)):
-        argv = ["curl", "-sS", "--fail-with-body", "--max-time", "120", "-o", "/dev/null",
+        body_path = os.path.join(d, f"upload-{name}.out")
+        argv = ["curl", "-sS", "--fail-with-body", "--max-time", "120", "-o", body_path,
                 "-w", "%{http_code}",
                 "--form-string", f"key={prefix}{inv.instance_id}/{name}",
                 "--form-string", "x-amz-algorithm=AWS4-HMAC-SHA256",
@@ -1476,12 +1477,21 @@ def run_replay(inv: Invocation) -> None:
                                     text=True, env={"PATH": CLEAN_PATH, **tls_proxy_env()})
         stdout, stderr = curl.communicate()
         if curl.returncode != 0:
-            errors.append(f"upload of {name} failed (curl exit {curl.returncode}, "
-                          f"HTTP {stdout.strip()}): {stderr.strip()}")
+            # The script's own words (upload_file): S3's <Code> and <Message>,
+            # else curl's last line; exit 7, delivery failed.
+            try:
+                with open(body_path, encoding="utf-8", errors="replace") as f:
+                    detail = " ".join(re.findall(r"<(?:Code|Message)>[^<]{0,200}</(?:Code|Message)>", f.read()))
+            except OSError:
+                detail = ""
+            detail = detail or (stderr.strip().splitlines() or [""])[-1]
+            errors.append(f"flamefire: error: upload of {name} to {p['UploadUrl']}{prefix}"
+                          f"{inv.instance_id}/{name} failed (curl exit {curl.returncode})"
+                          + (f": {detail}" if detail else ""))
             break
     if errors:
         inv.stderr = "\n".join(errors)[:MAX_STDERR]
-        inv.finish("Failed", "Failed", 1)
+        inv.finish("Failed", "Failed", 7)
         return
     inv.stdout = (f"flamefire: replayed {meta['samples']} samples ({stacks_bytes} bytes) to "
                   f"{prefix}{inv.instance_id}/")
@@ -1764,6 +1774,17 @@ def op_describe_instance_information(req: dict, region: str) -> dict:
             raise ApiError("InvalidInstanceInformationFilterValue",
                            f"Filter {key} needs at least one value.")
         if key == "InstanceIds":
+            # "If you specify a node ID that isn't valid or a node that you
+            # don't own, you receive an error" (DescribeInstanceInformation,
+            # API reference). An EC2 instance without the agent is simply
+            # absent; an id of no node at all (an unknown mi- hybrid node, an
+            # id of no instance) refuses the whole call.
+            known = {i.id for i in MOTO.instances(region, [v for v in values if v.startswith("i-")])}
+            bad = [v for v in values if not INSTANCE_ID_RE.match(v) or
+                   (v.startswith("mi-") and v not in {i.id for i in insts}) or
+                   (v.startswith("i-") and v not in known)]
+            if bad:
+                raise ApiError("InvalidInstanceId", f"Instance Id {bad[0]} is not valid.")
             insts = [i for i in insts if i.id in values]
         elif key == "PingStatus":
             insts = [i for i in insts if i.information()["PingStatus"] in values]
@@ -2802,6 +2823,7 @@ class Handler(BaseHTTPRequestHandler):
     host_region: str | None = None  # the region in a virtual-hosted S3 host name
     raw_path = ""  # the request target as sent, for SigV4
     extra_headers: dict = {}  # per request: set in dispatch_request
+    success_headers: dict = {}  # per request: sent only with a 2xx answer
 
     def do_CONNECT(self):
         host, _, port = self.path.rpartition(":")
@@ -2835,6 +2857,7 @@ class Handler(BaseHTTPRequestHandler):
         t0, started = time.monotonic(), now()
         op, status, key = "?", 0, ""
         self.extra_headers = {}
+        self.success_headers = {}
         if not self.secure:
             self.raw_path = self.path  # as sent: what SigV4 signed (TlsHandler keeps its own)
         try:
@@ -2980,6 +3003,12 @@ class Handler(BaseHTTPRequestHandler):
             return  # moto answers NoSuchBucket
         if op == "s3:HeadBucket":
             self.extra_headers["x-amz-bucket-region"] = where
+        elif op in ("s3:ListObjectsV2", "s3:ListObjects"):
+            # Real S3 sends it with a successful listing too (a capture of a
+            # real response: versity/versitygw#1814); flamefire reads the
+            # bucket's region from it, since the on-call role may list the
+            # run prefix but not HeadBucket.
+            self.success_headers["x-amz-bucket-region"] = where
         presigned = op == "s3:PostObject"
         if presigned:
             signing = (post_credential_of(body or b"", self.headers) + "////").split("/")[2]
@@ -3045,10 +3074,14 @@ class Handler(BaseHTTPRequestHandler):
             length = resp.getheader("Content-Length")
             no_body = self.command == "HEAD" or resp.status in (204, 304) or resp.status < 200
             for k, v in resp.getheaders():
-                if k.lower() not in HOP_BY_HOP and k.lower() not in self.extra_headers:
+                if k.lower() not in HOP_BY_HOP and k.lower() not in self.extra_headers \
+                        and k.lower() not in self.success_headers:
                     self.send_header(k, v)
             for k, v in self.extra_headers.items():
                 self.send_header(k, v)
+            if 200 <= resp.status < 300:
+                for k, v in self.success_headers.items():
+                    self.send_header(k, v)
             if not no_body and length is None:
                 self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
