@@ -17,11 +17,11 @@ use crate::aws::Aws;
 use crate::collapse::{self, Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
+use crate::model::Host;
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, HotFunction, Status};
-use crate::targets::Host;
 use crate::time::{iso_utc, now_epoch};
 
 /// Where a run's uploads are and where its flamegraphs go.

@@ -14,7 +14,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, FetchProblem};
-use crate::targets::Host;
+use crate::model::Host;
 
 /// Largest compressed stacks file accepted (matches the POST policy).
 pub const MAX_STACKS_BYTES: u64 = 512 * 1024 * 1024;

@@ -29,8 +29,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::aws::{Aws, CommandReport, InvocationReport};
 use crate::dispatch::Sent;
-pub use crate::status::InvocationStatus;
-use crate::targets::{Host, InstanceId};
+pub use crate::model::InvocationStatus;
+use crate::model::{Host, InstanceId};
 
 #[derive(Debug, Clone)]
 pub struct HostState {

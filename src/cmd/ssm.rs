@@ -26,12 +26,12 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
+use crate::model::{AgentRefusal, Host, InstanceId};
 use crate::presign::{self, PostRequest};
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
-use crate::status::AgentRefusal;
-use crate::targets::{self, InstanceId, Resolved};
+use crate::targets::{self, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
 
@@ -442,7 +442,7 @@ async fn record_run(
     s3: &Aws,
     plan: &SsmPlan,
     params: &document::RecordParams,
-    hosts: &[targets::Host],
+    hosts: &[Host],
     who: &Option<String>,
     nothing_sent: bool,
 ) -> Result<()> {
