@@ -26,7 +26,7 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::model::{AgentRefusal, Host, InstanceId};
+use crate::model::{AgentRefusal, Host, InstanceId, RecorderExit};
 use crate::presign::{self, PostRequest};
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
@@ -469,7 +469,9 @@ fn failure_cause(status: InvocationStatus, code: Option<i32>, output: &str) -> S
     match (status, said) {
         (InvocationStatus::Failed, Some(line)) => line,
         (InvocationStatus::Failed, None) => {
-            format!("the recorder failed (exit {})", code.unwrap_or(-1))
+            // The exit code alone, when the output lost the recorder's line.
+            let exit = RecorderExit::from_code(code.unwrap_or(-1));
+            format!("the recorder failed ({exit})")
         }
         (InvocationStatus::GaveUp, _) => "no final status before the deadline".into(),
         (other, _) => format!("SSM reported {other}"),

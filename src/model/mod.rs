@@ -5,7 +5,9 @@
 //! here rather than in another stage.
 
 pub mod host;
+pub mod recorder;
 pub mod status;
 
 pub use host::{Host, InstanceId, Target};
+pub use recorder::RecorderExit;
 pub use status::{AgentRefusal, InvocationStatus};
