@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Aws, SendRequest};
 use crate::document::RecordParams;
-use crate::targets::Host;
+use crate::model::Host;
 
 /// SendCommand accepts at most 50 instance ids per call.
 pub const BATCH: usize = 50;
@@ -225,7 +225,7 @@ fn split_refused(error: &crate::error::Error, hosts: &[Host]) -> Split {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::targets::InstanceId;
+    use crate::model::InstanceId;
 
     #[test]
     fn batches_hold_at_most_fifty() {

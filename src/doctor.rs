@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use crate::aws::Aws;
 use crate::document;
 use crate::error::exit;
+use crate::model::Target;
 use crate::presign;
-use crate::targets::{self, Target};
+use crate::targets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

@@ -17,11 +17,11 @@ use crate::aws::Aws;
 use crate::collapse::{self, Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
+use crate::model::Host;
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, HotFunction, Status};
-use crate::targets::Host;
 use crate::time::{iso_utc, now_epoch};
 
 /// Where a run's uploads are and where its flamegraphs go.
@@ -96,17 +96,18 @@ impl Drawer {
         };
         let f = match fetched {
             Ok(f) => f,
-            Err(cause) => {
-                o.next_step = Some(if cause.contains("throttled") {
-                    format!(
+            Err(error) => {
+                o.next_step = Some(match error {
+                    fetch::FetchError::Throttled(_) => format!(
                         "the upload is in the bucket: draw it later with `flamefire fetch {}`",
                         self.run_id
-                    )
-                } else {
-                    "rerun flamefire for this host; if it repeats, check the host's disk and curl"
-                        .into()
+                    ),
+                    fetch::FetchError::Failed(_) => {
+                        "rerun flamefire for this host; if it repeats, check the host's disk and curl"
+                            .into()
+                    }
                 });
-                o.cause = Some(cause);
+                o.cause = Some(error.to_string());
                 return Drawn {
                     outcome: o,
                     kept: None,

@@ -5,10 +5,9 @@
 //! names the flag or resource at fault and the next step, in the manner of
 //! hyperfine's `error.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::collapse::CollapseError;
-use crate::config::ConfigError;
 use crate::render::RenderError;
 
 /// Exit codes that scripts can rely on. Documented in `--help` and the README.
@@ -110,6 +109,51 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// A bad config file (`config.rs` reads it). Defined here, below the CLI,
+/// so that `Error` does not depend on the layer that parses flags.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "could not read the config file {path}: {source}\n  next step: fix its permissions or point --config (FLAMEFIRE_CONFIG) at another file"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: {key}: {message}\n  next step: {next}", location(.path, *.line, *.column))]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+        next: String,
+    },
+
+    #[error(
+        "--env {env}: {path} has no [env.{env}] section ({available})\n  next step: add the section, or pick one of the sections it has"
+    )]
+    NoSection {
+        env: String,
+        path: PathBuf,
+        available: String,
+    },
+
+    #[error(
+        "--env {env} needs a config file, and {path} does not exist\n  next step: write one (terraform output -raw flamefire_config > {path}) or pass --config FILE"
+    )]
+    NoFile { env: String, path: PathBuf },
+}
+
+fn location(path: &Path, line: usize, column: usize) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}:{column}", path.display())
     }
 }
 

@@ -14,7 +14,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, FetchProblem};
-use crate::targets::Host;
+use crate::model::Host;
 
 /// Largest compressed stacks file accepted (matches the POST policy).
 pub const MAX_STACKS_BYTES: u64 = 512 * 1024 * 1024;
@@ -98,7 +98,7 @@ pub async fn host(
     run_id: &str,
     host: &Host,
     out: &Path,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, FetchError> {
     let raw = out.join("raw");
     std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
     let id = host.id.as_str();
@@ -123,8 +123,32 @@ pub async fn host(
     })
 }
 
+/// Why a host's upload could not be fetched, with the message to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// S3 kept throttling the download: the upload is in the bucket, and
+    /// `flamefire fetch` can draw it later.
+    Throttled(String),
+    /// Missing, too large, corrupt, not this host's, or a local write failed.
+    Failed(String),
+}
+
+impl From<String> for FetchError {
+    fn from(cause: String) -> Self {
+        FetchError::Failed(cause)
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Throttled(cause) | FetchError::Failed(cause) => f.write_str(cause),
+        }
+    }
+}
+
 /// One bounded GetObject, retried while S3 throttles it.
-async fn get(aws: &Aws, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, String> {
+async fn get(aws: &Aws, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
     let give_up = tokio::time::Instant::now() + THROTTLED_FOR;
     let mut backoff = crate::wait::Backoff::default();
     loop {
@@ -133,7 +157,10 @@ async fn get(aws: &Aws, bucket: &str, key: &str, limit: u64) -> Result<Vec<u8>, 
                 backoff.failed();
                 tokio::time::sleep(backoff.delay(std::time::Duration::from_millis(500))).await;
             }
-            other => return other.map_err(|p| problem(&p, bucket, key)),
+            Err(p @ FetchProblem::Throttled(_)) => {
+                return Err(FetchError::Throttled(problem(&p, bucket, key)));
+            }
+            other => return other.map_err(|p| FetchError::Failed(problem(&p, bucket, key))),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 
 use crate::document::{self, RecordParams};
 use crate::error::{Error, Result};
+use crate::model::RecorderExit;
 use crate::progress::Progress;
 
 /// The demo app, embedded so `--demo` works from an installed binary.
@@ -97,7 +98,7 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
         .unwrap_or_else(|| format!("the script exited with {status}"));
     Err(Error::LocalRecord {
         cause,
-        next: next_step_for(&tail),
+        next: recorder_exit(status).local_next_step().into(),
     })
 }
 
@@ -113,17 +114,13 @@ pub fn recorder_error(output: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A hint keyed on what the script said; the script's own message comes first.
-fn next_step_for(tail: &[String]) -> String {
-    let text = tail.join("\n");
-    if text.contains("no running process") {
-        "start your Node.js app, pass --pid, or try `flamefire local --demo`".into()
-    } else if text.contains("perf") && text.contains("install") {
-        "install perf yourself (Debian: apt-get install linux-perf) and retry".into()
-    } else if text.contains("paranoid") || text.contains("Permission") {
-        "run as root (sudo), or lower kernel.perf_event_paranoid".into()
-    } else {
-        "read the recorder's messages above; rerun with -v for more".into()
+/// How the recorder exited, by its documented exit codes.
+fn recorder_exit(status: std::process::ExitStatus) -> RecorderExit {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => RecorderExit::from_code(code),
+        (None, Some(signal)) => RecorderExit::Signal(signal),
+        (None, None) => RecorderExit::Unexpected,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use flamefire::config::{self, ParseError};
+use flamefire::cli::config::{self, ParseError};
 use flamefire::error::Error;
 
 fn main() -> ExitCode {

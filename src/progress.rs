@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::status::InvocationStatus;
-use crate::targets::{Host, InstanceId};
+use crate::model::{Host, InstanceId, InvocationStatus};
 
 #[derive(Clone)]
 pub struct Progress {

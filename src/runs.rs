@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, ObjectSummary};
 use crate::error::{Error, Result};
-use crate::targets::{Host, InstanceId};
+use crate::model::{Host, InstanceId};
 
 /// What `app::ssm` writes to `<prefix><run-id>/run.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ mod fleet;
 mod golden;
 mod hostile_files;
 mod iam;
+mod layers;
 mod local;
 mod manuals;
 mod patterns;

@@ -4,7 +4,7 @@ use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, errors};
 use crate::error::Result;
-use crate::targets::{InstanceId, Target};
+use crate::model::{InstanceId, Target};
 
 /// What EC2 says about one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use aws_sdk_ssm::types::{
 
 use super::{Aws, errors};
 use crate::error::{Error, Result};
-use crate::targets::InstanceId;
+use crate::model::InstanceId;
 
 /// What SSM knows about a managed node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use super::load;
 use crate::aws::Aws;
+use crate::cli::config::Origins;
 use crate::cli::{BucketPlan, DeployArgs, DoctorPlan, check_document_name};
-use crate::config::Origins;
 use crate::doctor;
 use crate::document;
 use crate::error::{Result, exit};

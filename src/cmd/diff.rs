@@ -11,10 +11,10 @@ use crate::draw::hot;
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::heatmap;
+use crate::model::Host;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, Param, Role, RunReport, Status};
-use crate::targets::Host;
 
 /// `flamefire diff`: two profiles → differential flamegraphs, the biggest
 /// changes, and each side's own flamegraph.

@@ -15,9 +15,9 @@ use crate::collapse::Folded;
 use crate::draw::{Drawer, Drawn, Kept, write_pprof};
 use crate::error::Result;
 use crate::html;
+use crate::model::{Host, InstanceId};
 use crate::progress::{HostBars, Progress};
 use crate::report::{DiffOutcome, HostOutcome, Param, RunReport, Status};
-use crate::targets::{Host, InstanceId};
 
 /// Hosts being drawn, and the results so far.
 pub struct Drawing {

@@ -26,12 +26,12 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
+use crate::model::{AgentRefusal, DeliveryFailure, Host, InstanceId, RecorderExit};
 use crate::presign::{self, PostRequest};
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
-use crate::status::{AgentRefusal, DeliveryFailure};
-use crate::targets::{self, InstanceId, Resolved};
+use crate::targets::{self, Resolved};
 use crate::time::{iso_utc, now_epoch};
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
 
@@ -444,7 +444,7 @@ async fn record_run(
     s3: &Aws,
     plan: &SsmPlan,
     params: &document::RecordParams,
-    hosts: &[targets::Host],
+    hosts: &[Host],
     who: &Option<String>,
     nothing_sent: bool,
 ) -> Result<()> {
@@ -471,7 +471,9 @@ fn failure_cause(status: InvocationStatus, code: Option<i32>, output: &str) -> S
     match (status, said) {
         (InvocationStatus::Failed, Some(line)) => line,
         (InvocationStatus::Failed, None) => {
-            format!("the recorder failed (exit {})", code.unwrap_or(-1))
+            // The exit code alone, when the output lost the recorder's line.
+            let exit = RecorderExit::from_code(code.unwrap_or(-1));
+            format!("the recorder failed ({exit})")
         }
         (InvocationStatus::GaveUp, _) => "no final status before the deadline".into(),
         (other, _) => format!("SSM reported {other}"),

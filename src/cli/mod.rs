@@ -4,6 +4,8 @@
 //! clap. Every value that ends up in the SSM document is checked against the
 //! document's own `allowedPattern` here, before any process or AWS call.
 
+pub mod config;
+
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::collapse::{Select, Weight, Window};
 use crate::document::{self, Pids, RecordParams};
 use crate::error::{Error, Result};
-use crate::targets::{InstanceId, Target};
+use crate::model::{InstanceId, Target};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -57,7 +59,7 @@ pub struct Cli {
 
     /// Where each setting came from: filled by `config::parse`.
     #[arg(skip)]
-    pub settings: crate::config::Origins,
+    pub settings: config::Origins,
 }
 
 #[derive(Debug, Subcommand)]

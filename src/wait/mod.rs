@@ -23,14 +23,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::aws::{Aws, CommandReport, InvocationReport};
 use crate::dispatch::Sent;
-pub use crate::status::InvocationStatus;
-use crate::targets::{Host, InstanceId};
+pub use crate::model::InvocationStatus;
+use crate::model::{Host, InstanceId};
+
+mod schedule;
+pub use schedule::{Backoff, Invocations, Round, Schedule, poll_interval};
 
 #[derive(Debug, Clone)]
 pub struct HostState {
@@ -298,64 +301,8 @@ pub struct Watch {
     pub per_host: bool,
 }
 
-/// The shortest pause between SSM polls (SSM needs about that long to list
-/// a new command, and faster polling only spends its rate limit).
-const MIN_POLL: Duration = Duration::from_secs(2);
-/// After the recording, the bucket is listed this often: S3 allows
-/// thousands of LISTs a second per prefix, and each tick is latency the
-/// on-call engineer waits for a host's flamegraph.
-const UPLOAD_TICK: Duration = Duration::from_millis(500);
 /// ListCommandInvocations calls in flight at once (the rest wait).
 const PARALLEL_INVOCATION_LISTS: usize = 4;
-/// After the recording, every this many SSM rounds (~30 s) the open
-/// commands' invocations are listed whatever the counts say.
-const SWEEP_ROUNDS: u32 = 15;
-
-/// Pause before the next SSM poll. While the hosts record, back off from
-/// 2 s to 5 s (a long recording costs few calls) but wake at the
-/// recording's end; after it, poll every 2 s, since hosts finish within
-/// seconds of it.
-pub fn poll_interval(round: u32, until_recording_ends: Duration) -> Duration {
-    if until_recording_ends.is_zero() {
-        return MIN_POLL;
-    }
-    let ms = 2000.0 * 1.25f64.powi(round.min(10) as i32);
-    let backoff = Duration::from_millis(ms.min(5000.0) as u64);
-    backoff.min(until_recording_ends).max(MIN_POLL)
-}
-
-/// Backoff for one kind of call: doubles (to 32×) on each throttled or
-/// failed round, halves on each good one, and adds up to 50 % jitter so
-/// that many flamefire runs in one account do not poll in lockstep.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    factor: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { factor: 1 }
-    }
-}
-
-impl Backoff {
-    pub fn failed(&mut self) {
-        self.factor = (self.factor * 2).min(32);
-    }
-
-    pub fn succeeded(&mut self) {
-        self.factor = (self.factor / 2).max(1);
-    }
-
-    /// `base` stretched by the current factor, with jitter when backing off.
-    pub fn delay(&self, base: Duration) -> Duration {
-        if self.factor == 1 {
-            return base;
-        }
-        let stretched = base * self.factor;
-        stretched + stretched.mul_f64(fastrand::f64() * 0.5)
-    }
-}
 
 /// Polls until every host ends, the deadline passes, or `interrupt` fires,
 /// sending an `Event` for each change as soon as it is known.
@@ -370,13 +317,7 @@ pub async fn until_done(
     let mut fleet = Fleet::new(sent);
     let ours: HashSet<String> = sent.iter().map(|s| s.command_id.clone()).collect();
     tokio::pin!(interrupt);
-    let (mut round, mut ssm_backoff, mut s3_backoff) = (0, Backoff::default(), Backoff::default());
-    // ListCommandInvocations backs off on its own: its throttling says
-    // nothing about ListCommands'.
-    let mut lci_backoff = Backoff::default();
-    let mut next_ssm = Instant::now();
-    let mut next_s3 = Instant::now();
-    let mut next_lci = Instant::now();
+    let mut schedule = Schedule::new(Instant::now(), recording_ends, deadline, watch.per_host);
     let emit = |fleet: &Fleet, changed: Vec<(InstanceId, InvocationStatus)>| {
         for (id, status) in changed {
             let _ = events.send(Event::Changed(id.clone(), status));
@@ -388,28 +329,19 @@ pub async fn until_done(
         }
     };
     loop {
-        let now = Instant::now();
-        // At the deadline, one last full round (SSM included, whatever the
-        // backoff), so that hosts SSM knows failed are not called GaveUp.
-        let last = now >= deadline;
-        let ssm_due = last || now >= next_ssm;
-        // ListCommands before the bucket: every host it counts as ended
-        // has finished its upload by the time the bucket is listed, so
-        // only hosts that ended without one need their invocations listed.
-        let commands = if ssm_due {
+        let round = schedule.round(Instant::now());
+        let commands = if round.list_commands {
             let listed = tokio::select! {
                 listed = watch.ssm.commands_since(&watch.document, watch.sent_after) => listed,
                 _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
             };
+            schedule.commands_listed(listed.is_ok());
             match listed {
-                Ok(all) => {
-                    ssm_backoff.succeeded();
-                    all.into_iter()
-                        .filter(|c| ours.contains(&c.command_id))
-                        .collect()
-                }
+                Ok(all) => all
+                    .into_iter()
+                    .filter(|c| ours.contains(&c.command_id))
+                    .collect(),
                 Err(e) => {
-                    ssm_backoff.failed();
                     let _ = events.send(Event::Retrying(format!("ListCommands: {e}")));
                     Vec::new()
                 }
@@ -417,40 +349,30 @@ pub async fn until_done(
         } else {
             Vec::new()
         };
-        if ssm_due || now >= next_s3 {
+        if round.list_uploads {
             let uploads = tokio::select! {
                 u = uploads(watch, &fleet) => u,
                 _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
             };
+            schedule.uploads_listed(uploads.is_ok());
             match uploads {
                 Ok(ids) => {
-                    s3_backoff.succeeded();
                     let changed = fleet.observe_uploads(&ids);
                     emit(&fleet, changed);
                 }
                 Err(e) => {
-                    s3_backoff.failed();
                     let _ = events.send(Event::Retrying(format!("ListObjectsV2: {e}")));
                 }
             }
         }
-        // Every open command's invocations: for the per-host display of a
-        // small fleet, every SWEEP_ROUNDS SSM rounds after the recording (a
-        // host that ended without an upload and whose count another host's
-        // early upload hid), and in the last round.
-        let sweep = last
-            || (ssm_due
-                && (watch.per_host || (now >= recording_ends && round % SWEEP_ROUNDS == 0)));
-        let needy: Vec<String> = if sweep {
-            fleet.in_flight().into_keys().collect()
-        } else if ssm_due && now >= next_lci {
-            commands
+        let needy: Vec<String> = match round.invocations {
+            Invocations::Sweep => fleet.in_flight().into_keys().collect(),
+            Invocations::Needy => commands
                 .iter()
                 .filter(|c| fleet.needs_invocations(c))
                 .map(|c| c.command_id.clone())
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            Invocations::Skip => Vec::new(),
         };
         if !needy.is_empty() {
             let listed = tokio::select! {
@@ -467,14 +389,9 @@ pub async fn until_done(
                     Err(e) => failed = Some(format!("ListCommandInvocations {command_id}: {e}")),
                 }
             }
-            // One failure per round, however many commands it hit.
-            match failed {
-                Some(why) => {
-                    lci_backoff.failed();
-                    next_lci = Instant::now() + lci_backoff.delay(MIN_POLL);
-                    let _ = events.send(Event::Retrying(why));
-                }
-                None => lci_backoff.succeeded(),
+            schedule.invocations_listed(Instant::now(), failed.is_none());
+            if let Some(why) = failed {
+                let _ = events.send(Event::Retrying(why));
             }
         }
         for c in &commands {
@@ -484,8 +401,7 @@ pub async fn until_done(
         if fleet.is_done() {
             return Waited::Done;
         }
-        let now = Instant::now();
-        if last {
+        if round.last {
             let open = fleet.in_flight();
             let ended = fleet.end_unfinished(InvocationStatus::GaveUp);
             let changed = ended
@@ -495,18 +411,7 @@ pub async fn until_done(
             emit(&fleet, changed);
             return Waited::GaveUp(open);
         }
-        let until_end = recording_ends.saturating_duration_since(now);
-        if ssm_due {
-            next_ssm = now + ssm_backoff.delay(poll_interval(round, until_end));
-            round += 1;
-        }
-        // The bucket has nothing new before the recording ends.
-        next_s3 = if until_end.is_zero() {
-            now + s3_backoff.delay(UPLOAD_TICK)
-        } else {
-            next_ssm
-        };
-        let wake = next_ssm.min(next_s3).min(deadline);
+        let wake = schedule.next_wake(&round, Instant::now());
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = &mut interrupt => return Waited::Interrupted(fleet.in_flight()),
@@ -723,43 +628,6 @@ mod tests {
             uploaded_in(&keys, "p/r/").into_iter().collect::<Vec<_>>(),
             vec![host(1).id]
         );
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_recovers() {
-        let base = Duration::from_secs(2);
-        let mut b = Backoff::default();
-        assert_eq!(b.delay(base), base);
-        b.failed();
-        b.failed();
-        let d = b.delay(base);
-        assert!(d >= base * 4 && d <= base * 6, "{d:?}");
-        for _ in 0..10 {
-            b.failed();
-        }
-        assert!(b.delay(base) <= base * 48, "capped");
-        for _ in 0..10 {
-            b.succeeded();
-        }
-        assert_eq!(b.delay(base), base);
-    }
-
-    #[test]
-    fn polling_backs_off_from_two_to_five_seconds_then_follows_the_end() {
-        let long = Duration::from_secs(300);
-        assert_eq!(poll_interval(0, long), Duration::from_secs(2));
-        assert!(poll_interval(2, long) > poll_interval(1, long));
-        assert_eq!(poll_interval(50, long), Duration::from_secs(5));
-        // Wakes at the end of the recording, but never polls faster than 2 s.
-        assert_eq!(
-            poll_interval(50, Duration::from_millis(3500)),
-            Duration::from_millis(3500)
-        );
-        assert_eq!(
-            poll_interval(50, Duration::from_millis(500)),
-            Duration::from_secs(2)
-        );
-        assert_eq!(poll_interval(50, Duration::ZERO), Duration::from_secs(2));
     }
 
     #[test]

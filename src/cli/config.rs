@@ -10,8 +10,8 @@
 //! file (an `[env.NAME]` section chosen by `--env NAME` over the file's top
 //! level), flamefire's built-in default. The file only replaces the *defaults*
 //! of the clap definitions, so clap itself applies the first two rules and the
-//! values still go through every check of `cli.rs`. This module and `cli.rs`
-//! are the only ones that touch clap. It must not read anything but the
+//! values still go through every check of `cli/mod.rs`. `cli/` is the only
+//! code that touches clap. It must not read anything but the
 //! config file, and a bad file is an error, never a silent default.
 
 use std::collections::BTreeMap;
@@ -26,12 +26,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::Cli;
+use crate::error::ConfigError;
 
 /// A setting the file can hold. `key` is the flag's long name, so that
 /// `bucket = "x"` in the file means `--bucket x`.
 struct Key {
     key: &'static str,
-    /// clap's id of the flag (the field name in `cli.rs`).
+    /// clap's id of the flag (the field name in `cli/mod.rs`).
     arg: &'static str,
     /// Variables that the AWS SDK reads itself when the flag is absent: they
     /// outrank the file too, so the file must not turn into a flag over them.
@@ -227,49 +228,6 @@ impl Origins {
             ));
         }
         out
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "could not read the config file {path}: {source}\n  next step: fix its permissions or point --config (FLAMEFIRE_CONFIG) at another file"
-    )]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-
-    #[error("{}: {key}: {message}\n  next step: {next}", location(.path, *.line, *.column))]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-        next: String,
-    },
-
-    #[error(
-        "--env {env}: {path} has no [env.{env}] section ({available})\n  next step: add the section, or pick one of the sections it has"
-    )]
-    NoSection {
-        env: String,
-        path: PathBuf,
-        available: String,
-    },
-
-    #[error(
-        "--env {env} needs a config file, and {path} does not exist\n  next step: write one (terraform output -raw flamefire_config > {path}) or pass --config FILE"
-    )]
-    NoFile { env: String, path: PathBuf },
-}
-
-fn location(path: &Path, line: usize, column: usize) -> String {
-    if line == 0 {
-        path.display().to_string()
-    } else {
-        format!("{}:{line}:{column}", path.display())
     }
 }
 

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::RecorderExit;
+
 /// Every status SSM reports, plus the two flamefire adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvocationStatus {
@@ -156,11 +158,8 @@ pub struct DeliveryFailure {
 }
 
 impl DeliveryFailure {
-    /// The recorder's exit code for "delivery failed".
-    pub const EXIT_CODE: i32 = 7;
-
     pub fn find(exit_code: Option<i32>, output: &str) -> Option<Self> {
-        if exit_code != Some(Self::EXIT_CODE) {
+        if exit_code.map(RecorderExit::from_code) != Some(RecorderExit::DeliveryFailed) {
             return None;
         }
         let line = output
