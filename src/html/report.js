@@ -211,7 +211,8 @@
       HOSTS.map(function (h, i) { return [h, i]; })
         .sort(function (a, b) { return a[0].root < b[0].root ? -1 : a[0].root > b[0].root ? 1 : 0; })
         .forEach(function (p) {
-          var t = hostTree(p[0], stackWeights(p[0], sel.c0, sel.c1), 0);
+          // a host's frames under a millionth of the fleet are under a pixel
+          var t = hostTree(p[0], stackWeights(p[0], sel.c0, sel.c1), 0.0001 / HOSTS.length);
           if (!t.v) return;
           t.n = p[0].root;
           root.v += t.v;
@@ -402,7 +403,7 @@
     var t = max ? Math.min(count / max, 1) : 0;
     return rgb(255 + (165 - 255) * t, 237 + (15 - 237) * t, 160 + (21 - 160) * t);
   }
-  function cellW(columns) { return Math.max(2, Math.min(16, Math.floor(560 / Math.max(columns, 1)))); }
+  function cellW(columns) { return Math.max(2, Math.min(40, Math.floor(560 / Math.max(columns, 1)))); }
 
   function drawHeat() {
     var h = HOSTS[state.host];
@@ -682,5 +683,7 @@
 
   if (!readHash()) state.sel = HOSTS.length > 1 ? whole(ALL) : whole(0);
   update(false);
+  // when the time view was first drawn, for tests/browser/measure.js
+  window.flamefire.drawnAt = performance.now();
   window.addEventListener('resize', function () { draw(); });
 })();

@@ -369,6 +369,7 @@ check('time view: arrows move the selection, the address reopens it, Escape rese
     await page.fill('#search', 'parseHtml');
     await page.screenshot({ path: DOCS_SCREENSHOT, clip: await page.$eval('#scope', (e) => { const r = e.getBoundingClientRect(); return { x: 0, y: r.top + window.scrollY - 40, width: 1400, height: Math.min(r.height + 60, 700) }; }), fullPage: true });
     await page.fill('#search', '');
+    await page.focus('#heat');
   }
   await page.keyboard.press('Escape');
   const reset = await scopeState();
@@ -398,12 +399,13 @@ check('fleet: one row per host; dragging a row selects that host, the axis the f
   await open(path.join(renderOut, 'report.html'));
   const hosts = await page.evaluate(() => JSON.parse(document.getElementById('flamefire-data').textContent).hosts.map((h) => h.label));
   const k = hosts.findIndex((h) => h.endsWith('burst.perf.gz'));
-  const g = await page.$eval('#fleet', (el) => {
-    const r = el.getBoundingClientRect();
-    return { x: r.left, y: r.top, px: Number(el.dataset.px), label: Number(el.dataset.labelWidth), row: Number(el.dataset.rowHeight) };
-  });
-  const x = (bucket) => g.x + g.label + bucket * g.px + g.px / 2;
   const drag = async (row, b0, b1) => {
+    await page.$eval('#fleet', (e) => e.scrollIntoView());
+    const g = await page.$eval('#fleet', (el) => {
+      const r = el.getBoundingClientRect();
+      return { x: r.left, y: r.top, px: Number(el.dataset.px), label: Number(el.dataset.labelWidth), row: Number(el.dataset.rowHeight) };
+    });
+    const x = (bucket) => g.x + g.label + bucket * g.px + g.px / 2;
     await page.mouse.move(x(b0), g.y + row * g.row + g.row / 2);
     await page.mouse.down();
     await page.mouse.move(x(b1), g.y + row * g.row + g.row / 2, { steps: 4 });
