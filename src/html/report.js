@@ -1,7 +1,7 @@
 // report.html's time view (issue 20): pick a stretch of time on a heat map,
 // see the flamegraph of exactly those samples; pick a second stretch to see
 // the differential of the second against the first. No server, no network:
-// everything comes from the JSON in <script id="flamefire-data">.
+// everything comes from the JSON in the element #flamefire-data.
 //
 // Host text (frame names, host names) only ever reaches the page through
 // textContent, canvas fillText or JSON: never as markup.
