@@ -112,6 +112,10 @@ pub struct Folded {
     /// Each sample of the folded event type (the whole input, whatever the
     /// window), in ns after the input's first event; empty without timestamps.
     pub offsets_ns: Vec<u64>,
+    /// Each folded sample (inside the window) as (ns after the input's first
+    /// event, index in `stacks`, its weight), for report.html's time
+    /// selection; empty without timestamps.
+    pub timed: Vec<(u64, u32, u64)>,
 }
 
 /// A leaf frame and the share of samples spent in it (self time).
@@ -141,6 +145,7 @@ impl Folded {
             sample_count: samples,
             other_events: Vec::new(),
             offsets_ns: Vec::new(),
+            timed: Vec::new(),
         }
     }
 
@@ -458,8 +463,10 @@ struct EventStacks {
     name: Vec<u8>,
     /// Where the type first appeared: (block number, event number in block).
     first_seen: (u64, u64),
-    /// stack → (samples, sum of periods)
-    stacks: HashMap<Vec<u8>, (u64, u64), foldhash::fast::FixedState>,
+    /// stack → (samples, sum of periods, id: its order of first sight here)
+    stacks: HashMap<Vec<u8>, (u64, u64, u32), foldhash::fast::FixedState>,
+    /// Folded samples with a timestamp: (absolute time, stack id, period).
+    timed: Vec<(u64, u32, u64)>,
     /// Samples folded (inside the window).
     samples: u64,
     /// Absolute timestamps of every sample of this type, window or not.
@@ -473,11 +480,21 @@ struct EventStacks {
 impl EventStacks {
     fn merge(&mut self, other: EventStacks) {
         self.first_seen = self.first_seen.min(other.first_seen);
-        for (stack, (samples, period)) in other.stacks {
-            let entry = self.stacks.entry(stack).or_insert((0, 0));
+        // the other worker's stack ids → ours
+        let mut ids = vec![0; other.stacks.len()];
+        for (stack, (samples, period, id)) in other.stacks {
+            let next = self.stacks.len() as u32;
+            let entry = self.stacks.entry(stack).or_insert((0, 0, next));
             entry.0 += samples;
             entry.1 += period;
+            ids[id as usize] = entry.2;
         }
+        self.timed.extend(
+            other
+                .timed
+                .into_iter()
+                .map(|(t, id, p)| (t, ids[id as usize], p)),
+        );
         self.samples += other.samples;
         self.seen += other.seen;
         self.times.extend(other.times);
@@ -569,10 +586,10 @@ impl Parsed {
                 missing: event.without_period,
             });
         }
-        let mut stacks: Vec<(String, u64)> = event
+        let mut stacks: Vec<(String, u64, u32)> = event
             .stacks
             .into_iter()
-            .map(|(stack, (samples, period))| {
+            .map(|(stack, (samples, period, id))| {
                 let count = match select.weight {
                     Weight::Sample => samples,
                     Weight::Period => period,
@@ -581,12 +598,14 @@ impl Parsed {
                     Ok(s) => s,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 };
-                (stack, count)
+                (stack, count, id)
             })
-            .filter(|(_, count)| *count > 0)
+            .filter(|(_, count, _)| *count > 0)
             .collect();
         stacks.sort_unstable();
         let origin = origin.or_else(|| event.times.iter().copied().min());
+        let timed = timed_samples(&event.timed, &stacks, origin, select.weight);
+        let stacks: Vec<(String, u64)> = stacks.into_iter().map(|(s, c, _)| (s, c)).collect();
         let mut offsets_ns: Vec<u64> = match origin {
             Some(origin) => event
                 .times
@@ -610,8 +629,39 @@ impl Parsed {
                 .map(|e| (event_name(&e.name), e.seen))
                 .collect(),
             offsets_ns,
+            timed,
         })
     }
+}
+
+/// The folded samples in time order, each with its index in the sorted
+/// `stacks` (stacks weighing 0 are left out) and its weight.
+fn timed_samples(
+    timed: &[(u64, u32, u64)],
+    stacks: &[(String, u64, u32)],
+    origin: Option<u64>,
+    weight: Weight,
+) -> Vec<(u64, u32, u64)> {
+    let Some(origin) = origin else {
+        return Vec::new();
+    };
+    let mut index = vec![u32::MAX; stacks.iter().map(|s| s.2 as usize + 1).max().unwrap_or(0)];
+    for (i, (_, _, id)) in stacks.iter().enumerate() {
+        index[*id as usize] = i as u32;
+    }
+    let mut out: Vec<(u64, u32, u64)> = timed
+        .iter()
+        .filter_map(|&(t, id, period)| {
+            let i = *index.get(id as usize)?;
+            let w = match weight {
+                Weight::Sample => 1,
+                Weight::Period => period,
+            };
+            (i != u32::MAX && w > 0).then_some((t.saturating_sub(origin), i, w))
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 fn event_name(bytes: &[u8]) -> String {
@@ -805,14 +855,20 @@ impl Folder {
                 event.without_period += 1;
             }
             event.samples += 1;
-            match event.stacks.get_mut(key.as_slice()) {
+            let id = match event.stacks.get_mut(key.as_slice()) {
                 Some(counts) => {
                     counts.0 += 1;
                     counts.1 += period;
+                    counts.2
                 }
                 None => {
-                    event.stacks.insert(key.clone(), (1, period));
+                    let id = event.stacks.len() as u32;
+                    event.stacks.insert(key.clone(), (1, period, id));
+                    id
                 }
+            };
+            if let Some(time) = current.time {
+                event.timed.push((time, id, period));
             }
         }
         self.names.clear();

@@ -155,6 +155,7 @@ impl Drawer {
         write_pprof(&[(&folded, &info)], &svg, &self.progress);
         o.svg = Some(svg);
         folded.offsets_ns = Vec::new();
+        folded.timed = Vec::new();
         Drawn {
             outcome: o,
             kept: Some(Kept {

@@ -33,6 +33,87 @@ pub struct Heatmap {
     pub max: u32,
     /// Sum of all cells.
     pub samples: u64,
+    /// Which stacks fell in which cell, for report.html's time selection;
+    /// `None` when the input gives no per-sample stacks.
+    #[serde(skip)]
+    pub timeline: Option<Timeline>,
+}
+
+/// One input's samples in the compact form report.html embeds: the stacks as
+/// a tree of frames (each distinct stack is a node of it), and per cell of
+/// the heat map the weight of each stack that has samples there. Cells are
+/// `ns / CELL_NS` after the input's first event, the integer form of the
+/// boundaries `render --from/--to` compares with, so a stretch of whole
+/// cells selects exactly the samples that `render` folds for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    /// Distinct frame names.
+    pub frames: Vec<String>,
+    /// Node `i + 1`'s parent node (0 is the root, above every stack).
+    pub parent: Vec<u32>,
+    /// Node `i + 1`'s frame, an index in `frames`.
+    pub frame: Vec<u32>,
+    /// Each stack's node, in `Folded::stacks` order.
+    pub stacks: Vec<u32>,
+    /// Cells that hold samples, ascending.
+    pub cells: Vec<u32>,
+    /// Where each cell's entries end in `entry_stack` / `entry_weight`.
+    pub cell_end: Vec<u32>,
+    pub entry_stack: Vec<u32>,
+    pub entry_weight: Vec<u64>,
+}
+
+/// Nanoseconds in one cell: a second over [`ROWS`].
+pub const CELL_NS: u64 = 1_000_000_000 / ROWS as u64;
+
+impl Timeline {
+    /// From folded stacks and their timed samples (`Folded::timed`).
+    pub fn new(stacks: &[(String, u64)], timed: &[(u64, u32, u64)]) -> Timeline {
+        let mut t = Timeline::default();
+        let mut frame_ids: std::collections::HashMap<&str, u32> = Default::default();
+        let mut children: std::collections::HashMap<(u32, u32), u32> = Default::default();
+        for (stack, _) in stacks {
+            let mut node = 0u32;
+            for name in stack.split(';') {
+                let f = *frame_ids.entry(name).or_insert_with(|| {
+                    t.frames.push(name.to_string());
+                    t.frames.len() as u32 - 1
+                });
+                node = *children.entry((node, f)).or_insert_with(|| {
+                    t.parent.push(node);
+                    t.frame.push(f);
+                    t.parent.len() as u32
+                });
+            }
+            t.stacks.push(node);
+        }
+        // `timed` is in time order: group it by cell, then by stack
+        let mut i = 0;
+        while i < timed.len() {
+            let cell = timed[i].0 / CELL_NS;
+            let mut j = i;
+            while j < timed.len() && timed[j].0 / CELL_NS == cell {
+                j += 1;
+            }
+            let mut entries: Vec<(u32, u64)> = timed[i..j].iter().map(|s| (s.1, s.2)).collect();
+            entries.sort_unstable();
+            let mut k = 0;
+            while k < entries.len() {
+                let stack = entries[k].0;
+                let mut weight = 0;
+                while k < entries.len() && entries[k].0 == stack {
+                    weight += entries[k].1;
+                    k += 1;
+                }
+                t.entry_stack.push(stack);
+                t.entry_weight.push(weight);
+            }
+            t.cells.push(u32::try_from(cell).unwrap_or(u32::MAX));
+            t.cell_end.push(t.entry_stack.len() as u32);
+            i = j;
+        }
+        t
+    }
 }
 
 impl Heatmap {
@@ -77,10 +158,11 @@ pub fn of(folded: &Folded) -> Option<Heatmap> {
     if folded.offsets_ns.is_empty() {
         return None;
     }
-    Some(Heatmap::from_offsets(
-        folded.offsets_ns.iter().map(|&ns| ns as f64 / 1e9),
-        ROWS,
-    ))
+    let mut map = Heatmap::from_offsets(folded.offsets_ns.iter().map(|&ns| ns as f64 / 1e9), ROWS);
+    if !folded.timed.is_empty() {
+        map.timeline = Some(Timeline::new(&folded.stacks, &folded.timed));
+    }
+    Some(map)
 }
 
 /// The heat map of one `perf script` file (plain or gzip): collapses it
@@ -130,6 +212,25 @@ mod tests {
             file(&path),
             Err(CollapseError::NoTimestamps { .. })
         ));
+    }
+
+    #[test]
+    fn the_timeline_holds_each_cells_stacks_as_a_tree() {
+        let stacks = vec![("a;b".to_string(), 2), ("a;c".to_string(), 1)];
+        let timed = [(0, 0, 1), (5, 1, 1), (CELL_NS * 3 + 1, 0, 1)];
+        let t = Timeline::new(&stacks, &timed);
+        assert_eq!(t.frames, ["a", "b", "c"]);
+        assert_eq!(
+            (t.parent.clone(), t.frame.clone()),
+            (vec![0, 1, 1], vec![0, 1, 2])
+        );
+        assert_eq!(t.stacks, [2, 3]);
+        assert_eq!(t.cells, [0, 3]);
+        assert_eq!(t.cell_end, [2, 3]);
+        assert_eq!(
+            (t.entry_stack, t.entry_weight),
+            (vec![0, 1, 0], vec![1, 1, 1])
+        );
     }
 
     #[test]

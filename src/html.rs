@@ -24,16 +24,110 @@ use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::path::Path;
 
-use crate::heatmap::Heatmap;
+use crate::heatmap::{Heatmap, Timeline};
 use crate::report::{HostOutcome, Role, RunReport, Status};
 
 /// Makes inferno's `history.replaceState` calls harmless inside a frame
 /// without a URL of its own; runs before inferno's script.
 const REPLACE_STATE_SHIM: &str = "<script type=\"text/ecmascript\">(function(){var r=history.replaceState;history.replaceState=function(){try{return r.apply(history,arguments)}catch(e){}}})();</script>";
 
-/// Inline styles and scripts only (inferno's SVGs need both); nothing may
-/// be fetched, so hostile text that escaped escaping still could not call home.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; frame-src 'self' about: data:";
+/// The page's own script and style (the time view), embedded whole.
+const REPORT_JS: &str = include_str!("html/report.js");
+const REPORT_CSS: &str = include_str!("html/report.css");
+
+/// The frame document's style (see [`frame_document`]).
+const FRAME_STYLE: &str = "html,body{margin:0;padding:0}body>svg{display:block;width:100%}";
+
+/// The scripts and styles the page may run: each by the SHA-256 of its
+/// text, so that nothing else runs, whatever a host's text holds. The
+/// policy is inherited by the flamegraph frames (`srcdoc`), so inferno's
+/// script and style and its `onload` handler are listed too.
+#[derive(Default)]
+struct Csp {
+    scripts: std::collections::BTreeSet<String>,
+    styles: std::collections::BTreeSet<String>,
+    handlers: std::collections::BTreeSet<String>,
+}
+
+impl Csp {
+    fn policy(&self) -> String {
+        let list = |set: &std::collections::BTreeSet<String>| {
+            set.iter().map(|h| format!(" '{h}'")).collect::<String>()
+        };
+        let handlers = if self.handlers.is_empty() {
+            String::new()
+        } else {
+            format!(" 'unsafe-hashes'{}", list(&self.handlers))
+        };
+        format!(
+            "default-src 'none'; script-src{}{handlers}; style-src{}; img-src data:; frame-src 'self' about: data:",
+            list(&self.scripts),
+            list(&self.styles)
+        )
+    }
+
+    /// Lists the scripts, styles and `onload` handler of one SVG document.
+    fn svg(&mut self, svg: &str) {
+        for (open, close, set) in [
+            ("<script", "</script>", &mut self.scripts),
+            ("<style", "</style>", &mut self.styles),
+        ] {
+            let mut rest = svg;
+            while let Some(at) = rest.find(open) {
+                let Some(tag_end) = rest[at..].find('>') else {
+                    break;
+                };
+                let body = &rest[at + tag_end + 1..];
+                let Some(end) = body.find(close) else { break };
+                // an SVG's CDATA sections are text in HTML's foreign
+                // content: the element's text is what is around and inside them
+                let mut text = String::new();
+                let mut raw = &body[..end];
+                while let Some(at) = raw.find("<![CDATA[") {
+                    text.push_str(&raw[..at]);
+                    let inner = &raw[at + 9..];
+                    let close = inner.find("]]>").unwrap_or(inner.len());
+                    text.push_str(&inner[..close]);
+                    raw = inner.get(close + 3..).unwrap_or("");
+                }
+                text.push_str(raw);
+                set.insert(sha256(&text));
+                rest = &body[end..];
+            }
+        }
+        if let Some(at) = svg.find(" onload=\"") {
+            let value = &svg[at + 9..];
+            if let Some(end) = value.find('"') {
+                self.handlers.insert(sha256(&value[..end]));
+            }
+        }
+    }
+}
+
+/// `sha256-BASE64` of `text`, a CSP hash source.
+fn sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    format!("sha256-{}", base64(&sha2::Sha256::digest(text.as_bytes())))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#222;background:#fff}
@@ -52,9 +146,30 @@ ul.warnings{margin:.2rem 0;padding-left:1.2rem}
 svg.heatmap{display:block;margin:.3rem 0}
 ";
 
-/// Writes the report of `report` to `out`, reading its SVG files.
+/// Writes the report of `report` to `out`, reading its SVG files. Hosts
+/// past the first [`INLINE_HOSTS`] get a page of their own beside it
+/// (`<svg name>.html`, the same time view), which report.html links.
 pub fn write(report: &RunReport, out: &Path) -> io::Result<()> {
-    let page = page(report, &|path| std::fs::read_to_string(path).ok());
+    let read = |path: &Path| std::fs::read_to_string(path).ok();
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    for o in rendered(report).into_iter().skip(INLINE_HOSTS) {
+        if let Some(name) = own_page(o) {
+            let alone = RunReport {
+                hosts: vec![o.clone()],
+                merged_svg: None,
+                diff: None,
+                ..report.clone()
+            };
+            write_atomically(&page(&alone, &read), &dir.join(name))?;
+        }
+    }
+    write_atomically(&page(report, &read), out)
+}
+
+fn write_atomically(page: &str, out: &Path) -> io::Result<()> {
     let dir = match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -66,28 +181,65 @@ pub fn write(report: &RunReport, out: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The whole page. `read` returns an SVG file's text (`None` if unreadable).
-/// Hosts whose flamegraph is embedded in the page; the rest are linked.
+/// The page of a host past the first [`INLINE_HOSTS`]: its SVG's name with
+/// `.html`, when it has a time line to show.
+fn own_page(o: &HostOutcome) -> Option<String> {
+    o.heatmap.as_ref()?.timeline.as_ref()?;
+    let svg = o.svg.as_ref()?;
+    Some(format!("{}.html", svg.file_stem()?.to_string_lossy()))
+}
+
+fn rendered(report: &RunReport) -> Vec<&HostOutcome> {
+    report
+        .hosts
+        .iter()
+        .filter(|o| matches!(o.status, Status::Rendered))
+        .collect()
+}
+
+/// Hosts whose flamegraph and time line are embedded in the page; the rest
+/// are linked.
 const INLINE_HOSTS: usize = 50;
 
+/// What the time view's script reads: the embedded hosts' time lines.
+#[derive(serde::Serialize)]
+struct ScopeData<'a> {
+    /// Cells per second.
+    rows: usize,
+    /// What the weights count: `samples`, or `period` with `--weight period`.
+    unit: &'a str,
+    hosts: Vec<ScopeHost<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ScopeHost<'a> {
+    label: String,
+    /// Its root frame in the fleet's flamegraph.
+    root: String,
+    t: &'a Timeline,
+}
+
+/// The whole page. `read` returns an SVG file's text (`None` if unreadable).
 pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> String {
+    let mut csp = Csp::default();
     let mut h = String::with_capacity(64 * 1024);
     let title = match report.run_id.as_str() {
         "" => format!("flamefire {}", report.command),
         id => format!("flamefire {} {id}", report.command),
     };
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        escape(CSP),
-        escape(&title),
-        escape(&title)
-    );
+    let _ = writeln!(h, "<h1>{}</h1>", escape(&title));
     parameters(&mut h, report);
     hosts_table(&mut h, report);
+    let rendered = rendered(report);
+    let timed: Vec<(usize, &HostOutcome, &Timeline)> = rendered
+        .iter()
+        .take(INLINE_HOSTS)
+        .enumerate()
+        .filter_map(|(i, o)| Some((i, *o, o.heatmap.as_ref()?.timeline.as_ref()?)))
+        .collect();
+    if !timed.is_empty() {
+        scope(&mut h, report, &timed, &mut csp);
+    }
     if let Some(diff) = &report.diff {
         let _ = write!(
             h,
@@ -121,6 +273,7 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
             "AFTER's flamegraph, coloured by change since BEFORE",
             &diff.svg,
             read,
+            &mut csp,
         );
         flamegraph(
             &mut h,
@@ -128,17 +281,13 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
             "BEFORE's flamegraph, same colours: frames that shrank or vanished",
             &diff.negated_svg,
             read,
+            &mut csp,
         );
     }
     if let Some(merged) = &report.merged_svg {
         h.push_str("<h2 id=\"merged\">Merged flamegraph</h2>\n");
-        flamegraph(&mut h, "merged", "", merged, read);
+        flamegraph(&mut h, "merged", "", merged, read, &mut csp);
     }
-    let rendered: Vec<&HostOutcome> = report
-        .hosts
-        .iter()
-        .filter(|o| matches!(o.status, Status::Rendered))
-        .collect();
     if !rendered.is_empty() {
         h.push_str("<h2 id=\"hosts\">Each host</h2>\n");
     }
@@ -163,34 +312,134 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
             }
             h.push_str("</table>\n");
         }
-        if let Some(map) = &o.heatmap {
-            heatmap(&mut h, map);
-        }
-        match &o.svg {
-            Some(svg) if i < INLINE_HOSTS => {
-                flamegraph(&mut h, &format!("host-{i}"), "", svg, read);
+        let in_scope = timed.iter().position(|(j, _, _)| *j == i);
+        let svg_name = o.svg.as_ref().map(|svg| {
+            svg.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        match (&o.svg, &svg_name) {
+            // its flamegraph is the time view's, whole profile first
+            (Some(_), Some(name)) if in_scope.is_some() => {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"note\"><a href=\"#sel={}:0.00:{}\">Open in the time view</a> \
+                     (whole profile; pick a stretch on its heat map) · <a href=\"{}\">{}</a></p>",
+                    in_scope.unwrap_or(0),
+                    o.heatmap.as_ref().map_or(0, |m| m.counts.len()),
+                    escape(name),
+                    escape(name)
+                );
+            }
+            (Some(svg), _) if i < INLINE_HOSTS => {
+                if let Some(map) = &o.heatmap {
+                    heatmap(&mut h, map);
+                }
+                flamegraph(&mut h, &format!("host-{i}"), "", svg, read, &mut csp);
             }
             // A big fleet's page would otherwise carry every host's SVG
             // (about 100 KB each): link the files beside it instead.
-            Some(svg) => {
-                let name = svg
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+            (Some(_), Some(name)) => {
+                let own = own_page(o);
+                let target = own.as_deref().unwrap_or(name);
                 let _ = writeln!(
                     h,
-                    "<p class=\"note\"><a href=\"{}\">{}</a> (flamegraphs after the first {INLINE_HOSTS} hosts are linked, not embedded)</p>",
-                    escape(&name),
-                    escape(&name)
+                    "<p class=\"note\"><a href=\"{}\">{}</a> (hosts after the first {INLINE_HOSTS} are linked, not embedded{})</p>",
+                    escape(target),
+                    escape(target),
+                    if own.is_some() {
+                        ": its page has the same time view"
+                    } else {
+                        ""
+                    }
                 );
             }
-            None => {}
+            _ => {}
         }
         h.push_str("</section>\n");
     }
     failures(&mut h, report);
-    h.push_str("</body></html>\n");
-    h
+    csp.styles.insert(sha256(&style()));
+    let mut page = String::with_capacity(h.len() + 4096);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{}</style></head><body>\n",
+        escape(&csp.policy()),
+        escape(&title),
+        style()
+    );
+    page.push_str(&h);
+    page.push_str("</body></html>\n");
+    page
+}
+
+fn style() -> String {
+    format!("{STYLE}{REPORT_CSS}")
+}
+
+/// The time view: the fleet's strips (one per host, on a shared time axis)
+/// when there are several hosts, the chosen host's heat map, and the
+/// flamegraph of the selected stretch beside them, drawn by [`REPORT_JS`]
+/// from the time lines embedded as JSON.
+fn scope(
+    h: &mut String,
+    report: &RunReport,
+    timed: &[(usize, &HostOutcome, &Timeline)],
+    csp: &mut Csp,
+) {
+    let period = report
+        .params
+        .iter()
+        .any(|p| p.name == "weight" && p.value.contains("period"));
+    let data = ScopeData {
+        rows: crate::heatmap::ROWS,
+        unit: if period { "period" } else { "samples" },
+        hosts: timed
+            .iter()
+            .map(|(_, o, t)| ScopeHost {
+                label: host_label(o),
+                root: o.host.clone(),
+                t,
+            })
+            .collect(),
+    };
+    h.push_str(
+        "<h2 id=\"time\">Time view</h2>\n<p class=\"note\">Drag across the heat map (or click a cell) to draw \
+         the flamegraph of exactly that stretch, as <code>flamefire render --from S --to S</code> would. \
+         Shift-drag (or tick <em>compare</em>) a second stretch to see it against the first, as \
+         <code>flamefire diff</code> does. Arrows move the selection, Escape resets; the address keeps the stretch.</p>\n\
+         <div class=\"scope\" id=\"scope\"><div class=\"maps\">",
+    );
+    if timed.len() > 1 {
+        h.push_str(
+            "<p class=\"legend\">One row per host on a shared time axis (100 ms per column): drag on a host's row \
+             for that host, on the bottom row for the whole fleet; click a name to see its heat map.</p>\
+             <canvas class=\"fleet\" id=\"fleet\"></canvas>",
+        );
+    }
+    h.push_str(
+        "<p class=\"legend\" id=\"heat-title\"></p><canvas class=\"heat\" id=\"heat\" tabindex=\"0\" \
+         aria-label=\"heat map: drag to select a stretch\"></canvas></div>\
+         <div class=\"viewer\"><div class=\"bar\"><label>search <input type=\"search\" id=\"search\" \
+         placeholder=\"regex\"></label><span id=\"matched\"></span>\
+         <label><input type=\"checkbox\" id=\"compare\"> compare (next stretch against this one)</label>\
+         <button type=\"button\" id=\"unzoom\">unzoom</button><button type=\"button\" id=\"reset\">reset</button>\
+         <button type=\"button\" id=\"save\">save .folded</button></div>\
+         <p id=\"selection\" aria-live=\"polite\"></p><canvas id=\"flame\"></canvas>\
+         <div class=\"tip\" id=\"tip\" hidden></div></div></div>\n",
+    );
+    let json = serde_json::to_string(&data)
+        .expect("time lines serialise")
+        .replace('<', "\\u003c");
+    let _ = writeln!(
+        h,
+        "<script type=\"application/json\" id=\"flamefire-data\">{json}</script>"
+    );
+    let _ = writeln!(h, "<script id=\"flamefire-js\">{REPORT_JS}</script>");
+    csp.scripts.insert(sha256(REPORT_JS));
 }
 
 fn parameters(h: &mut String, report: &RunReport) {
@@ -315,6 +564,7 @@ fn flamegraph(
     caption: &str,
     svg_path: &Path,
     read: &dyn Fn(&Path) -> Option<String>,
+    csp: &mut Csp,
 ) {
     if !caption.is_empty() {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(caption));
@@ -328,17 +578,19 @@ fn flamegraph(
         return;
     };
     let height = svg_height(&svg).unwrap_or(600) + 4;
+    let document = frame_document(&svg);
+    csp.svg(&document);
     let name = svg_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let _ = writeln!(
         h,
-        "<iframe class=\"flamegraph\" id=\"{}\" title=\"{}\" data-svg=\"{}\" style=\"height:{height}px\" srcdoc=\"{}\"></iframe>",
+        "<iframe class=\"flamegraph\" id=\"{}\" title=\"{}\" data-svg=\"{}\" height=\"{height}\" srcdoc=\"{}\"></iframe>",
         escape(id),
         escape(&name),
         escape(&name),
-        escape(&frame_document(&svg))
+        escape(&document)
     );
 }
 
@@ -355,8 +607,7 @@ fn frame_document(svg: &str) -> String {
     };
     let at = open + end + 1;
     format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>html,body{{margin:0;padding:0}}\
-         body>svg{{display:block;width:100%}}</style></head><body>{}{REPLACE_STATE_SHIM}{}</body></html>",
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{FRAME_STYLE}</style></head><body>{}{REPLACE_STATE_SHIM}{}</body></html>",
         &svg[open..at],
         &svg[at..]
     )
@@ -509,10 +760,7 @@ mod tests {
         let shim = srcdoc.find("history.replaceState=").unwrap();
         assert!(shim < srcdoc.find("var a = 1").unwrap());
         assert!(srcdoc.contains("1 &lt; 2 &amp;&amp; &quot;x&quot;"));
-        assert!(
-            page.contains("style=\"height:330px\""),
-            "height from the SVG"
-        );
+        assert!(page.contains("height=\"330\""), "height from the SVG");
     }
 
     #[test]
@@ -564,6 +812,40 @@ mod tests {
         for external in ["src=\"http", "href=\"http", "@import", "url("] {
             assert!(!page.contains(external), "{external}");
         }
+    }
+
+    #[test]
+    fn frame_names_are_json_data_and_scripts_are_allowed_by_hash() {
+        let hostile = "</script><script>alert(1)</script><!--";
+        let stacks = vec![(format!("node;{hostile}"), 2)];
+        let mut map = Heatmap::from_offsets([0.0, 0.5], 50);
+        map.timeline = Some(Timeline::new(&stacks, &[(0, 0, 1), (500_000_000, 0, 1)]));
+        let mut o = HostOutcome::new("i-0abc".into(), Some(hostile.into()), Status::Rendered);
+        o.svg = Some(PathBuf::from("/tmp/out/i-0abc.svg"));
+        o.heatmap = Some(map);
+        let page = page(&report(vec![o]), &read);
+        let open = "<script type=\"application/json\" id=\"flamefire-data\">";
+        let data = &page[page.find(open).unwrap() + open.len()..];
+        let data = &data[..data.find("</script>").unwrap()];
+        assert!(!data.contains('<'), "{data}");
+        let json: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(json["hosts"][0]["t"]["frames"][1], hostile);
+        assert_eq!(page.matches("<script").count(), 2, "data and code only");
+        for end in ["</script", "<script", "<!--"] {
+            assert!(!REPORT_JS.contains(end), "report.js would end early: {end}");
+        }
+        assert!(page.contains(&format!("&#39;{}&#39;", sha256(REPORT_JS))));
+        assert!(!page.contains("unsafe-inline"));
+    }
+
+    #[test]
+    fn csp_hashes_are_base64_of_sha256() {
+        // printf '' | openssl dgst -sha256 -binary | base64
+        assert_eq!(
+            sha256(""),
+            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
     }
 
     #[test]

@@ -12,10 +12,15 @@ use crate::support::{Emulator, flamefire, repo, unique};
 
 const HOSTILE: &str = "<script>alert(\"x\")</script><img src=x onerror='alert(1)'>";
 
-/// Every `<script` in the page that is not inferno's (escaped in a srcdoc,
-/// inferno's own scripts never appear raw).
+/// Every `<script` in the page that is neither inferno's (escaped in a
+/// srcdoc, inferno's own scripts never appear raw) nor the time view's own
+/// two (its data, then its code).
 fn raw_scripts(page: &str) -> usize {
     page.matches("<script").count()
+        - page
+            .matches("<script type=\"application/json\" id=\"flamefire-data\">")
+            .count()
+        - page.matches("<script id=\"flamefire-js\">").count()
 }
 
 #[test]
@@ -100,15 +105,22 @@ fn render_writes_a_self_contained_report_beside_the_svgs() {
     let page = std::fs::read_to_string(&report).unwrap();
     assert_eq!(
         page.matches("<iframe class=\"flamegraph\"").count(),
-        3,
-        "merged + 2 inputs"
+        1,
+        "merged; the inputs are drawn by the time view"
     );
+    let data = &page[page.find("id=\"flamefire-data\">").unwrap()..];
+    let data = &data[data.find('>').unwrap() + 1..data.find("</script>").unwrap()];
+    let data: serde_json::Value = serde_json::from_str(data).unwrap();
     assert_eq!(
-        page.matches("<svg class=\"heatmap\"").count(),
+        data["hosts"].as_array().unwrap().len(),
         2,
-        "one heat map per input"
+        "one time line per input"
     );
     assert!(page.contains("Content-Security-Policy"));
+    assert!(
+        !page.contains("unsafe-inline"),
+        "scripts and styles are allowed by hash"
+    );
     for external in [
         "src=\"http",
         "href=\"http",
