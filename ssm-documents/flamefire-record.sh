@@ -627,7 +627,7 @@ check_disk_budget() {
   # back: the kernel would kill Node instead. Count half of MemAvailable as
   # its free space, at most.
   local ram=""
-  [[ $(stat -f -c %T -- "$WORK") != tmpfs ]] || { mem_avail_kib; ((free < REPLY / 2)) || free=$((REPLY / 2)) total=$REPLY ram=" (tmpfs, RAM)"; }
+  [[ $(stat -f -c %T -- "$WORK") != tmpfs ]] || { mem_avail_kib; ((free < REPLY / 2)) || free=$((REPLY / 2)) total=$REPLY ram=" (tmpfs)"; }
   worst=$((FREQ * cpus * P_Duration * SAMPLE_BYTES / 1024 + 1))
   reserve=$((total * KEEP_FREE_PCT / 100))
   if ((reserve > free / 2)); then reserve=$((free / 2)); fi
@@ -1080,9 +1080,10 @@ record() {
   if ((TARGETS_NEW > 0)); then
     note "$TARGETS_NEW process(es) of $P_ProcessName started during the recording and are recorded too"
   fi
-  if ((rc != 0)) || [[ ! -s $WORK/perf.data ]]; then
+  # perf 6.1 may exit 0 when a write of perf.data failed (disk full).
+  full_fs
+  if ((rc != 0)) || [[ ! -s $WORK/perf.data || $REPLY ]]; then
     last=$(grep -v '^\[ perf record' "$LOGS/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
-    full_fs
     die 6 "perf record failed (exit $rc)${last:+: $(printable "$last" 200)}$REPLY"
   fi
   if grep -q -i 'lost' "$LOGS/record.log"; then
@@ -1295,7 +1296,7 @@ check_memory() {
   mem_avail_kib
   MEM_MIB=$((REPLY / 2048))
   if ((need > MEM_MIB)); then
-    die 5 "not enough memory for perf script: about $need MiB for $maps MiB of JIT maps, over half of MemAvailable ($MEM_MIB MiB)"
+    die 5 "not enough memory for perf script: $need MiB for $maps MiB of JIT maps, over half of MemAvailable ($MEM_MIB MiB)"
   fi
   if [[ ${1-} ]] && ((need > MEM_MIB / 2)); then
     warn "perf script may need $need MiB for $maps MiB of JIT maps; it ran under a $MEM_MIB MiB limit"
