@@ -128,7 +128,9 @@ fn wait_for_perf(root: u32, verb: &str) -> u32 {
             let args: Vec<&str> = c.split(' ').collect();
             if args[0].ends_with("perf")
                 && args.get(1) == Some(&verb)
-                && args.get(2).is_some_and(|a| a.starts_with('-') && *a != "-h")
+                && args
+                    .get(2)
+                    .is_some_and(|a| a.starts_with('-') && *a != "-h")
             {
                 return pid;
             }
@@ -242,19 +244,29 @@ fn post_processing_over_its_time_limit_delivers_partial_stacks() {
     run.env.insert("FLAMEFIRE_TEST_SCRIPT_S".into(), "4".into());
     let child = run.spawn();
     let script = wait_for_perf(child.id(), "script");
+    // The script's awk passes perf script's text on to gzip: once it has
+    // written a block, stacks are on their way (perf script's own stderr does
+    // not count).
     let started = Instant::now();
     loop {
-        let io = std::fs::read_to_string(format!("/proc/{script}/io")).unwrap_or_default();
-        let wrote = io
-            .lines()
-            .find_map(|l| l.strip_prefix("wchar: "))
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        match wrote {
-            // Past perf's own warnings on stderr: stacks in the pipe.
-            Some(n) if n > 8192 => break,
-            None => panic!("perf script ended before it could be held: record more"),
-            _ => {}
+        let awk = descendants(child.id())
+            .into_iter()
+            .find(|p| cmdline(*p).starts_with("awk "));
+        let wrote = awk.and_then(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/io"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse::<u64>().ok())
+        });
+        // (Its first bytes are its own pid and oom_score_adj, written
+        // before it becomes awk; text goes in blocks of KiBs.)
+        if wrote.is_some_and(|n| n > 1024) {
+            break;
         }
+        assert!(
+            Path::new(&format!("/proc/{script}")).exists(),
+            "perf script ended before it could be held: record more"
+        );
         assert!(started.elapsed() < Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(1));
     }
