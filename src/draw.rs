@@ -115,6 +115,10 @@ impl Drawer {
             }
         };
         o.warnings = f.meta.warnings.clone();
+        if f.meta.partial && !o.warnings.iter().any(|w| w.contains("partial")) {
+            o.warnings
+                .push("partial: perf script was stopped at its time limit".into());
+        }
         o.processes = f.meta.targets.clone();
         o.stacks = Some(f.perf.clone());
         let _permit = self.cpus.acquire().await.expect("never closed");

@@ -52,6 +52,9 @@ pub struct Meta {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub samples: u64,
+    /// `perf script` was stopped at its time limit: the stacks are a prefix.
+    #[serde(default)]
+    pub partial: bool,
     #[serde(default)]
     pub stacks_bytes: u64,
 }

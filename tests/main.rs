@@ -14,6 +14,7 @@ mod diff;
 mod doctor;
 mod fleet;
 mod golden;
+mod host_on_fire;
 mod hostile_files;
 mod iam;
 mod layers;
