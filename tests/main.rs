@@ -18,6 +18,7 @@ mod hostile_files;
 mod iam;
 mod local;
 mod manuals;
+mod on_fire;
 mod patterns;
 mod perf_discovery;
 mod pprof;
