@@ -62,6 +62,9 @@ unset flamefire_posix FLAMEFIRE_REEXEC
 # SIGPIPE under pipefail ended it with exit 141 and no word).
 set -Eeuo pipefail
 umask 077
+# fd 3: the script's stderr, for error lines, even where a wait has sent
+# stderr to /dev/null (wait_children).
+exec 3>&2
 # Byte-wise regexes, ranges and messages, whatever the host's locale: [0-9]
 # must never match fullwidth digits and friends.
 export LC_ALL=C
@@ -162,11 +165,11 @@ warnings_line() {
 # marks that the operator has been told why the script ends.
 say_error() {
   SAID=1
-  printf 'flamefire: error: %s\n' "$(printable "$*" 1000)" >&2
+  printf 'flamefire: error: %s\n' "$(printable "$*" 1000)" >&3
   flush_pid_warnings
   if ((${#WARNINGS[@]} > 0)); then
     warnings_line
-    printf 'flamefire: %d warning(s): %s\n' "${#WARNINGS[@]}" "$REPLY" >&2
+    printf 'flamefire: %d warning(s): %s\n' "${#WARNINGS[@]}" "$REPLY" >&3
   fi
 }
 
@@ -245,6 +248,13 @@ wait_children() {
   local limit=$1 watch=${2:-} pid alive end rc ticks=0
   end=$(($(date +%s) + limit))
   TIMED_OUT=0
+  CHILD_RCS=()
+  # bash prints "<line>: PID Killed ..." for a child killed by a signal (ours,
+  # or the OOM killer's) at whatever command comes next: on stderr, before
+  # our error line, in the 2,500 characters the agent keeps. So the whole
+  # wait runs with stderr to /dev/null; CHILD_RCS says it (128+N), and an
+  # error line goes to fd 3 (say_error), the script's own stderr.
+  {
   while :; do
     if [[ -n $watch ]] && ((ticks++ % 5 == 0)); then "$watch"; fi
     alive=0
@@ -257,18 +267,14 @@ wait_children() {
       for pid in "${CHILD_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
       break
     fi
-    # bash prints "<line>: PID Killed ..." for a child killed by a signal
-    # (ours, or the OOM killer's) when the next foreground command ends, or
-    # in `wait`: on stderr, before our error line, in the 2,500 characters
-    # the agent keeps. Both go to /dev/null; CHILD_RCS says it (128+N).
-    { sleep 0.2; } 2>/dev/null
+    sleep 0.2
   done
-  CHILD_RCS=()
   for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
     rc=0
-    wait "$pid" 2>/dev/null || rc=$?
+    wait "$pid" || rc=$?
     CHILD_RCS+=("$rc")
   done
+  } 2>/dev/null
   CHILD_PIDS=()
 }
 
@@ -329,7 +335,7 @@ on_err() {
 
 on_signal() {
   SAID=1
-  printf 'flamefire: error: interrupted by SIG%s; stopping perf and removing temporary files\n' "$1" >&2
+  printf 'flamefire: error: interrupted by SIG%s; stopping perf and removing temporary files\n' "$1" >&3
   exit $((128 + $2))
 }
 
@@ -884,7 +890,7 @@ perf_package() {
 # flamegraph. Decided (issue 18 §5): the install outlives a cancel on
 # purpose. The agent's cancel and timeout SIGKILL our process group, so the
 # install runs in a session of its own (setsid), with no descriptor of ours
-# (the agent's output pipes, the lock), and ends by itself: `timeout` sends
+# (the agent's output pipes, fd 3 too, and the lock), and ends by itself: `timeout` sends
 # it SIGTERM after INSTALL_RUN_S, which rpm and dpkg hold off until their
 # transaction is consistent. The package then stays installed; a cancelled
 # run never rolls it back. A new attempt starts only while the install
@@ -894,7 +900,7 @@ try_install() {
   shift
   left=$((INSTALL_DEADLINE - $(date +%s)))
   ((left > 5)) || return 1
-  start_child setsid timeout "$INSTALL_RUN_S" "$@" >>"$log" 2>&1 </dev/null 9>&-
+  start_child setsid timeout "$INSTALL_RUN_S" "$@" >>"$log" 2>&1 </dev/null 3>&- 9>&-
   INSTALL_PID=$!
   wait_child "$BUDGET_S"
 }

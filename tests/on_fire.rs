@@ -24,7 +24,6 @@ impl Guard {
     fn spawn(cmd: &mut Command) -> Guard {
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
@@ -63,7 +62,8 @@ fn busy_node() -> Guard {
                 "function notATarget(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
                  setInterval(() => notATarget(3e6), 1);",
             ])
-            .current_dir(std::env::temp_dir()),
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null()),
     );
     std::thread::sleep(Duration::from_millis(300));
     guard
@@ -310,7 +310,9 @@ fn processes_started_before_recording(run: &AgentRun) -> (Output, usize) {
 }
 
 /// Processes that only wait (python's fork: a few pages each), killed on drop.
-struct Crowd(Guard);
+struct Crowd {
+    _group: Guard,
+}
 
 impl Crowd {
     fn of(count: usize) -> Crowd {
@@ -340,7 +342,7 @@ impl Crowd {
             "ready",
             "the crowd of {count} processes did not start"
         );
-        Crowd(guard)
+        Crowd { _group: guard }
     }
 }
 
