@@ -5,7 +5,8 @@
 # the tools only the tests use: shellcheck (lints the document's script), Go
 # (its `go tool pprof` checks the pprof export, its regexp is the SSM agent's
 # pattern engine), protoc (checks the generated pprof types), and busybox and
-# mksh (host shells the script must run under). Idempotent: it installs only what is missing.
+# mksh (host shells the script must run under), and strace (counts the
+# processes the script starts). Idempotent: it installs only what is missing.
 set -euo pipefail
 for_tests=false
 [[ ${1:-} == --for-tests ]] && for_tests=true
@@ -31,6 +32,8 @@ if $for_tests; then
     # (tests/shells.rs runs the document's script under each).
     [[ -x /bin/busybox ]] || need+=(busybox)
     [[ -x /bin/mksh ]] || need+=(mksh)
+    # tests/on_fire.rs counts the processes the script starts (strace -f).
+    command -v strace >/dev/null || need+=(strace)
 fi
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi

@@ -21,7 +21,7 @@
 # Exit codes: 0 ok | 1 unexpected failure | 2 invalid parameter or agent too
 # old | 3 no target process | 4 perf unavailable | 5 not enough disk or
 # memory, or no work directory | 6 recording failed | 7 delivery failed |
-# 128+N signal N.
+# 8 another run held the host's lock too long | 128+N signal N.
 #
 # Test-only knobs (never set by the SSM agent, which passes only SSM_*
 # parameters; tests/host_on_fire.rs): FLAMEFIRE_TEST_WORK_BASE replaces
@@ -63,8 +63,14 @@ fi
 set +o posix
 unset flamefire_posix FLAMEFIRE_REEXEC
 
-set -euo pipefail
+# -E: functions and subshells inherit the ERR trap (set below), so that an
+# unexpected failure anywhere is named when the script ends (issue 18 §1: a
+# SIGPIPE under pipefail ended it with exit 141 and no word).
+set -Eeuo pipefail
 umask 077
+# fd 3: the script's stderr, for error lines, even where a wait has sent
+# stderr to /dev/null (wait_children).
+exec 3>&2
 # Byte-wise regexes, ranges and messages, whatever the host's locale: [0-9]
 # must never match fullwidth digits and friends.
 export LC_ALL=C
@@ -79,6 +85,8 @@ readonly MAX_START_DELAY_S=600
 # A new package manager attempt starts only within this budget (one that
 # runs is never killed, see try_install).
 readonly INSTALL_TIMEOUT_S=240
+# Longest life of one package manager run, even past a cancel (try_install).
+readonly INSTALL_RUN_S=900
 readonly MIN_FREE_MIB=256
 readonly BIG_MAP_MIB=256
 # Container maps are copied (perf < 4.14 only) up to this size.
@@ -125,6 +133,9 @@ CHILD_PIDS=()      # the long-running children we are waiting for, if any
 CLEANUP_FILES=()   # maps copied out of containers, staged outputs
 RESTORE_OWNERS=()  # "uid:gid:inode:path" of maps chowned to root (old perf only)
 WARNINGS=()
+# SAID: an error line has been printed. ERR_AT: the last failed command (the
+# ERR trap). INSTALL_PID: a package manager run, never killed (try_install).
+SAID="" ERR_AT="" INSTALL_PID=""
 # Per-pid warnings are summed up by kind into one line each (the agent keeps
 # only the start of the output: 14 per-pid lines would push the error out).
 declare -A PW_COUNT=() PW_PIDS=() PW_TEXT=()
@@ -141,7 +152,7 @@ declare -A SEEN_PIDS=()
 # FIRST, then warnings summed up in one line: the SSM agent keeps only the
 # first ~2,500 characters of the output (iohandler.TruncateOutput), and the
 # operator must see the cause.
-note() { printf 'flamefire: %s\n' "$*" >&2; }
+note() { printf 'flamefire: %s\n' "$*" >&3; }
 
 warn() { WARNINGS+=("$1"); }
 
@@ -180,17 +191,23 @@ warnings_line() {
   REPLY=$(printable "$line" 400)
 }
 
-# die CODE MESSAGE: the error line, then the warnings in one line, then exit
-# (the EXIT trap cleans up).
-die() {
-  local code=$1
-  shift
-  printf 'flamefire: error: %s\n' "$(printable "$*" 1000)" >&2
+# say_error MESSAGE: the error line, then the warnings in one line. SAID
+# marks that the operator has been told why the script ends.
+say_error() {
+  SAID=1
+  printf 'flamefire: error: %s\n' "$(printable "$*" 1000)" >&3
   flush_pid_warnings
   if ((${#WARNINGS[@]} > 0)); then
     warnings_line
-    printf 'flamefire: %d warning(s): %s\n' "${#WARNINGS[@]}" "$REPLY" >&2
+    printf 'flamefire: %d warning(s): %s\n' "${#WARNINGS[@]}" "$REPLY" >&3
   fi
+}
+
+# die CODE MESSAGE: say_error, then exit (the EXIT trap cleans up).
+die() {
+  local code=$1
+  shift
+  say_error "$*"
   exit "$code"
 }
 
@@ -230,9 +247,10 @@ remaining_s() { REPLY=$((DEADLINE - $(date +%s))); }
 # The SSM agent stops a command (CancelCommand, timeout) with SIGKILL to the
 # script's process group and nothing else (amazon-ssm-agent
 # agent/executers/executers_unix.go, killProcess), so no trap runs then.
-# Hence every child stays in our process group: no timeout(1) (it makes its
-# own group and would outlive us), no setsid, no nohup. Time limits are
-# kept by wait_children itself.
+# Hence every child stays in our process group: no timeout(1) but with
+# --foreground (else it makes its own group and would outlive us), no nohup,
+# and setsid only for a package manager, which must outlive a cancel
+# (try_install). Time limits are kept by wait_children itself.
 #
 # start_child CMD... [redirections]: run a command in the background.
 # Redirections go on start_child only: on the waiting shell they would
@@ -262,6 +280,13 @@ wait_children() {
   local limit=$1 watch=${2:-} pid alive end rc ticks=0
   end=$(($(date +%s) + limit))
   TIMED_OUT=0
+  CHILD_RCS=()
+  # bash prints "<line>: PID Killed ..." for a child killed by a signal (ours,
+  # or the OOM killer's) at whatever command comes next: on stderr, before
+  # our error line, in the 2,500 characters the agent keeps. So the whole
+  # wait runs with stderr to /dev/null; CHILD_RCS says it (128+N), and an
+  # error line goes to fd 3 (say_error), the script's own stderr.
+  {
   while :; do
     if [[ -n $watch ]] && ((ticks++ % 5 == 0)); then "$watch"; fi
     alive=0
@@ -279,12 +304,12 @@ wait_children() {
     fi
     sleep 0.2
   done
-  CHILD_RCS=()
   for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
     rc=0
     wait "$pid" || rc=$?
     CHILD_RCS+=("$rc")
   done
+  } 2>/dev/null
   CHILD_PIDS=()
 }
 
@@ -294,23 +319,30 @@ wait_child() {
   return "${CHILD_RCS[0]:-1}"
 }
 
-# stop_children: SIGKILL whatever we started (used on exit). perf.data and
-# partial output die with the work directory, so nothing gentler is needed.
+# stop_children: SIGKILL whatever we started (used on exit), but a package
+# manager (try_install). perf.data and partial output die with the work
+# directory, so nothing gentler is needed.
 stop_children() {
   local pid
   for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
-    kill -KILL "$pid" 2>/dev/null || true
+    [[ $pid == "$INSTALL_PID" ]] || kill -KILL "$pid" 2>/dev/null || true
   done
   for pid in ${CHILD_PIDS[@]+"${CHILD_PIDS[@]}"}; do
-    wait "$pid" 2>/dev/null || true
+    [[ $pid == "$INSTALL_PID" ]] || wait "$pid" 2>/dev/null || true
   done
   CHILD_PIDS=()
 }
 
 cleanup() {
   local status=$? entry uid gid inode path
-  trap - EXIT INT TERM HUP
+  trap - EXIT INT TERM HUP ERR
   set +e
+  # No path may end without saying why: an unexpected failure (errexit) is
+  # named here, with exit 1 as the header documents.
+  if ((status != 0)) && [[ -z $SAID ]]; then
+    say_error "unexpected failure: ${ERR_AT:-exit $status}"
+    status=1
+  fi
   stop_children
   # Give maps back to their owners, but only if they are still the files we
   # chowned (chown -h never follows a symlink swapped in meanwhile).
@@ -328,12 +360,21 @@ cleanup() {
   exit "$status"
 }
 
+# on_err STATUS LINE: remember what failed (BASH_COMMAND is still the failed
+# command while a trap runs). LINE counts lines of the deployed script, which
+# has no comment lines; the function name finds it in this file.
+on_err() {
+  ERR_AT="${FUNCNAME[1]:-main} (line $2): '$(printable "$BASH_COMMAND" 120)' exited $1"
+}
+
 on_signal() {
-  printf 'flamefire: error: interrupted by SIG%s; stopping perf and removing temporary files\n' "$1" >&2
+  SAID=1
+  printf 'flamefire: error: interrupted by SIG%s; stopping perf and removing temporary files\n' "$1" >&3
   exit $((128 + $2))
 }
 
 trap cleanup EXIT
+trap 'on_err $? $LINENO' ERR
 trap 'on_signal INT 2' INT
 trap 'on_signal TERM 15' TERM
 trap 'on_signal HUP 1' HUP
@@ -478,6 +519,21 @@ os_release_ids() {
 }
 
 # --- text helpers -------------------------------------------------------------
+# read_bounded MAX_BYTES FILE: at most MAX_BYTES of FILE on stdout. Every file
+# a target controls (its perf map, its binary, its libnode.so, its /proc
+# entries) is read only through here. The target may swap the file for a
+# FIFO or /dev/zero at any moment, so bounds are kept in one go, with no
+# check-then-open race: O_NONBLOCK (dd iflag=nonblock) makes opening a FIFO
+# return at once and reading it end; count_bytes bounds the size; timeout
+# bounds the time (a FUSE file ignores O_NONBLOCK; /proc/PID/cmdline waits
+# for the target's mmap lock) and, with --foreground, stays in our process
+# group. It never fails: a reader that stops early (grep -m1) gives dd a
+# SIGPIPE, which must not become the pipeline's status under pipefail (issue
+# 18 §1: `head -c | head -n` ended the script with exit 141).
+read_bounded() {
+  timeout --foreground -s KILL 30 dd if="$2" iflag=nonblock,count_bytes bs=1M count="$1" status=none 2>/dev/null || true
+}
+
 # sanitize_text: stdin to stdout as valid UTF-8 (invalid bytes dropped), so that
 # meta.json stays parseable whatever a cmdline contains.
 sanitize_text() {
@@ -515,7 +571,7 @@ json_str() {
 # --- preflight ----------------------------------------------------------------
 check_tools() {
   local tool missing=()
-  for tool in awk cat chown cut date df gzip grep head mkfifo mktemp mv nice readlink rm sed sleep sort stat tail tr uname; do
+  for tool in awk cat chown cut date dd df find gzip grep head mkfifo mktemp mv nice readlink rm sed sleep sort stat tail timeout tr uname; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [[ -n $P_UploadUrl ]]; then
@@ -546,14 +602,26 @@ mem_avail_kib() {
 # The lock is per instance id, which is one per real host (the test
 # emulator runs several "hosts" on one machine). It dies with our process
 # group, even on SIGKILL.
+#
+# The lock lives in a directory only we can write: /run/flamefire, 0700,
+# made by root (for root; /tmp/flamefire-EUID otherwise). In world-writable
+# /run/lock any local user could create and hold it, and make every run wait
+# 360 s and fail blaming "another run" (issue 18 §5). A directory that is not
+# ours (or a symlink) is not trusted: the run goes on unlocked, with a
+# warning, rather than wait for whoever planted it.
 lock_host() {
-  local lock=/tmp/flamefire-$EUID-$INSTANCE_ID.lock
-  if ((EUID == 0)) && [[ -d /run/lock && ! -L /run/lock ]]; then lock=/run/lock/flamefire-$INSTANCE_ID.lock; fi
+  local dir=/run/flamefire lock
+  ((EUID == 0)) || dir=/tmp/flamefire-$EUID
   if ! command -v flock >/dev/null 2>&1; then
     warn "flock (util-linux) is not installed: a second run at the same time is not detected"
     return 0
   fi
-  if [[ -L $lock ]]; then die 5 "$lock is a symlink; remove it and retry"; fi
+  mkdir -m 700 -- "$dir" 2>/dev/null || true
+  if [[ -L $dir || ! -d $dir || ! -O $dir ]]; then
+    warn "$dir is not this user's directory: runs at the same time are not detected"
+    return 0
+  fi
+  lock=$dir/$INSTANCE_ID.lock
   exec 9>>"$lock" || die 5 "cannot open the lock file $lock"
   if flock -n 9; then return 0; fi
   note "another flamefire run is recording on this host; waiting up to $LOCK_WAIT_S s for it to end"
@@ -656,33 +724,37 @@ self_and_ancestors() {
   done
 }
 
-exe_name() {
-  local exe
-  exe=$(readlink -- "/proc/$1/exe" 2>/dev/null) || return 1
-  exe=${exe% (deleted)}
-  REPLY=${exe##*/}
-}
-
-# is_wanted_exe PID: the process runs ProcessName (node: or nodejs).
-is_wanted_exe() {
-  exe_name "$1" || return 1
-  [[ $REPLY == "$P_ProcessName" || ($P_ProcessName == node && $REPLY == nodejs) ]]
+# wanted_pids: the pids whose executable is ProcessName (node: or nodejs),
+# into the array WANTED, in one pass over /proc: one find, which reads the
+# exe links itself. A readlink per process took 15.8 s on a host with 2,079
+# processes (issue 18 §5). ProcessName's pattern has no glob character.
+wanted_pids() {
+  local n=$P_ProcessName pats
+  pats=(-lname "*/$n" -o -lname "*/$n (deleted)")
+  if [[ $n == node ]]; then pats+=(-o -lname '*/nodejs' -o -lname '*/nodejs (deleted)'); fi
+  read -r -a WANTED <<<"$(find /proc -mindepth 2 -maxdepth 2 -name exe \( "${pats[@]}" \) -printf '%h ' 2>/dev/null || true)"
+  WANTED=(${WANTED[@]+"${WANTED[@]#/proc/}"})
 }
 
 # watch_new_targets: with Pids=all, the processes of ProcessName that started
 # since the last look become targets too: a cluster's primary forks a new
 # worker when one dies, and that worker has a new pid (issue 8 §3). Called
 # about once a second while perf records the whole host (see record), so a
-# process that lives less than that may be missed. Each pid is looked at
-# once: a host that starts many processes costs one readlink each.
+# process that lives less than that may be missed. The pids are listed with
+# bash alone; only when one is new does wanted_pids run (one find, whatever
+# the number of processes).
 watch_new_targets() {
-  local pid
+  local pid new=" "
   for pid in /proc/[0-9]*; do
     pid=${pid#/proc/}
     [[ -n ${SEEN_PIDS[$pid]+x} ]] && continue
     SEEN_PIDS[$pid]=1
-    [[ $SELF_TREE == *" $pid "* ]] && continue
-    is_wanted_exe "$pid" || continue
+    new+="$pid "
+  done
+  [[ $new != " " ]] || return 0
+  wanted_pids
+  for pid in ${WANTED[@]+"${WANTED[@]}"}; do
+    [[ $new == *" $pid "* && $SELF_TREE != *" $pid "* ]] || continue
     T_PID+=("$pid")
     describe_target $((${#T_PID[@]} - 1))
     TARGETS_FOUND=$((TARGETS_FOUND + 1))
@@ -700,11 +772,11 @@ select_targets() {
     names="'$P_ProcessName'" hint="start it, or pass --pid"
     if [[ $P_ProcessName == node ]]; then names="'node' or 'nodejs'" hint="start Node, or pass --pid"; fi
     self_and_ancestors
-    for pid in /proc/[0-9]*; do
-      pid=${pid#/proc/}
+    for pid in /proc/[0-9]*; do SEEN_PIDS[${pid#/proc/}]=1; done
+    wanted_pids
+    for pid in ${WANTED[@]+"${WANTED[@]}"}; do
       SEEN_PIDS[$pid]=1
-      [[ $SELF_TREE == *" $pid "* ]] && continue
-      if is_wanted_exe "$pid"; then T_PID+=("$pid"); fi
+      if [[ $SELF_TREE != *" $pid "* ]]; then T_PID+=("$pid"); fi
     done
     if ((${#T_PID[@]} > 1)); then
       # (no process substitution: see the re-exec at the top)
@@ -735,13 +807,10 @@ select_targets() {
 # inspector "node.js/vX.Y.Z" string; distro builds keep them in libnode.so.
 grep_version() {
   local hit
-  # The file is the target's (its exe, or a libnode.so under its root): it
-  # may be swapped for a FIFO or /dev/zero at any moment, so the read is
-  # bounded in time and size in one go, with no check-then-open race:
-  # O_NONBLOCK (dd iflag=nonblock) makes opening a FIFO return at once and
-  # reading it end; count bounds the bytes; tr cuts them into printable
-  # runs, so that grep never holds a huge "line" in memory.
-  hit=$(dd if="$1" iflag=nonblock bs=1M count=$VERSION_READ_MIB status=none 2>/dev/null |
+  # The file is the target's (its exe, or a libnode.so under its root):
+  # read_bounded. tr cuts it into printable runs, so that grep never holds a
+  # huge "line" in memory.
+  hit=$(read_bounded $((VERSION_READ_MIB * 1048576)) "$1" |
     tr -c '[:print:]' '\n' |
     grep -a -o -m1 -E '/node-v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-rc\.[0-9]{1,3})?\.tar\.gz|node\.js/v[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}' |
     head -n1 || true)
@@ -770,19 +839,20 @@ node_version() {
   fi
   if ! grep_version "/proc/$pid/exe"; then
     REPLY=unknown
+    path=$(read_bounded 16777216 "/proc/$pid/maps" | grep -F libnode.so || true)
     while read -r _ _ _ _ _ path; do
       if [[ $path == */libnode.so* ]] && grep_version "/proc/$pid/root$path"; then
         break
       fi
       REPLY=unknown
-    done 2>/dev/null <"/proc/$pid/maps" || true
+    done <<<"$path"
   fi
   if [[ -n $key ]]; then VERSION_CACHE[$key]=$REPLY; fi
 }
 
 read_cmdline() {
   local text
-  text=$(head -c "$CMDLINE_MAX" -- "/proc/$1/cmdline" 2>/dev/null | tr '\0' ' ' | sanitize_text | redact || true)
+  text=$(read_bounded "$CMDLINE_MAX" "/proc/$1/cmdline" | tr '\0' ' ' | sanitize_text | redact || true)
   # process.title pads the old argv area with NULs: drop the trailing blanks.
   REPLY=${text%"${text##*[! ]}"}
 }
@@ -822,8 +892,11 @@ describe_targets() {
 # --- perf ---------------------------------------------------------------------
 # find_perf: a working perf into PERF. First `perf` on PATH; on Ubuntu that is
 # a wrapper that exits 2 unless linux-tools-$(uname -r) is installed, which is
-# often gone for a host not yet rebooted. A perf built for another kernel
-# version records and scripts fine, so take the newest one installed.
+# often gone for a host not yet rebooted. Debian's linux-perf-<ver> (buster,
+# bullseye) installs /usr/bin/perf_<ver>, and /usr/bin/perf (linux-base)
+# fails unless <ver> is the running kernel's (issue 18 §6). A perf built for
+# another kernel version records and scripts fine, so take the newest one
+# installed.
 find_perf() {
   local c found=()
   PERF=""
@@ -831,7 +904,7 @@ find_perf() {
     PERF=$(command -v perf)
     return 0
   fi
-  for c in /usr/lib/linux-tools/*/perf /usr/lib/linux-tools-*/perf; do
+  for c in /usr/lib/linux-tools/*/perf /usr/lib/linux-tools-*/perf /usr/bin/perf_[0-9]*; do
     if [[ -f $c && -x $c && ! -L ${c%/perf} ]]; then found+=("$c"); fi
   done
   ((${#found[@]} > 0)) || return 1
@@ -858,16 +931,23 @@ perf_package() {
 }
 
 # try_install LOG CMD...: one package manager attempt, output kept in LOG.
-# It is never killed on a deadline: a package manager killed mid-transaction
-# (a wedged rpmdb on Amazon Linux 2) is worse than no flamegraph. A new
-# attempt starts only while the install budget lasts; the document's own
-# timeout is the last resort.
+# It is never killed by us: a package manager killed mid-transaction (a
+# wedged rpmdb on Amazon Linux 2, dpkg half-configured) is worse than no
+# flamegraph. Decided (issue 18 §5): the install outlives a cancel on
+# purpose. The agent's cancel and timeout SIGKILL our process group, so the
+# install runs in a session of its own (setsid), with no descriptor of ours
+# (the agent's output pipes, fd 3 too, and the lock), and ends by itself: `timeout` sends
+# it SIGTERM after INSTALL_RUN_S, which rpm and dpkg hold off until their
+# transaction is consistent. The package then stays installed; a cancelled
+# run never rolls it back. A new attempt starts only while the install
+# budget lasts.
 try_install() {
   local log=$1 left
   shift
   left=$((INSTALL_DEADLINE - $(date +%s)))
   ((left > 5)) || return 1
-  start_child "$@" >>"$log" 2>&1 </dev/null
+  start_child setsid timeout "$INSTALL_RUN_S" "$@" >>"$log" 2>&1 </dev/null 3>&- 9>&-
+  INSTALL_PID=$!
   wait_child "$BUDGET_S"
 }
 
@@ -1057,7 +1137,7 @@ screen_targets() {
 # after recording (it can take longer than the recording on a busy host),
 # --no-buildid-cache keeps ~/.debug from growing in the agent's directory.
 record() {
-  local last scope=(-a) watch=""
+  local scope=(-a) watch=""
   if [[ $SCRIPT_PID == yes ]]; then
     RECORD_MODE=system-wide
     if [[ $P_Pids == all ]]; then watch=watch_new_targets; fi
@@ -1067,7 +1147,7 @@ record() {
     RECORD_MODE=per-pid
     scope=(-p "$(IFS=,; printf '%s' "${T_PID[*]}")")
   fi
-  local rc=0
+  local rc=0 full
   STARTED_AT=$(date +%s)
   start_child "$PERF" record -e "$EVENT" -F "$FREQ" -g --no-buildid --no-buildid-cache \
     "${scope[@]}" -o "$WORK/perf.data" -- sleep "$P_Duration" >"$LOGS/record.log" 2>&1
@@ -1080,15 +1160,38 @@ record() {
   if ((TARGETS_NEW > 0)); then
     note "$TARGETS_NEW process(es) of $P_ProcessName started during the recording and are recorded too"
   fi
+  perf_warnings "$LOGS/record.log"
   # perf 6.1 may exit 0 when a write of perf.data failed (disk full).
   full_fs
-  if ((rc != 0)) || [[ ! -s $WORK/perf.data || $REPLY ]]; then
-    last=$(grep -v '^\[ perf record' "$LOGS/record.log" | grep -v '^[[:space:]]*$' | tail -n1 | sanitize_text || true)
-    die 6 "perf record failed (exit $rc)${last:+: $(printable "$last" 200)}$REPLY"
+  full=$REPLY
+  if ((rc != 0)) || [[ ! -s $WORK/perf.data || $full ]]; then
+    perf_says "$LOGS/record.log"
+    die 6 "perf record failed (exit $rc)${REPLY:+: $(printable "$REPLY" 300)}$full"
   fi
   if grep -q -i 'lost' "$LOGS/record.log"; then
     warn "perf lost some samples: $(grep -i -m1 'lost' "$LOGS/record.log" | sanitize_text | head -c 160)"
   fi
+}
+
+# perf_says LOG: what perf said is wrong, into REPLY. perf writes "Error:"
+# and then the cause on the next lines; its last lines are advice (a refused
+# perf_event_open ends with "in /etc/sysctl.conf (e.g. ...)", issue 18 §6).
+# So the two lines after "Error:", else the last line that is not progress.
+perf_says() {
+  REPLY=$(awk '/^\[ perf record/ || !NF { next } e && e++ < 3 { m = m (m ? " " : "") $0; next } /^Error:/ { e = 1; next } !e { l = $0 } END { print (m ? m : l) }' "$1" 2>/dev/null | sanitize_text || true)
+}
+
+# perf_warnings LOG: perf's WARNING paragraphs (kptr_restrict, lockdown: the
+# kernel frames will be unresolved) become `flamefire: warning:` lines at
+# once and warnings in meta.json; at most two, 200 characters each.
+perf_warnings() {
+  local w
+  while IFS= read -r w; do
+    [[ -n $w ]] || continue
+    w="perf: $(printable "$w" 200)"
+    printf 'flamefire: warning: %s\n' "$w" >&2
+    warn "$w"
+  done <<<"$(awk '/^WARNING:/ { if (w) print w; w = $0; next } w && NF { w = w " " $0; next } w { print w; w = "" } END { if (w) print w }' "$1" 2>/dev/null | head -n2 | sanitize_text || true)"
 }
 
 # --- JIT maps ---------------------------------------------------------------
@@ -1121,7 +1224,7 @@ copy_container_map() {
   dest=/tmp/perf-$pid.map
   staged=$(mktemp /tmp/flamefire-map.XXXXXXXX)
   CLEANUP_FILES+=("$staged" "$dest")
-  start_child head -c $((MAP_COPY_MIB * 1048576)) -- "$src" >"$staged"
+  start_child read_bounded $((MAP_COPY_MIB * 1048576)) "$src" >"$staged"
   if ! wait_child 30; then
     warn_pid nocopy "$pid" "have a container perf map that could not be copied"
     return 1
@@ -1135,14 +1238,16 @@ copy_container_map() {
 check_map_content() {
   local i=$1 map=$2 pid bytes counts total regexp
   pid=${T_PID[i]}
-  bytes=$(stat -c %s -- "$map")
+  bytes=$(stat -c %s -- "$map" 2>/dev/null || printf 0)
   T_MAP_BYTES[i]=$bytes
   if ((bytes > BIG_MAP_MIB * 1024 * 1024)); then
     warn_pid bigmap "$pid" "have a perf map over $BIG_MAP_MIB MiB: --perf-basic-prof makes it grow without end, prefer NODE_OPTIONS=--perf-basic-prof-only-functions"
   fi
   # Node 16-20 had a bug where --perf-basic-prof-only-functions wrote almost
-  # only RegExp entries, leaving JS functions [unknown].
-  counts=$(head -c 16777216 -- "$map" | head -n 100000 | awk '{ n++ } $3 ~ /^(JS:)?RegExp:/ { r++ } END { printf "%d %d", n, r }')
+  # only RegExp entries, leaving JS functions [unknown]. The first 100,000
+  # lines are enough to tell; awk reads the whole bounded prefix (no early
+  # exit: see read_bounded).
+  counts=$(read_bounded 16777216 "$map" | awk 'NR > 100000 { next } { n++ } $3 ~ /^(JS:)?RegExp:/ { r++ } END { printf "%d %d", n, r }' || true)
   read -r total regexp <<<"$counts"
   if ((total >= 50 && regexp * 10 > total * 9)); then
     warn_pid regexp "$pid" "have a perf map of almost only RegExp entries (the Node 16-20 --perf-basic-prof-only-functions bug, JS frames will be [unknown]; use --perf-basic-prof or upgrade Node)"
@@ -1442,15 +1547,16 @@ deliver_local() {
 # file. The values were checked against their patterns (no quote, no
 # backslash), so they need no escaping. No -q: curl reads ~/.curlrc like any
 # curl the host runs. No -L: a redirect is an error.
+# upload_file NAME [MAX_TIME [WHEN]]: WHEN prefixes the error line.
 upload_file() {
   local name=$1 key bytes max_time left rc=0 args detail cfg f
   key="$P_UploadKeyPrefix$INSTANCE_ID/$name"
   bytes=$(stat -c %s -- "$WORK/$name")
   # At least 1 MiB/s, within what is left of the deadline.
-  max_time=$((60 + bytes / 1048576))
+  max_time=${2:-$((60 + bytes / 1048576))}
   remaining_s
   left=$REPLY
-  if ((max_time > left / 4)); then max_time=$((left / 4)); fi
+  if ((max_time > left / 5)); then max_time=$((left / 5)); fi
   if ((max_time < 10)); then die 7 "no time left to upload $name (deadline reached)"; fi
   cfg=""
   for f in "key=$key" "x-amz-algorithm=AWS4-HMAC-SHA256" "x-amz-credential=$P_UploadCredential" \
@@ -1458,22 +1564,32 @@ upload_file() {
     "policy=$P_UploadPolicy" "x-amz-signature=$P_UploadSignature"; do
     cfg+="form-string = \"$f\""$'\n'
   done
-  args=(--silent --show-error "${CURL_OPTS[@]}" --max-time "$max_time"
+  # --max-time bounds one attempt only, and --retry 3 made four: a slow
+  # upload was killed by wait_child in the middle of a retry (issue 18 §6).
+  # No retry starts after max_time (--retry-max-time) and each lasts at
+  # most max_time, so curl ends by itself within 2 x max_time.
+  args=(--silent --show-error "${CURL_OPTS[@]}" --max-time "$max_time" --retry-max-time "$max_time"
     --retry 3 --retry-delay 2 --proto '=https,http' -o "$WORK/upload-$name.out"
     -K - --form "file=@$WORK/$name" "$P_UploadUrl")
   # Not through start_child: an asynchronous command gets /dev/null as stdin
   # unless the redirection is its own, and curl must read the config.
   curl "${args[@]}" 2>"$WORK/upload-$name.err" <<<"$cfg" &
   CHILD_PIDS+=("$!")
-  wait_child $((max_time + 30)) || rc=$?
+  wait_child $((2 * max_time + 30)) || rc=$?
   if ((rc != 0)); then
     detail=$(grep -o -E '<(Code|Message)>[^<]{0,200}</(Code|Message)>' "$WORK/upload-$name.out" 2>/dev/null | tr '\n' ' ' || true)
     [[ -n $detail ]] || detail=$(tail -n1 "$WORK/upload-$name.err" 2>/dev/null || true)
-    die 7 "upload of $name to ${P_UploadUrl}$key failed (curl exit $rc)${detail:+: $(printable "$detail" 300)}"
+    die 7 "${3:-}upload of $name to ${P_UploadUrl}$key failed (curl exit $rc)${detail:+: $(printable "$detail" 300)}"
   fi
 }
 
-deliver_upload() {
+# check_upload_path: one small POST through the same presigned policy before
+# anything is installed or recorded (issue 17 §1). The host's path to S3 is
+# not the laptop's: a host without one (DNS, route, proxy, TLS: curl exit 5,
+# 6, 7, 28, 35, 60), or whose POST a bucket, SCP or endpoint policy refuses
+# (s3:authType POST, aws:SourceIp/SourceVpce), fails now, in seconds, with
+# curl's or S3's words, rather than after the whole window.
+check_upload_path() {
   # Newer curl options only where this curl has them (CentOS 7 has 7.29):
   # keep S3's error body, and retry a refused connection too.
   local help
@@ -1481,6 +1597,11 @@ deliver_upload() {
   CURL_OPTS=(--fail)
   if [[ $help == *--fail-with-body* ]]; then CURL_OPTS=(--fail-with-body); fi
   if [[ $help == *--retry-connrefused* ]]; then CURL_OPTS+=(--retry-connrefused); fi
+  printf 'flamefire upload check\n' >"$WORK/upload-check"
+  upload_file upload-check 20 "before recording: "
+}
+
+deliver_upload() {
   # meta.json last: its presence marks this host's upload as complete.
   upload_file stacks.gz
   upload_file meta.json
@@ -1535,6 +1656,7 @@ main() {
   select_targets
   describe_targets
   make_workdir
+  [[ -z $P_UploadUrl ]] || check_upload_path
 
   now_us
   t0=$REPLY

@@ -20,6 +20,7 @@ mod iam;
 mod layers;
 mod local;
 mod manuals;
+mod on_fire;
 mod patterns;
 mod perf_discovery;
 mod pprof;

@@ -56,6 +56,7 @@ fn which(tool: &str) -> PathBuf {
 #[test]
 fn a_perf_for_another_kernel_is_found_when_the_wrapper_fails() {
     require("perf");
+    let _only = crate::support::perf_stand_ins();
     let other = OtherKernelPerf::install();
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let mut run = AgentRun::local(Shells::debian(), &app.pids, 1);
@@ -74,6 +75,7 @@ fn a_perf_for_another_kernel_is_found_when_the_wrapper_fails() {
 
 #[test]
 fn no_install_with_no_working_perf_fails_with_exit_4_and_says_why() {
+    let _only = crate::support::perf_stand_ins();
     let app = NodeApp::start("healthy", 1, &[]);
     let mut run = AgentRun::local(Shells::debian(), &app.pids, 1);
     failing_wrapper(&run);

@@ -588,3 +588,50 @@ fn put_bucket_policy(bucket: &str, policy: &str) {
             .unwrap_or_else(|e| panic!("PutBucketPolicy on {bucket}: {e:?}"));
     });
 }
+
+/// The real script checks its upload path before it installs or records
+/// (issue 17 §1): a host whose POST the bucket policy refuses fails at
+/// once with S3's code, and the operator gets the next step that names the
+/// keys.
+#[test]
+fn the_script_checks_its_upload_path_before_it_records() {
+    require("perf");
+    let emu = Emulator::new();
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let ids = emu.seed(1, &[ONLINE, ("flamefire-test:source-ip", "203.0.113.7")]);
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{}/*", emu.bucket),
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
+    put_bucket_policy(&emu.bucket, &policy.to_string());
+    let out = tempfile::tempdir().unwrap();
+    let assert = emu
+        .ssm()
+        .arg(&ids[0])
+        .args(["--duration", "30", "--json", "--out"])
+        .arg(out.path())
+        .args(app.pid_args())
+        .assert()
+        .failure();
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
+    let host = &report["hosts"][0];
+    let cause = host["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.contains("before recording: upload of upload-check")
+            && cause.contains("<Code>AccessDenied</Code>"),
+        "{host}"
+    );
+    assert!(
+        host["next_step"]
+            .as_str()
+            .unwrap_or("")
+            .contains("s3:authType"),
+        "{host}"
+    );
+    // The line comes from the check that runs before perf is installed or
+    // started (check_upload_path), and nothing reached the bucket.
+    assert!(!out.path().join(format!("{}.svg", ids[0])).exists());
+}

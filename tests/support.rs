@@ -86,6 +86,15 @@ pub fn wait_for_line(stderr: &mut impl std::io::BufRead, needle: &str, within: D
     }
 }
 
+/// Held by tests that put a perf for another kernel where the script looks
+/// for one (/usr/lib/linux-tools*/perf, /usr/bin/perf_<ver>): the script
+/// takes the newest it finds, so two such tests at once would see each
+/// other's.
+pub fn perf_stand_ins() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The demo cluster (`demo/cluster.js`) with perf maps on: real Node
 /// processes with a known hot function (`tokenizeHtml` in sick mode).
 pub struct NodeApp {
