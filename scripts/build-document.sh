@@ -18,7 +18,9 @@ marker='    - |'
 head=$(awk -v m="$marker" '{ print } $0 == m { exit }' "$yaml")
 grep -qx -- "$marker" <<<"$head" || { echo "build-document: no '$marker' line in $yaml" >&2; exit 2; }
 # ...then the script: comment-only lines dropped (except the first two, which
-# say what this is and keep ShellCheck's shell directive) and every line's own
+# say what this is and keep ShellCheck's shell directive; ShellCheck's disable
+# directives stay too, without their reasons, since the deployed text is
+# linted as well) and every line's own
 # indentation dropped (the script has no heredoc and no multi-line string, so
 # bash parses the same program: tests/shells.rs compares `declare -f` of
 # both), then indented 5, the least YAML allows under "    - |".
@@ -26,6 +28,7 @@ new=$(
     printf '%s\n' "$head"
     awk '
         NR <= 2 { print; next }
+        /^[[:space:]]*# shellcheck disable=/ { sub(/^[[:space:]]+/, ""); sub(/ #.*/, ""); print; next }
         /^[[:space:]]*#/ { next }
         { sub(/^[[:space:]]+/, ""); print }
     ' "$sh_file" | sed -e 's/^\(.\)/     \1/'

@@ -450,32 +450,8 @@ fn timeout_cancels_the_hosts_still_open_and_renders_the_others() {
 #[test]
 fn an_instance_terminated_before_the_send_is_skipped_and_the_batch_renders() {
     let emu = Emulator::new();
-    let healthy = emu.seed_replaying(2, &[]);
     let dying = emu.seed_replaying(1, &[("flamefire-test:terminate-on-send", "1")]);
-    let out = tempfile::tempdir().unwrap();
-    let assert = emu
-        .ssm()
-        .args([&healthy[0], &dying[0], &healthy[1]])
-        .args(["--duration", "1", "--json", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(0);
-    let output = assert.get_output();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
-    for id in &healthy {
-        assert!(
-            out.path().join(format!("{id}.svg")).is_file(),
-            "{id} is drawn: {stderr}"
-        );
-    }
-    let host = report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == dying[0].as_str())
-        .unwrap_or_else(|| panic!("{} is in the report: {report}", dying[0]));
+    let host = one_odd_host_among_healthy_ones(&emu, &dying[0]);
     assert_eq!(host["status"], "skipped", "{host}");
     assert!(
         host["cause"].as_str().unwrap_or("").contains("terminated"),
@@ -483,32 +459,86 @@ fn an_instance_terminated_before_the_send_is_skipped_and_the_batch_renders() {
     );
 }
 
-/// The hosts' POST is judged in its own context (issue 17 §2): a bucket
-/// policy that admits only the office's addresses lets the laptop's
-/// `run.json` in and refuses every host's upload from its NAT address. The
-/// host's failure carries S3's code and a next step naming the condition
-/// keys, not "read the stderr".
+/// DescribeInstanceInformation refuses a whole call for one node id it does
+/// not know (issue 17 §7): an unknown hybrid `mi-` id among the targets is
+/// reported as not found and the others are profiled.
 #[test]
-fn a_bucket_policy_that_refuses_the_hosts_post_is_named_with_its_keys() {
+fn an_unknown_hybrid_node_is_not_found_and_the_others_render() {
     let emu = Emulator::new();
-    let hosts = emu.seed_replaying(1, &[("flamefire-test:source-ip", "203.0.113.7")]);
+    let host = one_odd_host_among_healthy_ones(&emu, "mi-0123456789abcdef0");
+    assert_eq!(host["status"], "skipped", "{host}");
+    assert!(
+        host["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such instance"),
+        "{host}"
+    );
+}
+
+/// Runs two healthy replaying hosts with `odd` between them: the run must
+/// succeed and draw both; returns `odd`'s entry of the --json report.
+fn one_odd_host_among_healthy_ones(emu: &Emulator, odd: &str) -> serde_json::Value {
+    let healthy = emu.seed_replaying(2, &[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = emu.ssm();
+    cmd.args([
+        healthy[0].as_str(),
+        odd,
+        healthy[1].as_str(),
+        "--duration",
+        "1",
+    ]);
+    let (report, stderr) = json_run(cmd, &out, true);
+    for id in &healthy {
+        assert!(
+            out.path().join(format!("{id}.svg")).is_file(),
+            "{id} is drawn: {stderr}"
+        );
+    }
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == odd)
+        .unwrap_or_else(|| panic!("{odd} is in the report: {report}"))
+        .clone()
+}
+
+/// `cmd --json --out OUT`: the parsed report and stderr, after checking
+/// that the exit code is 0 (`success`) or not.
+fn json_run(
+    mut cmd: assert_cmd::Command,
+    out: &tempfile::TempDir,
+    success: bool,
+) -> (serde_json::Value, String) {
+    let assert = cmd.args(["--json", "--out"]).arg(out.path()).assert();
+    let assert = if success {
+        assert.code(0)
+    } else {
+        assert.failure()
+    };
+    let output = assert.get_output();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let report =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
+    (report, stderr)
+}
+
+/// A bucket policy that admits uploads from the office's addresses only
+/// (127.0.0.0/8, the laptop here): the hosts' POSTs from their NAT address
+/// (tag flamefire-test:source-ip) are refused, the laptop's calls are not.
+fn office_only_uploads(bucket: &str) {
     let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-        "Resource": format!("arn:aws:s3:::{}/*", emu.bucket),
+        "Resource": format!("arn:aws:s3:::{bucket}/*"),
         "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
-    put_bucket_policy(&emu.bucket, &policy.to_string());
-    let out = tempfile::tempdir().unwrap();
-    let assert = emu
-        .ssm()
-        .args([&hosts[0], "--duration", "1", "--json", "--out"])
-        .arg(out.path())
-        .assert()
-        .failure();
-    let output = assert.get_output();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
-    let host = &report["hosts"][0];
+    put_bucket_policy(bucket, &policy.to_string());
+}
+
+/// The host's failure carries S3's code and a next step naming the
+/// condition keys, not "read the stderr".
+fn assert_refused_post_is_explained(host: &serde_json::Value) {
     assert_eq!(host["status"], "failed", "{host}");
     assert!(
         host["cause"]
@@ -524,44 +554,43 @@ fn a_bucket_policy_that_refuses_the_hosts_post_is_named_with_its_keys() {
     );
 }
 
-/// DescribeInstanceInformation refuses a whole call for one node id it does
-/// not know (issue 17 §7): an unknown hybrid `mi-` id among the targets is
-/// reported as not found and the others are profiled.
+/// The hosts' POST is judged in its own context (issue 17 §2): a bucket
+/// policy that admits only the office's addresses lets the laptop's
+/// `run.json` in and refuses every host's upload from its NAT address.
 #[test]
-fn an_unknown_hybrid_node_is_not_found_and_the_others_render() {
+fn a_bucket_policy_that_refuses_the_hosts_post_is_named_with_its_keys() {
     let emu = Emulator::new();
-    let healthy = emu.seed_replaying(2, &[]);
-    let unknown = "mi-0123456789abcdef0";
+    let hosts = emu.seed_replaying(1, &[("flamefire-test:source-ip", "203.0.113.7")]);
+    office_only_uploads(&emu.bucket);
     let out = tempfile::tempdir().unwrap();
-    let assert = emu
-        .ssm()
-        .args([&healthy[0], unknown, &healthy[1]])
-        .args(["--duration", "1", "--json", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(0);
-    let output = assert.get_output();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
-    for id in &healthy {
-        assert!(
-            out.path().join(format!("{id}.svg")).is_file(),
-            "{id} is drawn: {stderr}"
-        );
-    }
-    let host = report["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["host"] == unknown)
-        .unwrap_or_else(|| panic!("{unknown} is in the report: {report}"));
-    assert_eq!(host["status"], "skipped", "{host}");
+    let mut cmd = emu.ssm();
+    cmd.args([&hosts[0], "--duration", "1"]);
+    let (report, _) = json_run(cmd, &out, false);
+    assert_refused_post_is_explained(&report["hosts"][0]);
+}
+
+/// The real script checks its upload path before it installs or records
+/// (issue 17 §1): a host whose POST the bucket policy refuses fails at once,
+/// from the check that runs before perf is installed or started
+/// (check_upload_path), with S3's code and the next step.
+#[test]
+fn the_script_checks_its_upload_path_before_it_records() {
+    require("perf");
+    let emu = Emulator::new();
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let ids = emu.seed(1, &[ONLINE, ("flamefire-test:source-ip", "203.0.113.7")]);
+    office_only_uploads(&emu.bucket);
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = emu.ssm();
+    cmd.args([&ids[0], "--duration", "30"]).args(app.pid_args());
+    let (report, _) = json_run(cmd, &out, false);
+    let host = &report["hosts"][0];
+    assert_refused_post_is_explained(host);
     assert!(
         host["cause"]
             .as_str()
             .unwrap_or("")
-            .contains("no such instance"),
+            .contains("before recording: upload of upload-check"),
         "{host}"
     );
 }
@@ -587,51 +616,4 @@ fn put_bucket_policy(bucket: &str, policy: &str) {
             .await
             .unwrap_or_else(|e| panic!("PutBucketPolicy on {bucket}: {e:?}"));
     });
-}
-
-/// The real script checks its upload path before it installs or records
-/// (issue 17 §1): a host whose POST the bucket policy refuses fails at
-/// once with S3's code, and the operator gets the next step that names the
-/// keys.
-#[test]
-fn the_script_checks_its_upload_path_before_it_records() {
-    require("perf");
-    let emu = Emulator::new();
-    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
-    let ids = emu.seed(1, &[ONLINE, ("flamefire-test:source-ip", "203.0.113.7")]);
-    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
-        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-        "Resource": format!("arn:aws:s3:::{}/*", emu.bucket),
-        "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
-    put_bucket_policy(&emu.bucket, &policy.to_string());
-    let out = tempfile::tempdir().unwrap();
-    let assert = emu
-        .ssm()
-        .arg(&ids[0])
-        .args(["--duration", "30", "--json", "--out"])
-        .arg(out.path())
-        .args(app.pid_args())
-        .assert()
-        .failure();
-    let output = assert.get_output();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("--json: {e}\n{stderr}"));
-    let host = &report["hosts"][0];
-    let cause = host["cause"].as_str().unwrap_or("");
-    assert!(
-        cause.contains("before recording: upload of upload-check")
-            && cause.contains("<Code>AccessDenied</Code>"),
-        "{host}"
-    );
-    assert!(
-        host["next_step"]
-            .as_str()
-            .unwrap_or("")
-            .contains("s3:authType"),
-        "{host}"
-    );
-    // The line comes from the check that runs before perf is installed or
-    // started (check_upload_path), and nothing reached the bucket.
-    assert!(!out.path().join(format!("{}.svg", ids[0])).exists());
 }

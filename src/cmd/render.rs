@@ -1,5 +1,7 @@
 //! `flamefire render`: perf script files → flamegraphs, merged.svg, report.
 
+use std::path::Path;
+
 use super::{create_out, finish, fold_params, merge, note_other_events, window_text};
 use crate::cli::RenderPlan;
 use crate::collapse::{self, Folded};
@@ -19,75 +21,31 @@ pub async fn run(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         .await
         .expect("collapse task does not panic");
     let mut outcomes = Vec::new();
-    let mut rendered: Vec<Folded> = Vec::new();
-    let mut infos: Vec<pprof::HostInfo> = Vec::new();
+    let mut rendered: Vec<(Folded, pprof::HostInfo)> = Vec::new();
     for (path, result) in plan.files.iter().zip(results) {
-        let label = path.display().to_string();
-        let folded = match result {
-            Ok(f) => f,
+        match result {
+            Ok(folded) => {
+                let (o, drawn) = draw_input(path, folded, &plan, &out, progress);
+                outcomes.push(o);
+                rendered.extend(drawn);
+            }
             Err(e) => {
-                let mut o = HostOutcome::new(label, None, Status::Failed);
+                let mut o = HostOutcome::new(path.display().to_string(), None, Status::Failed);
                 o.cause = Some(e.to_string());
                 outcomes.push(o);
-                continue;
-            }
-        };
-        let svg = out.join(format!("{}.svg", folded.name));
-        let labels = Labels {
-            title: format!("CPU flamegraph: {}", folded.name),
-            subtitle: format!(
-                "{} • {}{}",
-                folded.describe(),
-                path.display(),
-                window_text(plan.window)
-                    .map(|w| format!(" • {w}"))
-                    .unwrap_or_default()
-            ),
-        };
-        note_other_events(progress, &path.display().to_string(), &folded);
-        let mut o = HostOutcome::new(label, None, Status::Rendered);
-        o.stacks = Some(path.clone());
-        o.heatmap = heatmap::of(&folded);
-        match render::svg(&folded, &labels, &svg) {
-            Ok(()) => {
-                let info = pprof::HostInfo::input(path, &folded.name);
-                write_pprof(&[(&folded, &info)], &svg, progress);
-                infos.push(info);
-                o.samples = Some(folded.samples);
-                o.top_functions = hot(&folded);
-                o.folded = Some(svg.with_extension("folded"));
-                o.svg = Some(svg);
-                rendered.push(folded);
-            }
-            Err(e) => {
-                o.status = Status::Failed;
-                o.cause = Some(e.to_string());
             }
         }
-        outcomes.push(o);
     }
-    let parts: Vec<&Folded> = rendered.iter().collect();
+    let parts: Vec<&Folded> = rendered.iter().map(|(f, _)| f).collect();
     let merged_svg = merge(&parts, &out.join("merged.svg"), "inputs")?;
     if let Some(merged) = &merged_svg {
-        let parts: Vec<_> = rendered.iter().zip(&infos).collect();
+        let parts: Vec<_> = rendered.iter().map(|(f, i)| (f, i)).collect();
         write_pprof(&parts, merged, progress);
     }
-    let mut params = vec![Param::new(
-        "inputs",
-        plan.files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-    )];
-    if let Some(w) = window_text(plan.window) {
-        params.push(Param::new("window", w));
-    }
-    params.extend(fold_params(&plan.fold));
     let report = RunReport {
         run_id: String::new(),
         command: "render".into(),
-        params,
+        params: report_params(&plan),
         out,
         merged_svg,
         hosts: outcomes,
@@ -95,4 +53,54 @@ pub async fn run(plan: RenderPlan, progress: &Progress) -> Result<u8> {
         report: None,
     };
     finish(report, progress, false, plan.open).await
+}
+
+/// One input's SVG, folded, pprof and heat map, and its report row; the
+/// profile and its pprof identity when it was drawn.
+fn draw_input(
+    path: &Path,
+    folded: Folded,
+    plan: &RenderPlan,
+    out: &Path,
+    progress: &Progress,
+) -> (HostOutcome, Option<(Folded, pprof::HostInfo)>) {
+    let svg = out.join(format!("{}.svg", folded.name));
+    let labels = Labels {
+        title: format!("CPU flamegraph: {}", folded.name),
+        subtitle: format!(
+            "{} • {}{}",
+            folded.describe(),
+            path.display(),
+            window_text(plan.window)
+                .map(|w| format!(" • {w}"))
+                .unwrap_or_default()
+        ),
+    };
+    note_other_events(progress, &path.display().to_string(), &folded);
+    let mut o = HostOutcome::new(path.display().to_string(), None, Status::Rendered);
+    o.stacks = Some(path.to_path_buf());
+    o.heatmap = heatmap::of(&folded);
+    if let Err(e) = render::svg(&folded, &labels, &svg) {
+        o.status = Status::Failed;
+        o.cause = Some(e.to_string());
+        return (o, None);
+    }
+    let info = pprof::HostInfo::input(path, &folded.name);
+    write_pprof(&[(&folded, &info)], &svg, progress);
+    o.samples = Some(folded.samples);
+    o.top_functions = hot(&folded);
+    o.folded = Some(svg.with_extension("folded"));
+    o.svg = Some(svg);
+    (o, Some((folded, info)))
+}
+
+/// What the command was asked to do, for the report.
+fn report_params(plan: &RenderPlan) -> Vec<Param> {
+    let inputs: Vec<_> = plan.files.iter().map(|f| f.display().to_string()).collect();
+    let mut params = vec![Param::new("inputs", inputs.join(" "))];
+    if let Some(w) = window_text(plan.window) {
+        params.push(Param::new("window", w));
+    }
+    params.extend(fold_params(&plan.fold));
+    params
 }

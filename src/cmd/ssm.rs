@@ -21,7 +21,7 @@ use super::{create_out, finish, pids_text};
 use crate::aws::Aws;
 use crate::cli::SsmPlan;
 use crate::collapse::Select;
-use crate::dispatch::{self, DispatchPlan, Sent};
+use crate::dispatch::{self, DispatchPlan, NotSent, Sent};
 use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
@@ -52,94 +52,13 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         plan.mfa_code.as_deref(),
     )
     .await?;
-    progress.info(&format!("resolving {} in {}…", plan.target, aws.region()));
-    let mut resolved = targets::resolve(&aws, &plan.target, &plan.opt_in).await?;
-    // The baseline is a second target, dispatched with the first so that
-    // both record the same window.
-    let baseline_ids = match &plan.baseline {
-        Some(baseline) => {
-            progress.info(&format!("resolving baseline {baseline}…"));
-            let extra = targets::resolve(&aws, baseline, &plan.opt_in)
-                .await
-                .map_err(|e| match e {
-                    Error::NoTargets(why) => Error::NoTargets(format!("baseline: {why}")),
-                    e => e,
-                })?;
-            join_baseline(&mut resolved, extra)?
-        }
-        None => HashSet::new(),
-    };
-    for s in &resolved.skipped {
-        progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
-    }
-    // S3 calls go to the bucket's own region; SSM and EC2 stay in the hosts'.
-    let s3 = aws.for_bucket(&plan.bucket, &plan.prefix).await;
-    s3.check_bucket(&plan.bucket, &plan.prefix).await?;
-    if s3.s3_region() != aws.region() {
-        progress.info(&format!(
-            "bucket {} is in {}: uploads are signed for that region",
-            plan.bucket,
-            s3.s3_region()
-        ));
-    }
-    let mut params = plan.record.params.clone();
-    // Plus a second per round of parallel SendCommand batches.
-    let send_rounds = dispatch::batches(&resolved.hosts)
-        .len()
-        .div_ceil(dispatch::PARALLEL) as u64;
-    let start_delay = START_DELAY_S + send_rounds;
-    let who = aws.caller_identity().await.map(|(_, arn)| arn).ok();
-    params.upload = Some(upload_fields(&s3, &plan, &params, start_delay)?);
-    // After signing (which may have waited for an MFA code), so that the
-    // hosts get the full delay.
-    params.start_at = now_epoch() + start_delay;
-    params.validate(document::embedded()?)?;
-    // The same PutObject as the hosts' uploads: a refusal ends the run
-    // here, before anything records.
-    record_run(&s3, &plan, &params, &resolved.hosts, &who, false).await?;
+    let targets = resolve(&aws, &plan, progress).await?;
+    let s3 = bucket(&aws, &plan, progress).await?;
+    let (params, who) = prepare(&aws, &s3, &plan, &targets.resolved.hosts).await?;
+    announce(progress, &plan, &params, &targets);
+    let sent_after = SystemTime::now() - INVOKED_AFTER_SLACK;
+    let (sent, not_sent) = send(&aws, &s3, &plan, &params, &targets.resolved.hosts, &who).await?;
 
-    progress.info(&format!(
-        "run {}: sending {} to {} host(s){}; recording {}s from {}",
-        params.run_id,
-        plan.document,
-        resolved.hosts.len(),
-        if baseline_ids.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} baseline)", baseline_ids.len())
-        },
-        params.duration_s,
-        iso_utc(params.start_at)
-    ));
-    let dispatch_plan = DispatchPlan {
-        document: plan.document.clone(),
-        params: params.clone(),
-        delivery_timeout_s: 600,
-        comment: format!("flamefire run {}", params.run_id),
-    };
-    // ListCommands' InvokedAfter for the wait, with slack for this
-    // machine's clock: SigV4 signatures more than 5 minutes off are refused
-    // ("Signature expired"), so 10 minutes covers every clock that can
-    // call SSM at all.
-    let sent_after = SystemTime::now() - Duration::from_secs(600);
-    let (sent, not_sent) = dispatch::send(&aws, &dispatch_plan, &resolved.hosts).await;
-    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
-    if !not_sent.is_empty() {
-        // The record names the hosts that really got the command (best effort).
-        let nothing_sent = sent.is_empty();
-        if let Err(e) = record_run(&s3, &plan, &params, &hosts, &who, nothing_sent).await {
-            tracing::warn!("could not update the run record: {e}");
-        }
-    }
-    if sent.is_empty() {
-        // Nothing went out (a missing document, denied access, …): the
-        // cause is the same for every batch, so say it once, and leave no
-        // output directory; the run record says that nothing was sent.
-        if let Some(first) = not_sent.into_iter().next() {
-            return Err(first.error);
-        }
-        return Err(Error::NoTargets("no host to send to".into()));
-    }
     let out = create_out(&plan.record.out)?;
     let base = RunReport::new(
         &params.run_id,
@@ -156,8 +75,180 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         Select::default(),
         progress.clone(),
     );
+    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let mut drawing = Drawing::new(drawer, base.clone(), hosts.len());
-    for batch in &not_sent {
+    set_aside(&mut drawing, &not_sent);
+    let watch = Watch {
+        ssm: aws.clone(),
+        s3: s3.clone(),
+        bucket: plan.bucket.clone(),
+        run_prefix: format!("{}{}/", plan.prefix, params.run_id),
+        document: plan.document.clone(),
+        sent_after,
+        per_host: crate::progress::one_line_per_host(hosts.len()),
+    };
+    wait_and_draw(&watch, &sent, &params, &plan, &mut drawing, &out, progress).await?;
+
+    let baseline_ids = Arc::new(targets.baseline_ids);
+    let (merged_svg, diff) = fleet::outputs(
+        std::mem::take(&mut drawing.kept),
+        &out,
+        &params.run_id,
+        baseline_ids.clone(),
+        progress,
+    )
+    .await?;
+    let mut outcomes = std::mem::take(&mut drawing.outcomes);
+    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    outcomes.extend(targets.resolved.skipped.into_iter().map(|s| {
+        let mut o = HostOutcome::new(s.host.id.to_string(), s.host.name, Status::Skipped);
+        o.cause = Some(s.reason.to_string());
+        o
+    }));
+    if plan.baseline.is_some() {
+        fleet::mark_roles(&mut outcomes, &baseline_ids);
+    }
+    let report = RunReport {
+        merged_svg,
+        hosts: outcomes,
+        diff,
+        ..base
+    };
+    finish(report, progress, plan.record.json, plan.record.open).await
+}
+
+/// ListCommands' InvokedAfter for the wait, with slack for this machine's
+/// clock: SigV4 signatures more than 5 minutes off are refused ("Signature
+/// expired"), so 10 minutes covers every clock that can call SSM at all.
+const INVOKED_AFTER_SLACK: Duration = Duration::from_secs(600);
+
+/// The run's hosts, and which of them are the `--baseline`.
+struct Targets {
+    resolved: Resolved,
+    baseline_ids: HashSet<InstanceId>,
+}
+
+/// The target, and the baseline as a second target dispatched with the
+/// first so that both record the same window.
+async fn resolve(aws: &Aws, plan: &SsmPlan, progress: &Progress) -> Result<Targets> {
+    progress.info(&format!("resolving {} in {}…", plan.target, aws.region()));
+    let mut resolved = targets::resolve(aws, &plan.target, &plan.opt_in).await?;
+    let baseline_ids = match &plan.baseline {
+        Some(baseline) => {
+            progress.info(&format!("resolving baseline {baseline}…"));
+            let extra = targets::resolve(aws, baseline, &plan.opt_in)
+                .await
+                .map_err(|e| match e {
+                    Error::NoTargets(why) => Error::NoTargets(format!("baseline: {why}")),
+                    e => e,
+                })?;
+            join_baseline(&mut resolved, extra)?
+        }
+        None => HashSet::new(),
+    };
+    for s in &resolved.skipped {
+        progress.note(&format!("skipped {}: {}", s.host.label(), s.reason));
+    }
+    Ok(Targets {
+        resolved,
+        baseline_ids,
+    })
+}
+
+/// A client for the bucket: S3 calls go to the bucket's own region; SSM and
+/// EC2 stay in the hosts'.
+async fn bucket(aws: &Aws, plan: &SsmPlan, progress: &Progress) -> Result<Aws> {
+    let s3 = aws.for_bucket(&plan.bucket, &plan.prefix).await;
+    s3.check_bucket(&plan.bucket, &plan.prefix).await?;
+    if s3.s3_region() != aws.region() {
+        progress.info(&format!(
+            "bucket {} is in {}: uploads are signed for that region",
+            plan.bucket,
+            s3.s3_region()
+        ));
+    }
+    Ok(s3)
+}
+
+/// The document's parameters, signed upload included, and the caller's ARN;
+/// writes `run.json`, the same PutObject as the hosts' uploads, so that a
+/// refusal ends the run here, before anything records.
+async fn prepare(
+    aws: &Aws,
+    s3: &Aws,
+    plan: &SsmPlan,
+    hosts: &[Host],
+) -> Result<(document::RecordParams, Option<String>)> {
+    let mut params = plan.record.params.clone();
+    // Plus a second per round of parallel SendCommand batches.
+    let send_rounds = dispatch::batches(hosts).len().div_ceil(dispatch::PARALLEL) as u64;
+    let start_delay = START_DELAY_S + send_rounds;
+    let who = aws.caller_identity().await.map(|(_, arn)| arn).ok();
+    params.upload = Some(upload_fields(s3, plan, &params, start_delay)?);
+    // After signing (which may have waited for an MFA code), so that the
+    // hosts get the full delay.
+    params.start_at = now_epoch() + start_delay;
+    params.validate(document::embedded()?)?;
+    record_run(s3, plan, &params, hosts, &who, false).await?;
+    Ok((params, who))
+}
+
+fn announce(progress: &Progress, plan: &SsmPlan, params: &document::RecordParams, t: &Targets) {
+    progress.info(&format!(
+        "run {}: sending {} to {} host(s){}; recording {}s from {}",
+        params.run_id,
+        plan.document,
+        t.resolved.hosts.len(),
+        if t.baseline_ids.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} baseline)", t.baseline_ids.len())
+        },
+        params.duration_s,
+        iso_utc(params.start_at)
+    ));
+}
+
+/// SendCommand in batches. The batches SSM refused come back beside the
+/// sent ones; when none went out, their (common) cause is the run's error.
+async fn send(
+    aws: &Aws,
+    s3: &Aws,
+    plan: &SsmPlan,
+    params: &document::RecordParams,
+    hosts: &[Host],
+    who: &Option<String>,
+) -> Result<(Vec<Sent>, Vec<NotSent>)> {
+    let dispatch_plan = DispatchPlan {
+        document: plan.document.clone(),
+        params: params.clone(),
+        delivery_timeout_s: 600,
+        comment: format!("flamefire run {}", params.run_id),
+    };
+    let (sent, not_sent) = dispatch::send(aws, &dispatch_plan, hosts).await;
+    if !not_sent.is_empty() {
+        // The record names the hosts that really got the command (best effort).
+        let got: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
+        if let Err(e) = record_run(s3, plan, params, &got, who, sent.is_empty()).await {
+            tracing::warn!("could not update the run record: {e}");
+        }
+    }
+    if sent.is_empty() {
+        // Nothing went out (a missing document, denied access, …): the
+        // cause is the same for every batch, so say it once, and leave no
+        // output directory; the run record says that nothing was sent.
+        return Err(match not_sent.into_iter().next() {
+            Some(first) => first.error,
+            None => Error::NoTargets("no host to send to".into()),
+        });
+    }
+    Ok((sent, not_sent))
+}
+
+/// The hosts of the batches SSM refused: skipped when SSM said the
+/// instances themselves are not valid (an ASG scaling in), else failed.
+fn set_aside(drawing: &mut Drawing, not_sent: &[NotSent]) {
+    for batch in not_sent {
         let (status, cause) = if batch.not_valid {
             let why = "SSM refused it when the command was sent: shutting down, terminated, stopped, or its agent not running (an autoscaling group scaling in?)";
             (Status::Skipped, why.to_string())
@@ -170,41 +261,37 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
             drawing.failed(o);
         }
     }
+}
 
+/// Waits for every host, drawing each as it ends; at `--timeout` cancels
+/// the hosts still open, on Ctrl-C cancels them all and keeps what is drawn.
+async fn wait_and_draw(
+    watch: &Watch,
+    sent: &[Sent],
+    params: &document::RecordParams,
+    plan: &SsmPlan,
+    drawing: &mut Drawing,
+    out: &std::path::Path,
+    progress: &Progress,
+) -> Result<()> {
     let recording_ends = params.start_at + params.duration_s as u64;
     let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
     let total = until_end + plan.timeout;
-    let watch = Watch {
-        ssm: aws.clone(),
-        s3: s3.clone(),
-        bucket: plan.bucket.clone(),
-        run_prefix: format!("{}{}/", plan.prefix, params.run_id),
-        document: plan.document.clone(),
-        sent_after,
-        per_host: crate::progress::one_line_per_host(hosts.len()),
-    };
+    let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let bars = progress.hosts(&hosts, total);
-    let waited = follow(
-        &watch,
-        &sent,
-        Instant::now() + until_end,
-        Instant::now() + total,
-        &bars,
-        &mut drawing,
-    )
-    .await;
-    match waited {
+    let now = Instant::now();
+    match follow(watch, sent, now + until_end, now + total, &bars, drawing).await {
         Waited::Interrupted(in_flight) => {
             bars.finish();
             progress.note("interrupted: cancelling the remote commands…");
-            cancel(&aws, in_flight, progress).await;
+            cancel(&watch.ssm, in_flight, progress).await;
             return Err(Error::Interrupted);
         }
         Waited::GaveUp(in_flight) if !in_flight.is_empty() => {
             progress.note(
                 "--timeout passed: cancelling the hosts still open, so that none records after this run (raise --timeout to wait longer)",
             );
-            cancel(&aws, in_flight, progress).await;
+            cancel(&watch.ssm, in_flight, progress).await;
         }
         Waited::GaveUp(_) | Waited::Done => {}
     }
@@ -217,9 +304,9 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         } => false,
         _ = tokio::signal::ctrl_c() => true,
     };
+    bars.finish();
     if interrupted {
         // Nothing runs remotely any more: keep what is drawn.
-        bars.finish();
         drawing.write_report();
         progress.note(&format!(
             "interrupted: {}/report.html has the hosts drawn so far",
@@ -227,34 +314,7 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         ));
         return Err(Error::Interrupted);
     }
-    bars.finish();
-
-    let baseline_ids = Arc::new(baseline_ids);
-    let (merged_svg, diff) = fleet::outputs(
-        std::mem::take(&mut drawing.kept),
-        &out,
-        &params.run_id,
-        baseline_ids.clone(),
-        progress,
-    )
-    .await?;
-    let mut outcomes = std::mem::take(&mut drawing.outcomes);
-    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
-    for s in resolved.skipped {
-        let mut o = HostOutcome::new(s.host.id.to_string(), s.host.name, Status::Skipped);
-        o.cause = Some(s.reason.to_string());
-        outcomes.push(o);
-    }
-    if plan.baseline.is_some() {
-        fleet::mark_roles(&mut outcomes, &baseline_ids);
-    }
-    let report = RunReport {
-        merged_svg,
-        hosts: outcomes,
-        diff,
-        ..base
-    };
-    finish(report, progress, plan.record.json, plan.record.open).await
+    Ok(())
 }
 
 /// CancelCommand for each command's open hosts, saying what happened to each.
