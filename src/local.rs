@@ -49,6 +49,8 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
 
     let mut cmd = Command::new("bash");
     cmd.arg(&script)
+        .arg("--out")
+        .arg(out)
         .current_dir(out)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -15,8 +15,8 @@
 # AWS_SSM_INSTANCE_ID and AWS_SSM_REGION_NAME. Document parameters are never
 # pasted into this text, so no value can become shell code.
 #
-# Runs under the SSM agent as `sh _script.sh` (dash on Debian/Ubuntu) and
-# under `flamefire local` as `bash script.sh`, with cwd = output directory.
+# Runs under the SSM agent as `sh _script.sh` (dash on Debian/Ubuntu), with
+# no argument, and under `flamefire local` as `bash script.sh --out DIR`.
 #
 # Exit codes: 0 ok | 1 unexpected failure | 2 invalid parameter or agent too
 # old | 3 no target process | 4 perf unavailable | 5 not enough disk or
@@ -27,7 +27,7 @@
 # parameters; tests/host_on_fire.rs): FLAMEFIRE_TEST_WORK_BASE replaces
 # /var/tmp and /tmp as the work directory's base; FLAMEFIRE_TEST_SCRIPT_S
 # replaces perf script's time limit; FLAMEFIRE_TEST_MEMAVAIL_KIB replaces
-# MemAvailable.
+# MemAvailable; FLAMEFIRE_TEST_OUT is local mode's output directory.
 
 # The agent runs this text as `sh -c _script.sh`. /bin/sh may be dash
 # (Debian, Ubuntu) or bash in POSIX mode (Amazon Linux 2, RHEL, SLES), and
@@ -1527,17 +1527,30 @@ write_meta() {
 }
 
 # --- delivery -----------------------------------------------------------------
-# deliver_local: into the current directory. Staged next to the destination
-# and renamed, so a planted symlink there is replaced, never followed.
+# deliver_local [--out DIR]: local mode (UploadUrl empty) writes into DIR
+# (`flamefire local` passes its own), else into a fixed, root-only (umask
+# 077), bounded place, /var/lib/flamefire/runs/<UTC>-<RunId>/, the newest 10
+# kept: never the working directory, which under the SSM agent is the
+# agent's own (/usr/bin, from the console's "Run command"). Staged next to
+# the destination and renamed, so a planted symlink there is replaced, never
+# followed.
 deliver_local() {
-  local name staged
+  local name staged out=${FLAMEFIRE_TEST_OUT:-} base=/var/lib/flamefire/runs old
+  [[ ${1:-} != --out ]] || out=${2:-}
+  if [[ -z $out ]]; then
+    { mkdir -p "$base" && chmod 0700 "$base"; } || die 7 "cannot create $base"
+    old=("$base"/*/)
+    [[ -d ${old[0]} ]] && ((${#old[@]} > 9)) && rm -rf -- "${old[@]:0:${#old[@]}-9}"
+    out=$base/$(date -u +%Y%m%dT%H%M%SZ)-$P_RunId
+    mkdir -p "$out" || die 7 "cannot create $out"
+  fi
   for name in stacks.gz meta.json; do
-    staged=$(mktemp "$PWD/.flamefire-$name.XXXXXXXX") || die 7 "cannot write to the output directory $PWD"
+    staged=$(mktemp "$out/.flamefire-$name.XXXXXXXX") || die 7 "cannot write to the output directory $out"
     CLEANUP_FILES+=("$staged")
-    cat -- "$WORK/$name" >"$staged" || die 7 "cannot write $name to $PWD"
-    mv -f -T -- "$staged" "$PWD/$name" || die 7 "cannot move $name into $PWD"
+    cat -- "$WORK/$name" >"$staged" || die 7 "cannot write $name to $out"
+    mv -f -T -- "$staged" "$out/$name" || die 7 "cannot move $name into $out"
   done
-  DELIVERED="$PWD/stacks.gz and $PWD/meta.json"
+  DELIVERED="$out/stacks.gz and $out/meta.json"
 }
 
 # upload_file NAME: POST one file with the presigned policy. The policy,
@@ -1682,7 +1695,7 @@ main() {
   write_stacks
   write_meta
 
-  if [[ -z $P_UploadUrl ]]; then deliver_local; else deliver_upload; fi
+  if [[ -z $P_UploadUrl ]]; then deliver_local "$@"; else deliver_upload; fi
   print_summary
 }
 

@@ -118,6 +118,9 @@ impl AgentRun {
                 ),
             )
             .env("HOME", "/root")
+            // Local mode's output directory: the agent passes no --out, and
+            // the default (/var/lib/flamefire/runs) is tested on its own.
+            .env("FLAMEFIRE_TEST_OUT", self.out())
             .envs(&self.env)
             .stdin(Stdio::null())
             .process_group(0);

@@ -725,3 +725,52 @@ fn a_package_manager_runs_to_its_end_after_a_cancel() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Issue 16 §3: run from the SSM console with `UploadUrl` empty, the real
+/// agent's working directory is `/usr/bin`: local mode must not write there.
+/// Without `--out` it writes under /var/lib/flamefire/runs/<UTC>-<RunId>/,
+/// keeping the newest 10 runs.
+#[test]
+fn local_mode_under_the_agent_writes_to_its_own_bounded_place() {
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let mut run = AgentRun::local(Shells::debian(), &app.pids, 1);
+    let run_id = format!("cwd-test-{}", std::process::id());
+    run.env.insert("SSM_RunId".into(), run_id.clone());
+    let base = Path::new("/var/lib/flamefire/runs");
+    std::fs::create_dir_all(base).unwrap();
+    // Older runs than any real one: only the newest 10 in all may remain.
+    for i in 0..12 {
+        std::fs::create_dir_all(base.join(format!("19700101T0000{i:02}Z-old"))).unwrap();
+    }
+    let out = run
+        .command()
+        .env_remove("FLAMEFIRE_TEST_OUT")
+        .env_remove("HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let written: Vec<_> = std::fs::read_dir(run.out()).unwrap().collect();
+    assert!(
+        written.is_empty(),
+        "the working directory is left alone: {written:?}"
+    );
+    let runs: Vec<String> = std::fs::read_dir(base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let ours = runs
+        .iter()
+        .find(|n| n.ends_with(&format!("-{run_id}")))
+        .unwrap_or_else(|| panic!("no run directory for {run_id} in {runs:?}"));
+    assert!(base.join(ours).join("stacks.gz").is_file());
+    assert!(base.join(ours).join("meta.json").is_file());
+    assert!(runs.len() <= 10, "the newest 10 are kept: {runs:?}");
+    assert!(
+        !runs.iter().any(|n| n == "19700101T000000Z-old"),
+        "{runs:?}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(base).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "root only");
+    std::fs::remove_dir_all(base.join(ours)).unwrap();
+}
