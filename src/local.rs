@@ -36,8 +36,9 @@ pub fn ssm_env(params: &RecordParams) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Runs the recorder script with `out` as its working directory, where it
-/// leaves `stacks.gz` and `meta.json`. Ctrl-C stops it cleanly.
+/// Runs the recorder script with `--out OUT` (and `out` as its working
+/// directory), so that it leaves `stacks.gz` and `meta.json` there. Ctrl-C
+/// stops it cleanly.
 pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> Result<()> {
     let doc = document::embedded()?;
     let scratch = tempfile::Builder::new()
