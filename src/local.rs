@@ -48,10 +48,13 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
     let script = scratch.path().join("_script.sh");
     std::fs::write(&script, &doc.script).map_err(|e| Error::io("write", &script, e))?;
 
+    // Absolute: `out` may be relative to flamefire's own directory (the
+    // default flamefire-<run>/), and the script runs inside it.
+    let out_abs = std::path::absolute(out).map_err(|e| Error::io("resolve", out, e))?;
     let mut cmd = Command::new("bash");
     cmd.arg(&script)
         .arg("--out")
-        .arg(out)
+        .arg(&out_abs)
         .current_dir(out)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -46,14 +46,26 @@ fn records_a_real_node_cluster_and_the_hot_function_dominates() {
 fn demo_flag_profiles_the_bundled_cluster() {
     require("perf");
     require("node");
-    let out = tempfile::tempdir().unwrap();
+    // As the README's first command runs it: no --out, so the output goes
+    // to a directory relative to where flamefire runs.
+    let cwd = tempfile::tempdir().unwrap();
     flamefire()
-        .args(["local", "--demo", "--duration", "2", "--json", "--out"])
-        .arg(out.path())
+        .current_dir(cwd.path())
+        .args(["local", "--demo", "--duration", "2", "--json"])
         .assert()
         .success()
         .stdout(predicate::str::contains("\"status\": \"rendered\""));
-    let titles = svg_titles(&out.path().join("flamegraph.svg"));
+    let out = std::fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("flamefire-")
+        })
+        .expect("the default output directory flamefire-<run>/");
+    let titles = svg_titles(&out.join("flamegraph.svg"));
     assert!(titles.iter().any(|t| t.contains("parseHtmlDocument")));
 }
 
