@@ -331,11 +331,12 @@ fn the_host_uploads_to_the_virtual_hosted_https_url_as_the_oncall_role() {
         format!("https://{}.s3.{REGION}.amazonaws.com/", emu.bucket),
         "the host was given S3's virtual-hosted URL"
     );
-    // Both files went up as POSTs signed by the session, and none was refused.
+    // The upload check before recording, then both files, went up as POSTs
+    // signed by the session, and none was refused.
     assert_eq!(
         calls_by(&session.access_key_id, "s3:PostObject"),
-        (2, 0),
-        "stacks.gz and meta.json, uploaded with the session's key"
+        (3, 0),
+        "upload-check, stacks.gz and meta.json, uploaded with the session's key"
     );
 }
 
