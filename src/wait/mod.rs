@@ -106,6 +106,24 @@ impl Fleet {
         changed
     }
 
+    /// The commands whose invocations this round lists: every open one on a
+    /// sweep, else those `needs_invocations` picks out of `commands`.
+    pub fn invocations_to_list(
+        &self,
+        what: Invocations,
+        commands: &[CommandReport],
+    ) -> Vec<String> {
+        match what {
+            Invocations::Sweep => self.in_flight().into_keys().collect(),
+            Invocations::Needy => commands
+                .iter()
+                .filter(|c| self.needs_invocations(c))
+                .map(|c| c.command_id.clone())
+                .collect(),
+            Invocations::Skip => Vec::new(),
+        }
+    }
+
     /// Whether a command needs ListCommandInvocations: SSM counts more
     /// failed hosts than we know of (failed hosts never upload, so hosts
     /// that uploaded before SSM counted them cannot hide these), more ended
@@ -365,15 +383,7 @@ pub async fn until_done(
                 }
             }
         }
-        let needy: Vec<String> = match round.invocations {
-            Invocations::Sweep => fleet.in_flight().into_keys().collect(),
-            Invocations::Needy => commands
-                .iter()
-                .filter(|c| fleet.needs_invocations(c))
-                .map(|c| c.command_id.clone())
-                .collect(),
-            Invocations::Skip => Vec::new(),
-        };
+        let needy = fleet.invocations_to_list(round.invocations, &commands);
         if !needy.is_empty() {
             let listed = tokio::select! {
                 l = invocations(&watch.ssm, &needy) => l,

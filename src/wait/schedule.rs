@@ -289,15 +289,7 @@ mod tests {
                 }
                 schedule.uploads_listed(true);
             }
-            let needy: Vec<String> = match round.invocations {
-                Invocations::Sweep => fleet.in_flight().into_keys().collect(),
-                Invocations::Needy => commands
-                    .iter()
-                    .filter(|c| fleet.needs_invocations(c))
-                    .map(|c| c.command_id.clone())
-                    .collect(),
-                Invocations::Skip => Vec::new(),
-            };
+            let needy = fleet.invocations_to_list(round.invocations, &commands);
             for command in &needy {
                 lci += 1;
                 let c: usize = command[1..].parse().unwrap();
