@@ -148,6 +148,18 @@ impl AgentRun {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("meta.json: {e}: {text}"))
     }
 
+    /// The delivered meta.json's entry for target `pid`.
+    pub fn target(&self, pid: u32) -> serde_json::Value {
+        let meta = self.meta();
+        meta["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["pid"] == pid)
+            .cloned()
+            .unwrap_or_else(|| panic!("pid {pid} is not a target in meta.json: {meta}"))
+    }
+
     /// The delivered `perf script` text.
     pub fn stacks(&self) -> String {
         let out = Command::new("gzip")

@@ -285,14 +285,10 @@ fn a_libnode_swapped_for_a_fifo_or_dev_zero_does_not_hang_the_version_read() {
         let _ = fake.kill();
         let _ = fake.wait();
         assert!(out.status.success(), "{swap}: {}", describe(&out));
-        let meta = run.meta();
-        let fake_target = meta["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["pid"] == fake.id())
-            .cloned()
-            .unwrap_or_else(|| panic!("{swap}: the fake node is a target: {meta}"));
-        assert_eq!(fake_target["node_version"], "unknown", "{swap}: {meta}");
+        let fake_target = run.target(fake.id());
+        assert_eq!(
+            fake_target["node_version"], "unknown",
+            "{swap}: {fake_target}"
+        );
     }
 }

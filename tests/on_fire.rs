@@ -141,13 +141,7 @@ fn long_maps_on_a_target_and_a_non_target(lines: usize) {
     let out = run.run();
     assert!(out.status.success(), "{lines} lines: {}", describe(&out));
     let meta = run.meta();
-    let target = meta["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["pid"] == worker)
-        .cloned()
-        .unwrap_or_else(|| panic!("the worker is a target: {meta}"));
+    let target = run.target(worker);
     assert_eq!(target["map"], "ok", "{meta}");
     assert!(
         target["map_bytes"].as_u64().unwrap() > (lines as u64) * 40,
