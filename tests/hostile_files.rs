@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::agent::{AgentRun, Shells, describe};
-use crate::support::{NodeApp, require};
+use crate::support::{NodeApp, mkfifo, require};
 
 /// An idle Node process (no perf map of its own), killed on drop, with
 /// whatever we plant at its map path removed too.
@@ -73,8 +73,7 @@ fn assert_planted_target_left_out(run: &AgentRun, out: &std::process::Output, to
 #[test]
 fn a_fifo_as_perf_map_neither_hangs_nor_is_read() {
     let (run, out, took) = run_with_planted(|map| {
-        let ok = Command::new("mkfifo").arg(map).status().unwrap();
-        assert!(ok.success());
+        mkfifo(map);
     });
     assert_planted_target_left_out(&run, &out, took);
 }
@@ -243,13 +242,7 @@ fn a_libnode_swapped_for_a_fifo_or_dev_zero_does_not_hang_the_version_read() {
         std::thread::sleep(Duration::from_millis(300));
         let source = if swap == "fifo" {
             let fifo = dir.path().join("fifo");
-            assert!(
-                Command::new("mkfifo")
-                    .arg(&fifo)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            mkfifo(&fifo);
             fifo
         } else {
             std::path::PathBuf::from(swap)

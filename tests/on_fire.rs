@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::agent::{AgentRun, Shells, describe};
-use crate::support::{NodeApp, require};
+use crate::support::{NodeApp, mkfifo, require};
 
 /// A process that is killed (its whole group) and reaped on drop, with the
 /// files planted for it removed.
@@ -404,13 +404,7 @@ impl FlippingMaps {
             let file = dir.path().join(format!("file{i}"));
             let fifo = dir.path().join(format!("fifo{i}"));
             std::fs::write(&file, "7e0000000000 10 LazyCompile:~flipped /x.js:1\n").unwrap();
-            assert!(
-                Command::new("mkfifo")
-                    .arg(&fifo)
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            mkfifo(&fifo);
             // Not root's: with a FIFO among /tmp's maps, perf script runs
             // without --force, and a map that is not root's is skipped with
             // a warning instead of failing the run.
@@ -476,13 +470,7 @@ fn perf_maps_swapped_for_fifos_while_read_never_hang_the_script() {
     // A FIFO map that stays one, so that perf script runs without --force.
     let mut fifo_owner = Guard::spawn(Command::new("sleep").arg("600"));
     let fifo = PathBuf::from(format!("/tmp/perf-{}.map", fifo_owner.pid()));
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     std::os::unix::fs::chown(&fifo, Some(65534), Some(65534)).unwrap();
     fifo_owner.planted.push(fifo);
     let _flipping = FlippingMaps::start(&pids);

@@ -512,3 +512,13 @@ impl Emulator {
         out
     }
 }
+
+/// A named pipe at `path` (mkfifo(1)).
+pub fn mkfifo(path: impl AsRef<Path>) {
+    let path = path.as_ref();
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}: {status}", path.display());
+}
