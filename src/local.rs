@@ -99,25 +99,13 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
     if status.success() {
         return Ok(());
     }
-    let cause = recorder_error(&tail.join("\n"))
+    let cause = crate::model::recorder::error_line(&tail.join("\n"))
         .or_else(|| tail.last().cloned())
         .unwrap_or_else(|| format!("the script exited with {status}"));
     Err(Error::LocalRecord {
         cause,
         next: recorder_exit(status).local_next_step().into(),
     })
-}
-
-/// The recorder's own fatal line (`flamefire: error: …`), the first one:
-/// the script prints it before its warnings, so it survives the agent's
-/// truncation of the output. Never "any line containing error": perf and
-/// package managers print such lines too.
-pub fn recorder_error(output: &str) -> Option<String> {
-    output
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("flamefire: error:"))
-        .map(str::to_string)
 }
 
 /// How the recorder exited, by its documented exit codes.
@@ -262,6 +250,7 @@ mod tests {
             run_id: "r1".into(),
             upload: None,
             no_install: true,
+            probe: false,
         };
         let env = ssm_env(&params);
         assert_eq!(env["SSM_Duration"], "3");
@@ -269,19 +258,5 @@ mod tests {
         assert_eq!(env["SSM_UploadUrl"], "");
         assert_eq!(env["SSM_NoInstall"], "true");
         assert_eq!(env.len(), document::embedded().unwrap().parameters.len());
-    }
-
-    #[test]
-    fn the_cause_is_the_scripts_own_error_line_not_any_line_with_error() {
-        let output = "flamefire: perf is not installed; installing it\n\
-            E: error reading package lists\n\
-            flamefire: error: upload of stacks.gz failed (curl exit 22)\n\
-            flamefire: 2 warning(s): 14/14 pids lack a perf map\n\
-            ---Error truncated----";
-        assert_eq!(
-            recorder_error(output).as_deref(),
-            Some("flamefire: error: upload of stacks.gz failed (curl exit 22)")
-        );
-        assert_eq!(recorder_error("some error\nflamefire: note"), None);
     }
 }

@@ -4,10 +4,12 @@
 //! crate. A stage that needs to name a host, a command or a status finds it
 //! here rather than in another stage.
 
+pub mod ending;
 pub mod host;
 pub mod recorder;
 pub mod status;
 
+pub use ending::{Ended, Explained};
 pub use host::{Host, InstanceId, Target};
 pub use recorder::RecorderExit;
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
