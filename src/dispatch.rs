@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{Aws, SendRequest};
 use crate::document::RecordParams;
+use crate::error::AwsKind;
 use crate::model::Host;
 
 /// SendCommand accepts at most 50 instance ids per call.
@@ -167,11 +168,9 @@ enum Split {
     Bisect,
 }
 
-/// SendCommand's refusal of the instances themselves.
-const NOT_VALID: &str = "InvalidInstanceId";
-
+/// SendCommand's refusal of the instances themselves (`InvalidInstanceId`).
 fn is_not_valid(error: &crate::error::Error) -> bool {
-    matches!(error, crate::error::Error::Aws { message, .. } if message.starts_with(NOT_VALID))
+    error.aws_kind() == Some(AwsKind::InvalidInstanceId)
 }
 
 /// Whether `message` names `id` as a whole word (`i-12345678` is a prefix
@@ -185,12 +184,14 @@ fn names(message: &str, id: &str) -> bool {
     })
 }
 
-/// Pure: how to split a batch after `error`.
+/// Pure: how to split a batch after `error`. The error's code decides what
+/// kind of refusal it is; its message is read only for the ids and the
+/// resource it names, which no field of SSM's answer carries.
 fn split_refused(error: &crate::error::Error, hosts: &[Host]) -> Split {
-    let crate::error::Error::Aws { message, .. } = error else {
+    let (crate::error::Error::Aws { message, .. }, Some(kind)) = (error, error.aws_kind()) else {
         return Split::Whole;
     };
-    if message.starts_with(NOT_VALID) {
+    if kind == AwsKind::InvalidInstanceId {
         let named: Vec<usize> = (0..hosts.len())
             .filter(|&i| names(message, hosts[i].id.as_str()))
             .collect();
@@ -200,10 +201,7 @@ fn split_refused(error: &crate::error::Error, hosts: &[Host]) -> Split {
             _ => Split::Named(named),
         };
     }
-    let denied = ["AccessDeniedException", "AccessDenied"]
-        .iter()
-        .any(|c| message.starts_with(c));
-    if !denied {
+    if kind != AwsKind::AccessDenied {
         return Split::Whole;
     }
     let resource = message
@@ -225,6 +223,7 @@ fn split_refused(error: &crate::error::Error, hosts: &[Host]) -> Split {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AwsCode;
     use crate::model::InstanceId;
 
     #[test]
@@ -249,15 +248,19 @@ mod tests {
                 name: None,
             })
             .collect();
-        let aws_error = |message: &str| crate::error::Error::Aws {
+        let aws_error = |code: &str, message: &str| crate::error::Error::Aws {
             call: "ssm:SendCommand",
+            code: Some(AwsCode::new(code)),
             message: message.into(),
             next: String::new(),
         };
         let denied = |resource: &str| {
-            aws_error(&format!(
-                "AccessDeniedException: User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: ssm:SendCommand on resource: {resource} because no identity-based policy allows the ssm:SendCommand action"
-            ))
+            aws_error(
+                "AccessDeniedException",
+                &format!(
+                    "AccessDeniedException: User: arn:aws:sts::1:assumed-role/r/s is not authorized to perform: ssm:SendCommand on resource: {resource} because no identity-based policy allows the ssm:SendCommand action"
+                ),
+            )
         };
         let arn = format!("arn:aws:ec2:us-east-1:1:instance/{}", hosts[2].id);
         assert_eq!(split_refused(&denied(&arn), &hosts), Split::Named(vec![2]));
@@ -269,11 +272,17 @@ mod tests {
             Split::Whole
         );
         assert_eq!(
-            split_refused(&aws_error("AccessDeniedException: no message"), &hosts),
+            split_refused(
+                &aws_error("AccessDeniedException", "AccessDeniedException: no message"),
+                &hosts
+            ),
             Split::Bisect
         );
         assert_eq!(
-            split_refused(&aws_error("InvalidDocument: no such document"), &hosts),
+            split_refused(
+                &aws_error("InvalidDocument", "InvalidDocument: no such document"),
+                &hosts
+            ),
             Split::Whole
         );
     }
@@ -289,6 +298,7 @@ mod tests {
             .collect();
         let not_valid = |ids: &str| crate::error::Error::Aws {
             call: "ssm:SendCommand",
+            code: Some(AwsCode::new("InvalidInstanceId")),
             message: format!(
                 "InvalidInstanceId: Instances [[{ids}]] not in a valid state for account 123456789012"
             ),
@@ -312,5 +322,47 @@ mod tests {
         );
         assert_eq!(split_refused(&not_valid(""), &hosts), Split::Bisect);
         assert!(is_not_valid(&not_valid("i-12345678")));
+    }
+
+    /// The code decides whether SSM refused the instances; the text only
+    /// says which. A message that merely looks like the refusal is not one.
+    #[test]
+    fn the_set_aside_is_decided_by_the_code_not_the_text() {
+        let hosts: Vec<Host> = ["i-12345678", "i-0000000000000000a"]
+            .iter()
+            .map(|id| Host {
+                id: InstanceId::parse(id).unwrap(),
+                name: None,
+            })
+            .collect();
+        let error = |code: Option<&str>, message: &str| crate::error::Error::Aws {
+            call: "ssm:SendCommand",
+            code: code.map(AwsCode::new),
+            message: message.into(),
+            next: String::new(),
+        };
+        let looks_refused = "InvalidInstanceId: Instances [[i-12345678]] not in a valid state";
+        for code in [None, Some("InternalServerError")] {
+            let e = error(code, looks_refused);
+            assert!(!is_not_valid(&e), "{code:?}");
+            assert_eq!(split_refused(&e, &hosts), Split::Whole, "{code:?}");
+        }
+        // The code alone, whatever the message's first word.
+        let e = error(
+            Some("InvalidInstanceId"),
+            "Instances [[i-12345678]] not in a valid state",
+        );
+        assert!(is_not_valid(&e));
+        assert_eq!(split_refused(&e, &hosts), Split::Named(vec![0]));
+        // An access denial is one by its code, not by its message's words.
+        let resource = "on resource: arn:aws:ec2:us-east-1:1:instance/i-12345678";
+        assert_eq!(
+            split_refused(&error(Some("ThrottlingException"), resource), &hosts),
+            Split::Whole
+        );
+        assert_eq!(
+            split_refused(&error(Some("AccessDeniedException"), resource), &hosts),
+            Split::Named(vec![0])
+        );
     }
 }

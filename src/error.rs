@@ -69,9 +69,12 @@ pub enum Error {
     Render(#[from] RenderError),
 
     /// An AWS call failed in a way that stops the run (auth, missing bucket, …).
+    /// `code` is the service's error code when it sent one; decisions match
+    /// on `code`'s kind, never on `message` (which is for people).
     #[error("{call} failed: {message}\n  next step: {next}")]
     Aws {
         call: &'static str,
+        code: Option<AwsCode>,
         message: String,
         next: String,
     },
@@ -103,12 +106,106 @@ impl Error {
         }
     }
 
+    /// What kind of AWS refusal this is, when it is one the service named.
+    pub fn aws_kind(&self) -> Option<AwsKind> {
+        match self {
+            Error::Aws {
+                code: Some(code), ..
+            } => Some(code.kind()),
+            _ => None,
+        }
+    }
+
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
             source,
         }
+    }
+}
+
+/// An AWS error code exactly as the service sent it (`AccessDeniedException`,
+/// `NoSuchBucket`, `InvalidInstanceId`, …). `kind` is the one place that
+/// reads the text; everything else matches on the `AwsKind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsCode(String);
+
+/// The error codes flamefire decides on, across services. Each service
+/// spells some of them its own way (SSM's `ThrottlingException`, STS's
+/// `Throttling`, EC2's `RequestLimitExceeded`, S3's `SlowDown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsKind {
+    /// The caller may not make this call on this resource.
+    AccessDenied,
+    /// The credentials are expired, unknown or badly signed.
+    BadCredentials,
+    /// "Slow down": retry later.
+    Throttled,
+    NoSuchBucket,
+    /// S3 has no such object (`NoSuchKey`, or a HEAD's bare `NotFound`).
+    NoSuchKey,
+    /// SSM knows no such document (or version) in this region.
+    InvalidDocument,
+    /// The document refuses these parameters.
+    InvalidParameters,
+    /// SendCommand refuses some instances (not managed, stopped, unknown).
+    InvalidInstanceId,
+    /// SSM does not know the command id (yet: right after SendCommand).
+    InvalidCommandId,
+    /// UpdateDocument with content an older version already has.
+    DuplicateDocumentContent,
+    /// S3's SSE-KMS refusals (`KMS.DisabledException`, …).
+    Kms,
+    /// A code flamefire makes no decision on; it is still shown.
+    Other,
+}
+
+impl AwsCode {
+    pub fn new(code: impl Into<String>) -> Self {
+        AwsCode(code.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> AwsKind {
+        use AwsKind::*;
+        match self.0.as_str() {
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "UnauthorizedOperation"
+            | "AuthorizationError"
+            | "Forbidden" => AccessDenied,
+            "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AuthFailure" => BadCredentials,
+            "ThrottlingException"
+            | "Throttling"
+            | "RequestLimitExceeded"
+            | "TooManyUpdates"
+            | "SlowDown" => Throttled,
+            "NoSuchBucket" => NoSuchBucket,
+            "NoSuchKey" | "NotFound" => NoSuchKey,
+            "InvalidDocument" => InvalidDocument,
+            "InvalidParameters" => InvalidParameters,
+            "InvalidInstanceId" => InvalidInstanceId,
+            "InvalidCommandId" => InvalidCommandId,
+            "DuplicateDocumentContent" => DuplicateDocumentContent,
+            c if c.starts_with("KMS.") => Kms,
+            _ => Other,
+        }
+    }
+}
+
+impl std::fmt::Display for AwsCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -158,3 +255,50 @@ fn location(path: &Path, line: usize, column: usize) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_services_spelling_of_a_code_is_one_kind() {
+        let kind = |c: &str| AwsCode::new(c).kind();
+        for c in [
+            "ThrottlingException",
+            "Throttling",
+            "RequestLimitExceeded",
+            "SlowDown",
+        ] {
+            assert_eq!(kind(c), AwsKind::Throttled, "{c}");
+        }
+        for c in [
+            "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+        ] {
+            assert_eq!(kind(c), AwsKind::AccessDenied, "{c}");
+        }
+        assert_eq!(kind("KMS.DisabledException"), AwsKind::Kms);
+        assert_eq!(kind("InvalidInstanceId"), AwsKind::InvalidInstanceId);
+        // A code is matched whole: a longer code is not its prefix's kind.
+        assert_eq!(kind("InvalidInstanceIdFormat"), AwsKind::Other);
+        assert_eq!(kind("throttling"), AwsKind::Other);
+    }
+
+    #[test]
+    fn only_a_service_code_gives_an_error_a_kind() {
+        let aws = |code: Option<&str>| Error::Aws {
+            call: "ssm:SendCommand",
+            code: code.map(AwsCode::new),
+            // The message says "throttl…" but the code decides.
+            message: "Rate exceeded: throttling".into(),
+            next: String::new(),
+        };
+        assert_eq!(aws(None).aws_kind(), None);
+        assert_eq!(
+            aws(Some("AccessDeniedException")).aws_kind(),
+            Some(AwsKind::AccessDenied)
+        );
+        assert_eq!(Error::AllHostsFailed.aws_kind(), None);
+    }
+}

@@ -9,7 +9,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::Error;
+use aws_credential_types::provider::error::CredentialsError;
+
+use crate::error::{AwsCode, AwsKind, Error};
 
 /// The `source()` chain of any error, joined with `: `.
 pub fn chain(err: &dyn StdError) -> String {
@@ -27,41 +29,36 @@ pub fn chain(err: &dyn StdError) -> String {
 }
 
 /// The service error code (`AccessDeniedException`, `NoSuchBucket`, …), if any.
-pub fn code<E, R>(err: &SdkError<E, R>) -> Option<&str>
+pub fn code<E, R>(err: &SdkError<E, R>) -> Option<AwsCode>
 where
     E: ProvideErrorMetadata,
 {
     match err {
-        SdkError::ServiceError(s) => s.err().code(),
+        SdkError::ServiceError(s) => s.err().code().map(AwsCode::new),
         _ => None,
     }
 }
 
-/// Every service's "slow down" code: SSM's ThrottlingException, STS's
-/// Throttling, EC2's RequestLimitExceeded, S3's SlowDown (503).
-pub const THROTTLING: [&str; 5] = [
-    "ThrottlingException",
-    "Throttling",
-    "RequestLimitExceeded",
-    "TooManyUpdates",
-    "SlowDown",
-];
-
-pub fn is_throttling(code: Option<&str>) -> bool {
-    code.is_some_and(|c| THROTTLING.contains(&c))
+/// The kind of the service's error code, for the decisions the seam makes
+/// before converting (retry a throttle, treat a missing key as absent).
+pub fn kind<E, R>(err: &SdkError<E, R>) -> Option<AwsKind>
+where
+    E: ProvideErrorMetadata,
+{
+    code(err).map(|c| c.kind())
 }
 
-pub fn is_access_denied(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "AccessDenied"
-                | "AccessDeniedException"
-                | "UnauthorizedOperation"
-                | "AuthorizationError"
-                | "Forbidden"
-        )
-    )
+/// Whether the credentials chain found no credentials at all: the SDK says
+/// so with a typed `CredentialsNotLoaded` somewhere in the error's sources.
+fn no_credentials(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        if let Some(CredentialsError::CredentialsNotLoaded(_)) = e.downcast_ref() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Converts an SDK error from `call`. `resource` names what the call was about
@@ -77,9 +74,7 @@ where
     let status = err.raw_response().map(|r| r.status().as_u16());
     let bodiless_403 = code(&err).is_none() && status == Some(403);
     // A 403 without a body (S3 HEAD requests) is still an access denial.
-    let code = code(&err)
-        .map(str::to_string)
-        .or_else(|| bodiless_403.then(|| "AccessDenied".to_string()));
+    let code = code(&err).or_else(|| bodiless_403.then(|| AwsCode::new("AccessDenied")));
     let message = match &err {
         SdkError::ServiceError(_) if bodiless_403 => {
             "AccessDenied: access denied (HTTP 403 with no error body)".to_string()
@@ -91,12 +86,12 @@ where
                 None => m.to_string(),
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => chain(&err),
         _ => chain(&err),
     };
-    let next = next_step(call, code.as_deref(), &err, &chain(&err), resource);
+    let next = next_step(call, code.as_ref().map(AwsCode::kind), &err, resource);
     Error::Aws {
         call,
+        code,
         message,
         next,
     }
@@ -104,35 +99,30 @@ where
 
 fn next_step<E, R>(
     call: &str,
-    code: Option<&str>,
+    kind: Option<AwsKind>,
     err: &SdkError<E, R>,
-    chained: &str,
     resource: Option<&str>,
-) -> String {
+) -> String
+where
+    E: StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
     let what = resource.unwrap_or("the resource");
-    match code {
-        c if is_access_denied(c) => format!(
+    match kind {
+        Some(AwsKind::AccessDenied) => format!(
             "your credentials may not call {call} on {what}: assume the flamefire on-call role (terraform/ output `role_arn`), or check --profile"
         ),
-        Some(
-            "ExpiredToken"
-            | "ExpiredTokenException"
-            | "InvalidClientTokenId"
-            | "UnrecognizedClientException"
-            | "InvalidAccessKeyId"
-            | "SignatureDoesNotMatch"
-            | "AuthFailure",
-        ) => "your AWS credentials are invalid or expired: log in again (e.g. `aws sso login`) or check --profile".into(),
-        Some("NoSuchBucket") => format!(
+        Some(AwsKind::BadCredentials) => "your AWS credentials are invalid or expired: log in again (e.g. `aws sso login`) or check --profile".into(),
+        Some(AwsKind::NoSuchBucket) => format!(
             "bucket {what} does not exist in this account/region: check --bucket (or FLAMEFIRE_BUCKET) and --region, or create it with terraform/"
         ),
-        Some("InvalidDocument") => format!(
+        Some(AwsKind::InvalidDocument) => format!(
             "document {what} is not deployed in this region: run `terraform apply` in terraform/ or `flamefire document deploy`, or pass --document"
         ),
-        Some("InvalidParameters") => "the document in AWS does not accept these parameters: it may be older than this flamefire; redeploy it (`flamefire document deploy`)".into(),
-        c if is_throttling(c) => "AWS is throttling this account: wait a minute and retry, or target fewer hosts".into(),
+        Some(AwsKind::InvalidParameters) => "the document in AWS does not accept these parameters: it may be older than this flamefire; redeploy it (`flamefire document deploy`)".into(),
+        Some(AwsKind::Throttled) => "AWS is throttling this account: wait a minute and retry, or target fewer hosts".into(),
         _ => match err {
-            SdkError::DispatchFailure(_) if chained.contains("no credentials") => {
+            SdkError::DispatchFailure(_) if no_credentials(err) => {
                 "no AWS credentials found: log in (e.g. `aws sso login`), pass --profile, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into()
             }
             SdkError::DispatchFailure(_) => "could not reach AWS: check the network, --region and AWS_ENDPOINT_URL".into(),
@@ -175,6 +165,49 @@ mod tests {
             next.contains("on-call role") && next.contains("bkt"),
             "{next}"
         );
+    }
+
+    /// The SDK fails a call whose credentials chain found nothing as a
+    /// dispatch failure around the chain's `CredentialsNotLoaded` (the
+    /// orchestrator boxes the identity error into a `ConnectorError`).
+    #[test]
+    fn no_credentials_is_read_from_the_error_type_not_its_text() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let failed = |source: Box<dyn StdError + Send + Sync>| {
+            let err: SdkError<HeadBucketError, HttpResponse> =
+                SdkError::dispatch_failure(ConnectorError::other(source, None));
+            let Error::Aws { code, next, .. } = convert("s3:HeadBucket", err, Some("bkt")) else {
+                panic!("not an AWS error")
+            };
+            assert_eq!(code, None);
+            next
+        };
+        let none = failed(Box::new(CredentialsError::not_loaded(
+            "no providers in chain",
+        )));
+        assert!(none.starts_with("no AWS credentials found"), "{none}");
+        // Text that says "no credentials" in another error is a network failure.
+        let other = failed("proxy: no credentials for the proxy".into());
+        assert!(other.starts_with("could not reach AWS"), "{other}");
+    }
+
+    #[test]
+    fn the_code_is_kept_as_data_and_decides_the_next_step() {
+        let Error::Aws { code, next, .. } = convert(
+            "ssm:SendCommand",
+            service_error(400, Some("ThrottlingException")),
+            None,
+        ) else {
+            panic!("not an AWS error")
+        };
+        assert_eq!(code.map(|c| c.kind()), Some(AwsKind::Throttled));
+        assert!(next.starts_with("AWS is throttling"), "{next}");
+        let Error::Aws { code, .. } =
+            convert("s3:HeadBucket", service_error(403, None), Some("bkt"))
+        else {
+            panic!("not an AWS error")
+        };
+        assert_eq!(code.map(|c| c.kind()), Some(AwsKind::AccessDenied));
     }
 
     #[test]

@@ -235,6 +235,7 @@ pub async fn credentials(
     // Resolve the source first, so that its failure names it.
     let source_creds = source.provide_credentials().await.map_err(|e| Error::Aws {
         call: "loading AWS credentials",
+        code: None,
         message: format!(
             "source_profile {} of profile {}: {}",
             p.source_profile,
@@ -278,6 +279,7 @@ pub async fn credentials(
         })?;
     let c = out.credentials().ok_or_else(|| Error::Aws {
         call: "sts:AssumeRole",
+        code: None,
         message: "the response has no credentials".into(),
         next: "retry with -vv".into(),
     })?;

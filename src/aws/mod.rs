@@ -21,7 +21,6 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_types::region::Region;
 
 pub use ec2::Ec2Instance;
-pub use errors::THROTTLING;
 pub use s3::{FetchProblem, ObjectSummary, post_url};
 pub use ssm::{CommandReport, DocumentInfo, InvocationReport, ManagedInstance, SendRequest};
 
@@ -191,6 +190,7 @@ impl Aws {
 fn no_credentials() -> Error {
     Error::Aws {
         call: "loading AWS credentials",
+        code: None,
         message: "no credentials provider is configured".into(),
         next: "set AWS_PROFILE or pass --profile, or log in with `aws sso login`".into(),
     }
@@ -220,6 +220,7 @@ fn credentials_error(
     };
     Error::Aws {
         call: "loading AWS credentials",
+        code: None,
         message: errors::chain(e),
         next,
     }

@@ -3,7 +3,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::{Aws, errors};
-use crate::error::{Error, Result};
+use crate::error::{AwsKind, Error, Result};
 
 /// Why one object could not be fetched: a problem of that host alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Aws {
         match sent {
             Ok(_) => Ok(()),
             Err(e) => {
-                let missing = matches!(errors::code(&e), Some("NoSuchBucket"));
+                let missing = errors::kind(&e) == Some(AwsKind::NoSuchBucket);
                 let mut err = errors::convert("s3:ListObjectsV2", e, Some(bucket));
                 if missing {
                     if let crate::error::Error::Aws { message, next, .. } = &mut err {
@@ -68,10 +68,10 @@ impl Aws {
     ) -> std::result::Result<Vec<u8>, FetchProblem> {
         let out = match self.s3.get_object().bucket(bucket).key(key).send().await {
             Ok(o) => o,
-            Err(e) if matches!(errors::code(&e), Some("NoSuchKey" | "NotFound")) => {
+            Err(e) if errors::kind(&e) == Some(AwsKind::NoSuchKey) => {
                 return Err(FetchProblem::Missing);
             }
-            Err(e) if errors::is_throttling(errors::code(&e)) => {
+            Err(e) if errors::kind(&e) == Some(AwsKind::Throttled) => {
                 return Err(FetchProblem::Throttled(errors::chain(&e)));
             }
             Err(e) => return Err(FetchProblem::Failed(errors::chain(&e))),
@@ -184,20 +184,27 @@ fn record_error(
     bucket: &str,
     key: &str,
 ) -> Error {
-    let code = errors::code(&err).unwrap_or_default().to_string();
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+    let kind = errors::kind(&err);
     let status = err.raw_response().map(|r| r.status().as_u16());
+    // A coded error without a message (a bodiless 403 already says so).
+    let unexplained = err
+        .as_service_error()
+        .is_some_and(|e| e.code().is_some() && e.message().is_none());
     let mut converted = errors::convert("s3:PutObject", err, Some(bucket));
     if let Error::Aws { message, next, .. } = &mut converted {
         // SSE-KMS: S3 needs kms:GenerateDataKey on the bucket's key for the
         // caller, and answers KMS.* codes or an AccessDenied naming kms:
         // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms).
-        let kms = code.starts_with("KMS.") || message.contains("kms:");
+        // That AccessDenied has no code of its own, so only its message
+        // tells it from the prefix's denial.
+        let kms = kind == Some(AwsKind::Kms) || message.contains("kms:");
         if kms {
             *next = format!(
                 "hosts could not upload to s3://{bucket}/{key} either: the bucket's KMS key refuses your credentials; grant kms:GenerateDataKey on it (the Terraform module does when kms_key_arn is set), or assume the on-call role"
             );
-        } else if errors::is_access_denied(Some(&code)) || status == Some(403) {
-            if message.ends_with("no message") {
+        } else if kind == Some(AwsKind::AccessDenied) || status == Some(403) {
+            if unexplained {
                 *message = "403 access denied (S3 sent no reason)".into();
             }
             *next = format!(

@@ -9,7 +9,7 @@ use aws_sdk_ssm::types::{
 };
 
 use super::{Aws, errors};
-use crate::error::{Error, Result};
+use crate::error::{AwsKind, Error, Result};
 use crate::model::InstanceId;
 
 /// What SSM knows about a managed node.
@@ -196,7 +196,9 @@ impl Aws {
                 .await;
             match result {
                 Ok(out) => break out,
-                Err(e) if errors::is_throttling(errors::code(&e)) && attempt < SEND_ATTEMPTS => {
+                Err(e)
+                    if errors::kind(&e) == Some(AwsKind::Throttled) && attempt < SEND_ATTEMPTS =>
+                {
                     // Full jitter would need a random source; the batches
                     // already start at different times, so plain doubling.
                     let wait = Duration::from_millis(500 << attempt);
@@ -213,6 +215,7 @@ impl Aws {
             .map(str::to_string)
             .ok_or_else(|| Error::Aws {
                 call: "ssm:SendCommand",
+                code: None,
                 message: "the response has no command id".into(),
                 next: "retry with -vv".into(),
             })
@@ -233,7 +236,7 @@ impl Aws {
             let page = match page {
                 Ok(p) => p,
                 // Right after SendCommand the command may not be visible yet.
-                Err(e) if errors::code(&e) == Some("InvalidCommandId") => return Ok(out),
+                Err(e) if errors::kind(&e) == Some(AwsKind::InvalidCommandId) => return Ok(out),
                 Err(e) => {
                     return Err(errors::convert("ssm:ListCommandInvocations", e, None));
                 }
@@ -346,7 +349,7 @@ impl Aws {
                 content: out.content().unwrap_or_default().to_string(),
                 default_version: out.document_version().map(str::to_string),
             })),
-            Err(e) if errors::code(&e) == Some("InvalidDocument") => Ok(None),
+            Err(e) if errors::kind(&e) == Some(AwsKind::InvalidDocument) => Ok(None),
             Err(e) => Err(errors::convert("ssm:GetDocument", e, Some(name))),
         }
     }
@@ -391,9 +394,10 @@ impl Aws {
             .map_err(|e| {
                 // The embedded content equals an older version: SSM refuses
                 // a duplicate, and only the default needs to move.
-                if errors::code(&e) == Some("DuplicateDocumentContent") {
+                if errors::kind(&e) == Some(AwsKind::DuplicateDocumentContent) {
                     return Error::Aws {
                         call: "ssm:UpdateDocument",
+                        code: errors::code(&e),
                         message: format!("{name} already has a version with this content, but it is not the default"),
                         next: format!("make that version the default: `aws ssm list-document-versions --name {name}`, then `aws ssm update-document-default-version --name {name} --document-version N`"),
                     };
