@@ -17,7 +17,7 @@ use crate::aws::Aws;
 use crate::collapse::{self, Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
-use crate::model::Host;
+use crate::model::{Host, RunLocation};
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
@@ -27,9 +27,7 @@ use crate::time::{iso_utc, now_epoch};
 /// Where a run's uploads are and where its flamegraphs go.
 pub struct Drawer {
     pub s3: Aws,
-    pub bucket: String,
-    pub prefix: String,
-    pub run_id: String,
+    pub run: RunLocation,
     pub out: PathBuf,
     pub select: Select,
     pub progress: Progress,
@@ -52,21 +50,16 @@ pub struct Kept {
 }
 
 impl Drawer {
-    #[allow(clippy::too_many_arguments)] // the run's coordinates, the output and what to fold
     pub fn new(
         s3: Aws,
-        bucket: &str,
-        prefix: &str,
-        run_id: &str,
+        run: RunLocation,
         out: &Path,
         select: Select,
         progress: Progress,
     ) -> Arc<Drawer> {
         Arc::new(Drawer {
             s3,
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-            run_id: run_id.to_string(),
+            run,
             out: out.to_path_buf(),
             select,
             progress,
@@ -84,15 +77,7 @@ impl Drawer {
         o.ssm_status = ssm_status;
         let fetched = {
             let _permit = self.downloads.acquire().await.expect("never closed");
-            fetch::host(
-                &self.s3,
-                &self.bucket,
-                &self.prefix,
-                &self.run_id,
-                &host,
-                &self.out,
-            )
-            .await
+            fetch::host(&self.s3, &self.run, &host, &self.out).await
         };
         let f = match fetched {
             Ok(f) => f,
@@ -100,7 +85,7 @@ impl Drawer {
                 o.next_step = Some(match error {
                     fetch::FetchError::Throttled(_) => format!(
                         "the upload is in the bucket: draw it later with `flamefire fetch {}`",
-                        self.run_id
+                        self.run.run_id()
                     ),
                     fetch::FetchError::Failed(_) => {
                         "rerun flamefire for this host; if it repeats, check the host's disk and curl"
@@ -155,7 +140,8 @@ impl Drawer {
         o.heatmap = heatmap::of(&folded);
         o.top_functions = hot(&folded);
         o.folded = Some(svg.with_extension("folded"));
-        let info = pprof::HostInfo::from_meta(&f.meta, &self.run_id, &id, f.host.name.as_deref());
+        let info =
+            pprof::HostInfo::from_meta(&f.meta, self.run.run_id(), &id, f.host.name.as_deref());
         write_pprof(&[(&folded, &info)], &svg, &self.progress);
         o.svg = Some(svg);
         folded.offsets_ns = Vec::new();

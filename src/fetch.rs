@@ -14,7 +14,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, FetchProblem};
-use crate::model::Host;
+use crate::model::{Host, RunLocation};
 
 /// Largest compressed stacks file accepted (matches the POST policy).
 pub const MAX_STACKS_BYTES: u64 = 512 * 1024 * 1024;
@@ -84,11 +84,6 @@ pub struct Fetched {
     pub meta: Meta,
 }
 
-/// `<prefix><run-id>/<instance-id>/<file>`: the key layout hosts upload to.
-pub fn key(prefix: &str, run_id: &str, instance: &str, file: &str) -> String {
-    format!("{prefix}{run_id}/{instance}/{file}")
-}
-
 /// How long a download S3 throttles is retried (with jittered backoff)
 /// before the host is given up: throttling is S3's "later", not "no".
 const THROTTLED_FOR: std::time::Duration = std::time::Duration::from_secs(120);
@@ -96,21 +91,18 @@ const THROTTLED_FOR: std::time::Duration = std::time::Duration::from_secs(120);
 /// Downloads and verifies one host's upload into `<out>/raw/`.
 pub async fn host(
     aws: &Aws,
-    bucket: &str,
-    prefix: &str,
-    run_id: &str,
+    run: &RunLocation,
     host: &Host,
     out: &Path,
 ) -> Result<Fetched, FetchError> {
     let raw = out.join("raw");
     std::fs::create_dir_all(&raw).map_err(|e| format!("cannot create {}: {e}", raw.display()))?;
     let id = host.id.as_str();
-    let meta_key = key(prefix, run_id, id, "meta.json");
-    let meta_bytes = get(aws, bucket, &meta_key, MAX_META_BYTES).await?;
+    let bucket = run.bucket();
+    let meta_bytes = get(aws, bucket, &run.meta(&host.id), MAX_META_BYTES).await?;
     let meta = parse_meta(&meta_bytes)?;
-    check_meta(&meta, id, run_id)?;
-    let stacks_key = key(prefix, run_id, id, "stacks.gz");
-    let gz = get(aws, bucket, &stacks_key, MAX_STACKS_BYTES).await?;
+    check_meta(&meta, id, run.run_id())?;
+    let gz = get(aws, bucket, &run.stacks(&host.id), MAX_STACKS_BYTES).await?;
     let perf = raw.join(format!("{id}.perf"));
     let target = perf.clone();
     tokio::task::spawn_blocking(move || decompress_checked(&gz, &target))
@@ -255,14 +247,6 @@ mod tests {
         let mut e = GzEncoder::new(Vec::new(), Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()
-    }
-
-    #[test]
-    fn key_layout() {
-        assert_eq!(
-            key("flamefire/", "R1", "i-0123456789abcdef0", "stacks.gz"),
-            "flamefire/R1/i-0123456789abcdef0/stacks.gz"
-        );
     }
 
     #[test]

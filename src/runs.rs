@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, ObjectSummary};
 use crate::error::{Error, Result};
-use crate::model::{Host, InstanceId};
+use crate::model::{Host, InstanceId, RunKey, RunLocation};
 
 /// What `app::ssm` writes to `<prefix><run-id>/run.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -50,25 +50,20 @@ pub struct RunSummary {
 pub fn group(prefix: &str, objects: &[ObjectSummary]) -> BTreeMap<String, RunSummary> {
     let mut runs: BTreeMap<String, RunSummary> = BTreeMap::new();
     for o in objects {
-        let Some(rest) = o.key.strip_prefix(prefix) else {
+        let Some(key) = RunKey::read(prefix, &o.key) else {
             continue;
         };
-        let mut parts = rest.split('/');
-        let (Some(run), Some(second)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if run.is_empty() {
-            continue;
-        }
-        let entry = runs.entry(run.to_string()).or_insert_with(|| RunSummary {
-            run_id: run.to_string(),
-            uploaded: Vec::new(),
-            record: None,
-            modified_epoch: None,
-        });
+        let entry = runs
+            .entry(key.run_id.to_string())
+            .or_insert_with(|| RunSummary {
+                run_id: key.run_id.to_string(),
+                uploaded: Vec::new(),
+                record: None,
+                modified_epoch: None,
+            });
         entry.modified_epoch = entry.modified_epoch.max(o.modified_epoch);
-        if parts.next() == Some("meta.json") && InstanceId::parse(second).is_some() {
-            entry.uploaded.push(second.to_string());
+        if let Some(host) = key.uploaded {
+            entry.uploaded.push(host.to_string());
         }
     }
     runs
@@ -79,7 +74,7 @@ pub async fn list(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<RunSummar
     let objects = aws.list(bucket, prefix).await?;
     let mut runs: Vec<RunSummary> = group(prefix, &objects).into_values().collect();
     for run in &mut runs {
-        let key = format!("{prefix}{}/run.json", run.run_id);
+        let key = RunLocation::new(bucket, prefix, &run.run_id).run_record();
         if objects.iter().any(|o| o.key == key) {
             if let Ok(bytes) = aws.get_bounded(bucket, &key, 1024 * 1024).await {
                 run.record = serde_json::from_slice(&bytes).ok();
@@ -102,22 +97,15 @@ pub async fn list(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<RunSummar
 }
 
 /// The hosts of one run that finished their upload, for `fetch`.
-pub async fn hosts(
-    aws: &Aws,
-    bucket: &str,
-    prefix: &str,
-    run_id: &str,
-) -> Result<(Vec<Host>, Option<RunRecord>)> {
-    let objects = aws.list(bucket, &format!("{prefix}{run_id}/")).await?;
+pub async fn hosts(aws: &Aws, at: &RunLocation) -> Result<(Vec<Host>, Option<RunRecord>)> {
+    let (bucket, prefix, run_id) = (at.bucket(), at.prefix(), at.run_id());
+    let objects = aws.list(bucket, &at.run_prefix()).await?;
     let Some(run) = group(prefix, &objects).remove(run_id) else {
         return Err(Error::NoTargets(format!(
             "no run {run_id} under s3://{bucket}/{prefix} (list them with `flamefire runs`; check --prefix)"
         )));
     };
-    let record = match aws
-        .get_bounded(bucket, &format!("{prefix}{run_id}/run.json"), 1024 * 1024)
-        .await
-    {
+    let record = match aws.get_bounded(bucket, &at.run_record(), 1024 * 1024).await {
         Ok(bytes) => serde_json::from_slice(&bytes).ok(),
         Err(_) => None,
     };
@@ -129,7 +117,7 @@ pub async fn hosts(
         .collect();
     if hosts.is_empty() {
         return Err(Error::NoTargets(format!(
-            "run {run_id} has no completed host upload in s3://{bucket}/{prefix}{run_id}/"
+            "run {run_id} has no completed host upload in {at}"
         )));
     }
     Ok((hosts, record))

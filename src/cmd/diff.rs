@@ -11,7 +11,7 @@ use crate::draw::hot;
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::heatmap;
-use crate::model::Host;
+use crate::model::{Host, RunLocation};
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, Param, Role, RunReport, Status};
@@ -115,13 +115,12 @@ async fn resolve_input(
             };
             // Per run: the same host may be on both sides (yesterday vs today).
             let dir = out.join("runs").join(run_id);
-            let fetched = fetch::host(aws, &loc.bucket, &loc.prefix, run_id, &host, &dir)
-                .await
-                .map_err(|cause| {
-                    Error::NoTargets(format!(
-                        "{input}: {cause} (list runs and their hosts with `flamefire runs`)"
-                    ))
-                })?;
+            let run = RunLocation::new(&loc.bucket, &loc.prefix, run_id);
+            let fetched = fetch::host(aws, &run, &host, &dir).await.map_err(|cause| {
+                Error::NoTargets(format!(
+                    "{input}: {cause} (list runs and their hosts with `flamefire runs`)"
+                ))
+            })?;
             fetched.perf
         }
     };

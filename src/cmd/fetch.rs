@@ -7,6 +7,7 @@ use crate::cli::FetchPlan;
 use crate::collapse::Window;
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
+use crate::model::RunLocation;
 use crate::progress::Progress;
 use crate::report::{Param, RunReport};
 use crate::runs;
@@ -17,14 +18,13 @@ pub async fn run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     let loc = &plan.location;
     let aws = load(loc).await?;
     aws.check_bucket(&loc.bucket, &loc.prefix).await?;
-    let (hosts, record) = runs::hosts(&aws, &loc.bucket, &loc.prefix, &plan.run_id).await?;
+    let run = RunLocation::new(&loc.bucket, &loc.prefix, &plan.run_id);
+    let (hosts, record) = runs::hosts(&aws, &run).await?;
     let out = create_out(&plan.out)?;
     let base = RunReport::new(&plan.run_id, "fetch", Vec::new(), &out);
     let drawer = Drawer::new(
         aws.clone(),
-        &loc.bucket,
-        &loc.prefix,
-        &plan.run_id,
+        run.clone(),
         &out,
         plan.fold.select(Window::default()),
         progress.clone(),
@@ -49,10 +49,7 @@ pub async fn run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
     )
     .await?;
     let record = record.unwrap_or_default();
-    let mut params = vec![Param::new(
-        "run",
-        format!("s3://{}/{}{}/", loc.bucket, loc.prefix, plan.run_id),
-    )];
+    let mut params = vec![Param::new("run", &run)];
     if !record.target.is_empty() {
         params.push(Param::new("target", &record.target));
         params.push(Param::new("duration", format!("{} s", record.duration_s)));

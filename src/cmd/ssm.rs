@@ -26,7 +26,7 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::model::{Ended, Host, InstanceId};
+use crate::model::{Ended, Host, InstanceId, RunLocation};
 use crate::presign;
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
@@ -66,11 +66,10 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
         report_params(&plan, &params, &aws, &s3),
         &out,
     );
+    let run = location(&plan);
     let drawer = Drawer::new(
         s3.clone(),
-        &plan.bucket,
-        &plan.prefix,
-        &params.run_id,
+        run.clone(),
         &out,
         Select::default(),
         progress.clone(),
@@ -81,8 +80,8 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     let watch = Watch {
         ssm: aws.clone(),
         s3: s3.clone(),
-        bucket: plan.bucket.clone(),
-        run_prefix: format!("{}{}/", plan.prefix, params.run_id),
+        bucket: run.bucket().to_string(),
+        run_prefix: run.run_prefix(),
         document: plan.document.clone(),
         sent_after,
         per_host: crate::progress::one_line_per_host(hosts.len()),
@@ -426,10 +425,7 @@ fn report_params(
         Param::new("started at", iso_utc(params.start_at)),
         Param::new("region", aws.region()),
         Param::new("bucket region", s3.s3_region()),
-        Param::new(
-            "bucket",
-            format!("s3://{}/{}{}/", plan.bucket, plan.prefix, params.run_id),
-        ),
+        Param::new("bucket", location(plan)),
         Param::new("document", &plan.document),
     ]);
     out
@@ -468,11 +464,11 @@ fn upload_fields(
         presign::check_expiry(expiry, now, last_upload, plan.timeout)?;
     }
     let expires_in = last_upload + Duration::from_secs(UPLOAD_MARGIN_S);
-    let key_prefix = format!("{}{}/", plan.prefix, params.run_id);
+    let run = location(plan);
     presign::upload_fields(
         s3,
-        &plan.bucket,
-        key_prefix,
+        run.bucket(),
+        run.run_prefix(),
         MAX_UPLOAD_BYTES,
         now,
         expires_in,
@@ -501,7 +497,13 @@ async fn record_run(
         started_by: who.clone(),
         nothing_sent,
     };
-    let key = format!("{}{}/run.json", plan.prefix, params.run_id);
+    let run = location(plan);
     let body = serde_json::to_vec(&record).expect("the run record serialises");
-    s3.put_run_record(&plan.bucket, &key, body).await
+    s3.put_run_record(run.bucket(), &run.run_record(), body)
+        .await
+}
+
+/// Where this run's keys are (docs/contracts.md's layout).
+fn location(plan: &SsmPlan) -> RunLocation {
+    RunLocation::new(&plan.bucket, &plan.prefix, &plan.record.params.run_id)
 }

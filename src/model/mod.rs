@@ -7,9 +7,11 @@
 pub mod ending;
 pub mod host;
 pub mod recorder;
+pub mod run;
 pub mod status;
 
 pub use ending::{Ended, Explained};
 pub use host::{Host, InstanceId, Target};
 pub use recorder::RecorderExit;
+pub use run::{RunKey, RunLocation};
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
