@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use serde::{Deserialize, Serialize};
 
 use crate::aws::{Aws, FetchProblem};
 use crate::model::{Host, RunLocation};
@@ -26,51 +25,7 @@ const MAX_META_BYTES: u64 = 1024 * 1024;
 /// objects are small, so latency, not bandwidth, bounds this stage.
 pub const PARALLEL_DOWNLOADS: usize = 16;
 
-/// The recorder's `meta.json` (docs/contracts.md).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Meta {
-    pub schema: u32,
-    pub run_id: String,
-    pub instance_id: String,
-    #[serde(default)]
-    pub hostname: String,
-    #[serde(default)]
-    pub kernel: String,
-    #[serde(default)]
-    pub distro: String,
-    #[serde(default)]
-    pub perf_version: String,
-    #[serde(default)]
-    pub duration_s: u64,
-    #[serde(default)]
-    pub frequency_hz: u64,
-    #[serde(default)]
-    pub started_at: u64,
-    #[serde(default)]
-    pub targets: Vec<MetaTarget>,
-    #[serde(default)]
-    pub warnings: Vec<String>,
-    #[serde(default)]
-    pub samples: u64,
-    /// `perf script` was stopped at its time limit: the stacks are a prefix.
-    #[serde(default)]
-    pub partial: bool,
-    #[serde(default)]
-    pub stacks_bytes: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct MetaTarget {
-    pub pid: u64,
-    #[serde(default)]
-    pub cmdline: String,
-    #[serde(default)]
-    pub node_version: String,
-    #[serde(default)]
-    pub map: String,
-    #[serde(default)]
-    pub map_bytes: u64,
-}
+pub use crate::model::meta::{Meta, MetaTarget};
 
 pub fn parse_meta(bytes: &[u8]) -> Result<Meta, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("meta.json does not parse: {e}"))

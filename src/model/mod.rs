@@ -5,13 +5,17 @@
 //! here rather than in another stage.
 
 pub mod ending;
+pub mod heatmap;
 pub mod host;
+pub mod meta;
 pub mod recorder;
 pub mod run;
 pub mod status;
 
 pub use ending::{Ended, Explained};
+pub use heatmap::{Heatmap, Timeline};
 pub use host::{Host, InstanceId, Target};
+pub use meta::{Meta, MetaTarget};
 pub use recorder::RecorderExit;
 pub use run::{RunKey, RunLocation};
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
