@@ -17,11 +17,12 @@ use crate::aws::Aws;
 use crate::collapse::{self, Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
-use crate::model::{Host, RunLocation};
+use crate::model::{
+    Failed, Host, HostOutcome, HotFunction, InvocationStatus, Rendered, RunLocation, Upload, Who,
+};
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
-use crate::report::{HostOutcome, HotFunction, Status};
 use crate::time::{iso_utc, now_epoch};
 
 /// Where a run's uploads are and where its flamegraphs go.
@@ -71,10 +72,8 @@ impl Drawer {
     /// fetch → collapse → render for a host whose recording succeeded. A
     /// download, check or render that fails makes it a failed outcome.
     /// `ssm_status` is SSM's word on the host, when it has said it.
-    pub async fn host(self: Arc<Self>, host: Host, ssm_status: Option<String>) -> Drawn {
-        let id = host.id.to_string();
-        let mut o = HostOutcome::new(id.clone(), host.name.clone(), Status::Failed);
-        o.ssm_status = ssm_status;
+    pub async fn host(self: Arc<Self>, host: Host, ssm_status: Option<InvocationStatus>) -> Drawn {
+        let who = Who::new(host.id.to_string(), host.name.clone());
         let fetched = {
             let _permit = self.downloads.acquire().await.expect("never closed");
             fetch::host(&self.s3, &self.run, &host, &self.out).await
@@ -82,7 +81,7 @@ impl Drawer {
         let f = match fetched {
             Ok(f) => f,
             Err(error) => {
-                o.next_step = Some(match error {
+                let next_step = match error {
                     fetch::FetchError::Throttled(_) => format!(
                         "the upload is in the bucket: draw it later with `flamefire fetch {}`",
                         self.run.run_id()
@@ -91,31 +90,43 @@ impl Drawer {
                         "rerun flamefire for this host; if it repeats, check the host's disk and curl"
                             .into()
                     }
-                });
-                o.cause = Some(error.to_string());
+                };
+                let failed = Failed {
+                    ssm_status,
+                    next_step: Some(next_step),
+                    ..Failed::new(who, error.to_string())
+                };
                 return Drawn {
-                    outcome: o,
+                    outcome: HostOutcome::Failed(failed),
                     kept: None,
                 };
             }
         };
-        o.warnings = f.meta.warnings.clone();
-        if f.meta.partial && !o.warnings.iter().any(|w| w.contains("partial")) {
-            o.warnings
-                .push("partial: perf script was stopped at its time limit".into());
+        let mut warnings = f.meta.warnings.clone();
+        if f.meta.partial && !warnings.iter().any(|w| w.contains("partial")) {
+            warnings.push("partial: perf script was stopped at its time limit".into());
         }
-        o.processes = f.meta.targets.clone();
-        o.stacks = Some(f.perf.clone());
+        let upload = Upload {
+            stacks: f.perf.clone(),
+            warnings,
+            processes: f.meta.targets.clone(),
+        };
         let _permit = self.cpus.acquire().await.expect("never closed");
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.draw(f, o))
+        tokio::task::spawn_blocking(move || me.draw(f, who, ssm_status, upload))
             .await
             .expect("drawing does not panic")
     }
 
     /// The CPU part, on a blocking thread: collapse, SVG, folded, pprof,
     /// heat map and hot functions.
-    fn draw(&self, f: fetch::Fetched, mut o: HostOutcome) -> Drawn {
+    fn draw(
+        &self,
+        f: fetch::Fetched,
+        who: Who,
+        ssm_status: Option<InvocationStatus>,
+        upload: Upload,
+    ) -> Drawn {
         let id = f.host.id.to_string();
         let drawn = collapse::file_with(&f.perf, &self.select)
             .map_err(crate::error::Error::from)
@@ -128,26 +139,36 @@ impl Drawer {
         let (mut folded, svg) = match drawn {
             Ok(d) => d,
             Err(e) => {
-                o.cause = Some(e.to_string());
+                let failed = Failed {
+                    ssm_status,
+                    upload: Some(upload),
+                    ..Failed::new(who, e.to_string())
+                };
                 return Drawn {
-                    outcome: o,
+                    outcome: HostOutcome::Failed(failed),
                     kept: None,
                 };
             }
         };
-        o.status = Status::Rendered;
-        o.samples = Some(folded.samples);
-        o.heatmap = heatmap::of(&folded);
-        o.top_functions = hot(&folded);
-        o.folded = Some(svg.with_extension("folded"));
         let info =
             pprof::HostInfo::from_meta(&f.meta, self.run.run_id(), &id, f.host.name.as_deref());
         write_pprof(&[(&folded, &info)], &svg, &self.progress);
-        o.svg = Some(svg);
+        let rendered = Rendered {
+            who,
+            ssm_status,
+            samples: folded.samples,
+            warnings: upload.warnings,
+            folded: svg.with_extension("folded"),
+            svg,
+            stacks: upload.stacks,
+            top_functions: hot(&folded),
+            processes: upload.processes,
+            heatmap: heatmap::of(&folded),
+        };
         folded.offsets_ns = Vec::new();
         folded.timed = Vec::new();
         Drawn {
-            outcome: o,
+            outcome: HostOutcome::Rendered(rendered),
             kept: Some(Kept {
                 host: f.host,
                 folded,

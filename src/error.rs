@@ -1,7 +1,7 @@
 //! Errors that end a whole run, and the exit code each one maps to.
 //!
 //! A failure of one host in a fleet is *not* an `Error`: it is a
-//! `report::HostOutcome` and the run carries on (see `cmd/ssm.rs`). Every message
+//! `model::HostOutcome` and the run carries on (see `cmd/ssm.rs`). Every message
 //! names the flag or resource at fault and the next step, in the manner of
 //! hyperfine's `error.rs`.
 

@@ -25,7 +25,8 @@ use std::io::{self, Write as _};
 use std::path::Path;
 
 use crate::heatmap::{Heatmap, Timeline};
-use crate::report::{HostOutcome, Role, RunReport, Status};
+use crate::model::{HostOutcome, Rendered, Role, Status, Who};
+use crate::report::RunReport;
 
 /// Makes inferno's `history.replaceState` calls harmless inside a frame
 /// without a URL of its own; runs before inferno's script.
@@ -158,7 +159,7 @@ pub fn write(report: &RunReport, out: &Path) -> io::Result<()> {
     for o in rendered(report).into_iter().skip(INLINE_HOSTS) {
         if let Some(name) = own_page(o) {
             let alone = RunReport {
-                hosts: vec![o.clone()],
+                hosts: vec![HostOutcome::Rendered(o.clone())],
                 merged_svg: None,
                 diff: None,
                 ..report.clone()
@@ -183,17 +184,16 @@ fn write_atomically(page: &str, out: &Path) -> io::Result<()> {
 
 /// The page of a host past the first [`INLINE_HOSTS`]: its SVG's name with
 /// `.html`, when it has a time line to show.
-fn own_page(o: &HostOutcome) -> Option<String> {
+fn own_page(o: &Rendered) -> Option<String> {
     o.heatmap.as_ref()?.timeline.as_ref()?;
-    let svg = o.svg.as_ref()?;
-    Some(format!("{}.html", svg.file_stem()?.to_string_lossy()))
+    Some(format!("{}.html", o.svg.file_stem()?.to_string_lossy()))
 }
 
-fn rendered(report: &RunReport) -> Vec<&HostOutcome> {
+fn rendered(report: &RunReport) -> Vec<&Rendered> {
     report
         .hosts
         .iter()
-        .filter(|o| matches!(o.status, Status::Rendered))
+        .filter_map(HostOutcome::rendered)
         .collect()
 }
 
@@ -231,7 +231,7 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
     parameters(&mut h, report);
     hosts_table(&mut h, report);
     let rendered = rendered(report);
-    let timed: Vec<(usize, &HostOutcome, &Timeline)> = rendered
+    let timed: Vec<(usize, &Rendered, &Timeline)> = rendered
         .iter()
         .take(INLINE_HOSTS)
         .enumerate()
@@ -295,8 +295,8 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
         let _ = writeln!(
             h,
             "<section class=\"host\" data-host=\"{}\"><h3>{}</h3>",
-            escape(&o.host),
-            escape(&host_label(o))
+            escape(&o.who.host),
+            escape(&host_label(&o.who))
         );
         if !o.processes.is_empty() {
             h.push_str("<table class=\"processes\"><tr><th>pid</th><th>command line</th><th>node</th><th>JIT map</th></tr>\n");
@@ -313,35 +313,35 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
             h.push_str("</table>\n");
         }
         let in_scope = timed.iter().position(|(j, _, _)| *j == i);
-        let svg_name = o.svg.as_ref().map(|svg| {
-            svg.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
-        match (&o.svg, &svg_name) {
+        let name = o
+            .svg
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match in_scope {
             // its flamegraph is the time view's, whole profile first
-            (Some(_), Some(name)) if in_scope.is_some() => {
+            Some(_) => {
                 let _ = writeln!(
                     h,
                     "<p class=\"note\"><a href=\"#sel={}:0.00:{}\">Open in the time view</a> \
                      (whole profile; pick a stretch on its heat map) · <a href=\"{}\">{}</a></p>",
                     in_scope.unwrap_or(0),
                     o.heatmap.as_ref().map_or(0, |m| m.counts.len()),
-                    escape(name),
-                    escape(name)
+                    escape(&name),
+                    escape(&name)
                 );
             }
-            (Some(svg), _) if i < INLINE_HOSTS => {
+            None if i < INLINE_HOSTS => {
                 if let Some(map) = &o.heatmap {
                     heatmap(&mut h, map);
                 }
-                flamegraph(&mut h, &format!("host-{i}"), "", svg, read, &mut csp);
+                flamegraph(&mut h, &format!("host-{i}"), "", &o.svg, read, &mut csp);
             }
             // A big fleet's page would otherwise carry every host's SVG
             // (about 100 KB each): link the files beside it instead.
-            (Some(_), Some(name)) => {
+            None => {
                 let own = own_page(o);
-                let target = own.as_deref().unwrap_or(name);
+                let target = own.as_deref().unwrap_or(&name);
                 let _ = writeln!(
                     h,
                     "<p class=\"note\"><a href=\"{}\">{}</a> (hosts after the first {INLINE_HOSTS} are linked, not embedded{})</p>",
@@ -354,7 +354,6 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
                     }
                 );
             }
-            _ => {}
         }
         h.push_str("</section>\n");
     }
@@ -387,7 +386,7 @@ fn style() -> String {
 fn scope(
     h: &mut String,
     report: &RunReport,
-    timed: &[(usize, &HostOutcome, &Timeline)],
+    timed: &[(usize, &Rendered, &Timeline)],
     csp: &mut Csp,
 ) {
     let period = report
@@ -400,8 +399,8 @@ fn scope(
         hosts: timed
             .iter()
             .map(|(_, o, t)| ScopeHost {
-                label: host_label(o),
-                root: o.host.clone(),
+                label: host_label(&o.who),
+                root: o.who.host.clone(),
                 t,
             })
             .collect(),
@@ -473,7 +472,7 @@ fn hosts_table(h: &mut String, report: &RunReport) {
     );
     for o in &report.hosts {
         let (class, status) = status_text(o);
-        let role = match o.role {
+        let role = match o.who().role {
             Some(Role::Baseline) => " <small>(baseline)</small>",
             Some(Role::Target) => " <small>(target)</small>",
             None => "",
@@ -481,12 +480,13 @@ fn hosts_table(h: &mut String, report: &RunReport) {
         let _ = write!(
             h,
             "<tr><td><code>{}</code>{role}</td><td>{}</td><td class=\"{class}\">{}</td><td class=\"num\">{}</td><td>",
-            escape(&o.host),
-            escape(o.name.as_deref().unwrap_or("")),
+            escape(o.host()),
+            escape(o.who().name.as_deref().unwrap_or("")),
             escape(status),
-            o.samples.map(|s| s.to_string()).unwrap_or_default()
+            o.samples().map(|s| s.to_string()).unwrap_or_default()
         );
-        for f in o.top_functions.iter().take(5) {
+        let top = o.rendered().map_or(&[][..], |r| &r.top_functions);
+        for f in top.iter().take(5) {
             let _ = write!(
                 h,
                 "<div><code>{}</code> {:.1}%</div>",
@@ -495,9 +495,9 @@ fn hosts_table(h: &mut String, report: &RunReport) {
             );
         }
         h.push_str("</td><td>");
-        if !o.warnings.is_empty() {
+        if !o.warnings().is_empty() {
             h.push_str("<ul class=\"warnings\">");
-            for w in &o.warnings {
+            for w in o.warnings() {
                 let _ = write!(h, "<li>{}</li>", escape(w));
             }
             h.push_str("</ul>");
@@ -511,7 +511,7 @@ fn failures(h: &mut String, report: &RunReport) {
     let failed: Vec<&HostOutcome> = report
         .hosts
         .iter()
-        .filter(|o| !matches!(o.status, Status::Rendered))
+        .filter(|o| o.rendered().is_none())
         .collect();
     if failed.is_empty() {
         return;
@@ -522,38 +522,43 @@ fn failures(h: &mut String, report: &RunReport) {
         let _ = writeln!(
             h,
             "<section class=\"failure\"><h3>{} <span class=\"{class}\">{}</span></h3>",
-            escape(&host_label(o)),
+            escape(&host_label(o.who())),
             escape(status)
         );
-        if let Some(s) = &o.ssm_status {
-            let _ = writeln!(h, "<p>SSM status: <code>{}</code></p>", escape(s));
+        if let Some(s) = o.ssm_status() {
+            let _ = writeln!(
+                h,
+                "<p>SSM status: <code>{}</code></p>",
+                escape(&s.to_string())
+            );
         }
-        if let Some(c) = &o.cause {
+        if let Some(c) = o.cause() {
             let _ = writeln!(h, "<p>cause: {}</p>", escape(c));
         }
-        if let Some(n) = &o.next_step {
-            let _ = writeln!(h, "<p>next step: {}</p>", escape(n));
-        }
-        if let Some(t) = o.output_tail.as_deref().filter(|t| !t.is_empty()) {
-            let _ = writeln!(h, "<pre>{}</pre>", escape(t));
+        if let HostOutcome::Failed(f) = o {
+            if let Some(n) = &f.next_step {
+                let _ = writeln!(h, "<p>next step: {}</p>", escape(n));
+            }
+            if let Some(t) = f.output_tail.as_deref().filter(|t| !t.is_empty()) {
+                let _ = writeln!(h, "<pre>{}</pre>", escape(t));
+            }
         }
         h.push_str("</section>\n");
     }
 }
 
 fn status_text(o: &HostOutcome) -> (&'static str, &'static str) {
-    match o.status {
+    match o.status() {
         Status::Rendered => ("ok", "ok"),
         Status::Failed => ("failed", "FAILED"),
         Status::Skipped => ("skipped", "skipped"),
-        Status::Cancelled => ("cancelled", "cancelled"),
     }
 }
 
-fn host_label(o: &HostOutcome) -> String {
-    match &o.name {
-        Some(name) => format!("{} ({name})", o.host),
-        None => o.host.clone(),
+fn host_label(who: &Who) -> String {
+    match &who.name {
+        Some(name) => format!("{} ({name})", who.host),
+        None => who.host.clone(),
     }
 }
 
@@ -719,8 +724,25 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{HostOutcome, Param};
+    use crate::model::Failed;
+    use crate::report::Param;
     use std::path::PathBuf;
+
+    /// A host drawn to `svg`, with nothing else to show.
+    fn drawn(host: &str, name: Option<&str>, svg: &str) -> Rendered {
+        Rendered {
+            who: Who::new(host, name.map(str::to_string)),
+            ssm_status: None,
+            samples: 1,
+            warnings: Vec::new(),
+            svg: PathBuf::from(svg),
+            folded: PathBuf::from(svg).with_extension("folded"),
+            stacks: PathBuf::from("/tmp/out/raw/x.perf"),
+            top_functions: Vec::new(),
+            processes: Vec::new(),
+            heatmap: None,
+        }
+    }
 
     const SVG: &str = "<?xml version=\"1.0\"?><svg version=\"1.1\" width=\"1200\" height=\"326\" onload=\"init(evt)\"><script>var a = 1 < 2 && \"x\";</script><title>f</title></svg>";
 
@@ -751,8 +773,7 @@ mod tests {
 
     #[test]
     fn svgs_are_escaped_whole_into_srcdoc_with_the_shim_first() {
-        let mut o = HostOutcome::new("i-0abc".into(), None, Status::Rendered);
-        o.svg = Some(PathBuf::from("/tmp/out/i-0abc.svg"));
+        let o = HostOutcome::Rendered(drawn("i-0abc", None, "/tmp/out/i-0abc.svg"));
         let page = page(&report(vec![o]), &read);
         let start = page.find("srcdoc=\"").unwrap() + 8;
         let srcdoc = &page[start..start + page[start..].find('"').unwrap()];
@@ -767,9 +788,8 @@ mod tests {
     fn a_big_fleet_links_the_flamegraphs_past_the_first_fifty() {
         let hosts = (0..INLINE_HOSTS + 2)
             .map(|i| {
-                let mut o = HostOutcome::new(format!("i-{i:017x}"), None, Status::Rendered);
-                o.svg = Some(PathBuf::from(format!("/tmp/out/i-{i:017x}.svg")));
-                o
+                let host = format!("i-{i:017x}");
+                HostOutcome::Rendered(drawn(&host, None, &format!("/tmp/out/{host}.svg")))
             })
             .collect();
         let page = page(&report(hosts), &read);
@@ -780,18 +800,18 @@ mod tests {
 
     #[test]
     fn missing_svgs_are_named_not_fatal() {
-        let mut o = HostOutcome::new("i-0abc".into(), None, Status::Rendered);
-        o.svg = Some(PathBuf::from("/tmp/out/<gone>.svg"));
+        let o = HostOutcome::Rendered(drawn("i-0abc", None, "/tmp/out/<gone>.svg"));
         let page = page(&report(vec![o]), &|_| None);
         assert!(page.contains("could not read /tmp/out/&lt;gone&gt;.svg"));
     }
 
     #[test]
     fn failures_show_cause_next_step_and_output() {
-        let mut o = HostOutcome::new("i-0def".into(), Some("api-2".into()), Status::Failed);
-        o.cause = Some("perf: not found".into());
-        o.next_step = Some("install perf".into());
-        o.output_tail = Some("line 1\nline 2".into());
+        let o = HostOutcome::Failed(Failed {
+            next_step: Some("install perf".into()),
+            output_tail: Some("line 1\nline 2".into()),
+            ..Failed::new(Who::new("i-0def", Some("api-2".into())), "perf: not found")
+        });
         let page = page(&report(vec![o]), &read);
         let failed = &page[page.find("id=\"failed\"").unwrap()..];
         for text in [
@@ -820,9 +840,10 @@ mod tests {
         let stacks = vec![(format!("node;{hostile}"), 2)];
         let mut map = Heatmap::from_offsets([0.0, 0.5], 50);
         map.timeline = Some(Timeline::new(&stacks, &[(0, 0, 1), (500_000_000, 0, 1)]));
-        let mut o = HostOutcome::new("i-0abc".into(), Some(hostile.into()), Status::Rendered);
-        o.svg = Some(PathBuf::from("/tmp/out/i-0abc.svg"));
-        o.heatmap = Some(map);
+        let o = HostOutcome::Rendered(Rendered {
+            heatmap: Some(map),
+            ..drawn("i-0abc", Some(hostile), "/tmp/out/i-0abc.svg")
+        });
         let page = page(&report(vec![o]), &read);
         let open = "<script type=\"application/json\" id=\"flamefire-data\">";
         let data = &page[page.find(open).unwrap() + open.len()..];

@@ -63,9 +63,11 @@
 //!   sample's period (`Weight::Period`, e.g. `cycles` in frequency mode).
 //!   "N samples" in a title counts samples, the widths count weight.
 //! - **run**: one `flamefire ssm`, named by its run id; its uploads live
-//!   under `<prefix><run-id>/<instance-id>/` in the bucket.
-//! - **outcome**: a host's row in the report: rendered, failed (with a
-//!   cause and a next step), skipped or cancelled (`report::Status`).
+//!   under `<prefix><run-id>/<instance-id>/` in the bucket
+//!   (`model::RunLocation` spells every key).
+//! - **outcome**: a host's row in the report (`model::HostOutcome`):
+//!   rendered (samples and files), failed (a cause and a next step) or
+//!   skipped before anything ran on it.
 
 pub mod app;
 pub mod aws;

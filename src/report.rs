@@ -14,88 +14,9 @@ use serde::Serialize;
 
 use crate::diff::Change;
 use crate::error::exit;
-use crate::fetch::MetaTarget;
-use crate::heatmap::Heatmap;
 use crate::progress::Progress;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Rendered,
-    Failed,
-    Skipped,
-    Cancelled,
-}
-
-/// Which side of a comparison a host (or input) is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// The healthy side: `ssm --baseline`, or `diff`'s BEFORE.
-    Baseline,
-    /// The side under investigation: `ssm`'s targets, or `diff`'s AFTER.
-    Target,
-}
-
-/// A leaf function and its share of the host's samples (self time).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HotFunction {
-    pub name: String,
-    pub samples: u64,
-    /// `0.0..=1.0`.
-    pub share: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HostOutcome {
-    pub host: String,
-    pub name: Option<String>,
-    pub status: Status,
-    /// Set when the run compares a baseline with targets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<Role>,
-    /// SSM's status for this host (`Success`, `Failed`, `Undeliverable`, …).
-    pub ssm_status: Option<String>,
-    pub samples: Option<u64>,
-    pub warnings: Vec<String>,
-    pub svg: Option<PathBuf>,
-    pub folded: Option<PathBuf>,
-    pub stacks: Option<PathBuf>,
-    pub cause: Option<String>,
-    pub next_step: Option<String>,
-    /// Last lines the host printed, for failures.
-    pub output_tail: Option<String>,
-    /// The leaf functions with the most samples.
-    pub top_functions: Vec<HotFunction>,
-    /// The processes the host recorded (from its meta.json).
-    pub processes: Vec<MetaTarget>,
-    /// Samples per sub-second time slice, when the stacks have timestamps.
-    #[serde(skip)]
-    pub heatmap: Option<Heatmap>,
-}
-
-impl HostOutcome {
-    pub fn new(host: String, name: Option<String>, status: Status) -> Self {
-        HostOutcome {
-            host,
-            name,
-            status,
-            ssm_status: None,
-            samples: None,
-            warnings: Vec::new(),
-            svg: None,
-            folded: None,
-            stacks: None,
-            cause: None,
-            next_step: None,
-            output_tail: None,
-            top_functions: Vec::new(),
-            processes: Vec::new(),
-            heatmap: None,
-            role: None,
-        }
-    }
-}
+use crate::model::{HostOutcome, Status};
 
 /// A differential comparison's results.
 #[derive(Debug, Clone, Serialize)]
@@ -163,16 +84,8 @@ impl RunReport {
     /// 0 all rendered, 1 some failed, 2 none rendered. Skipped hosts were
     /// reported before dispatch and do not make a run partial.
     pub fn exit_code(&self) -> u8 {
-        let rendered = self
-            .hosts
-            .iter()
-            .filter(|h| matches!(h.status, Status::Rendered))
-            .count();
-        let failed = self
-            .hosts
-            .iter()
-            .filter(|h| matches!(h.status, Status::Failed | Status::Cancelled))
-            .count();
+        let count = |status| self.hosts.iter().filter(|h| h.status() == status).count();
+        let (rendered, failed) = (count(Status::Rendered), count(Status::Failed));
         match (rendered, failed) {
             (0, _) => exit::NOTHING,
             (_, 0) => exit::OK,
@@ -193,16 +106,13 @@ pub fn tail(output: &str, lines: usize) -> String {
 fn warning_lines(report: &RunReport) -> Vec<String> {
     let mut by_text: Vec<(&str, Vec<&str>)> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for h in &report.hosts {
-        if !matches!(h.status, Status::Rendered) {
-            continue;
-        }
+    for h in report.hosts.iter().filter_map(HostOutcome::rendered) {
         for w in &h.warnings {
             let i = *index.entry(w.as_str()).or_insert_with(|| {
                 by_text.push((w, Vec::new()));
                 by_text.len() - 1
             });
-            by_text[i].1.push(&h.host);
+            by_text[i].1.push(&h.who.host);
         }
     }
     by_text
@@ -226,40 +136,35 @@ pub fn table(progress: &Progress, report: &RunReport) {
         "HOST", "NAME", "STATUS", "SAMPLES", "WARN", "RESULT"
     )];
     for h in &report.hosts {
-        let status = match h.status {
+        let status = match h.status() {
             Status::Rendered => "ok",
             Status::Failed => "FAILED",
             Status::Skipped => "skipped",
-            Status::Cancelled => "cancelled",
         };
-        let result = match (&h.svg, &h.cause) {
+        let result = match (h.svg(), h.cause()) {
             (Some(svg), _) => svg.display().to_string(),
             (None, Some(cause)) => cause.lines().next().unwrap_or_default().to_string(),
             _ => String::new(),
         };
         lines.push(format!(
             "{:<21} {:<18} {:<10} {:>8} {:>5}  {}",
-            h.host,
-            truncate(h.name.as_deref().unwrap_or("-"), 18),
+            h.host(),
+            truncate(h.who().name.as_deref().unwrap_or("-"), 18),
             status,
-            h.samples
+            h.samples()
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
-            h.warnings.len(),
+            h.warnings().len(),
             result
         ));
     }
     lines.extend(warning_lines(report));
     for h in &report.hosts {
-        if matches!(h.status, Status::Rendered | Status::Skipped) {
+        let HostOutcome::Failed(h) = h else {
             continue;
-        }
+        };
         lines.push(String::new());
-        lines.push(format!(
-            "{} failed: {}",
-            h.host,
-            h.cause.as_deref().unwrap_or("unknown cause")
-        ));
+        lines.push(format!("{} failed: {}", h.who.host, h.cause));
         if let Some(t) = h.output_tail.as_deref().filter(|t| !t.is_empty()) {
             for l in t.lines() {
                 lines.push(format!("  | {l}"));
@@ -342,10 +247,8 @@ pub fn stdout(report: &RunReport, json: bool) {
         if let Some(m) = &report.merged_svg {
             s.push_str(&format!("{}\n", m.display()));
         }
-        for h in &report.hosts {
-            if let Some(svg) = &h.svg {
-                s.push_str(&format!("{}\n", svg.display()));
-            }
+        for svg in report.hosts.iter().filter_map(HostOutcome::svg) {
+            s.push_str(&format!("{}\n", svg.display()));
         }
         s
     };
@@ -365,13 +268,21 @@ mod tests {
     fn a_warning_many_hosts_share_is_one_line() {
         let hosts = (0..5)
             .map(|i| {
-                let mut o = HostOutcome::new(format!("i-{i}"), None, Status::Rendered);
+                let mut o = rendered(&format!("i-{i}"));
                 o.warnings = vec!["same on all".into()];
                 if i == 2 {
                     o.warnings.push("only here".into());
                 }
-                o
+                HostOutcome::Rendered(o)
             })
+            .chain([HostOutcome::Failed(Failed {
+                upload: Some(Upload {
+                    stacks: "/raw/i-9.perf".into(),
+                    warnings: vec!["a failed host's warning is its own".into()],
+                    processes: Vec::new(),
+                }),
+                ..Failed::new(Who::new("i-9", None), "collapse failed")
+            })])
             .collect();
         let report = RunReport {
             hosts,
@@ -387,9 +298,30 @@ mod tests {
     }
 
     use super::*;
+    use crate::model::{Failed, Rendered, Upload, Who};
+
+    fn rendered(host: &str) -> Rendered {
+        Rendered {
+            who: Who::new(host, None),
+            ssm_status: None,
+            samples: 1,
+            warnings: Vec::new(),
+            svg: format!("/out/{host}.svg").into(),
+            folded: format!("/out/{host}.folded").into(),
+            stacks: format!("/out/raw/{host}.perf").into(),
+            top_functions: Vec::new(),
+            processes: Vec::new(),
+            heatmap: None,
+        }
+    }
 
     fn outcome(status: Status) -> HostOutcome {
-        HostOutcome::new("i-01234567".into(), None, status)
+        let who = Who::new("i-01234567", None);
+        match status {
+            Status::Rendered => HostOutcome::Rendered(rendered("i-01234567")),
+            Status::Failed => HostOutcome::failed(who, "failed"),
+            Status::Skipped => HostOutcome::skipped(who, "stopped"),
+        }
     }
 
     fn report(statuses: Vec<Status>) -> RunReport {
@@ -415,10 +347,7 @@ mod tests {
             report(vec![Status::Rendered, Status::Failed]).exit_code(),
             1
         );
-        assert_eq!(
-            report(vec![Status::Failed, Status::Cancelled]).exit_code(),
-            2
-        );
+        assert_eq!(report(vec![Status::Failed, Status::Skipped]).exit_code(), 2);
         assert_eq!(report(vec![]).exit_code(), 2);
     }
 

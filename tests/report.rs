@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use flamefire::fetch::MetaTarget;
 use flamefire::html;
-use flamefire::report::{HostOutcome, Param, RunReport, Status};
+use flamefire::model::{Failed, HostOutcome, Rendered, Who};
+use flamefire::report::{Param, RunReport};
 
 use crate::support::{Emulator, flamefire, repo, unique};
 
@@ -25,25 +26,30 @@ fn raw_scripts(page: &str) -> usize {
 
 #[test]
 fn hostile_names_warnings_command_lines_and_causes_are_escaped() {
-    let mut ok = HostOutcome::new(
-        "i-0123456789abcdef0".into(),
-        Some(HOSTILE.into()),
-        Status::Rendered,
-    );
-    ok.warnings = vec![format!("map missing for {HOSTILE}")];
-    ok.processes = vec![MetaTarget {
-        pid: 42,
-        cmdline: format!("node {HOSTILE}"),
-        node_version: HOSTILE.into(),
-        map: "ok".into(),
-        map_bytes: 1,
-    }];
-    ok.svg = Some(PathBuf::from("/x/ok.svg"));
-    let mut failed = HostOutcome::new(HOSTILE.into(), Some(HOSTILE.into()), Status::Failed);
-    failed.cause = Some(HOSTILE.into());
-    failed.next_step = Some(HOSTILE.into());
-    failed.output_tail = Some(HOSTILE.into());
-    failed.ssm_status = Some(HOSTILE.into());
+    let ok = HostOutcome::Rendered(Rendered {
+        who: Who::new("i-0123456789abcdef0", Some(HOSTILE.into())),
+        ssm_status: None,
+        samples: 1,
+        warnings: vec![format!("map missing for {HOSTILE}")],
+        svg: PathBuf::from("/x/ok.svg"),
+        folded: PathBuf::from("/x/ok.folded"),
+        stacks: PathBuf::from("/x/raw/ok.perf"),
+        top_functions: Vec::new(),
+        processes: vec![MetaTarget {
+            pid: 42,
+            cmdline: format!("node {HOSTILE}"),
+            node_version: HOSTILE.into(),
+            map: "ok".into(),
+            map_bytes: 1,
+        }],
+        heatmap: None,
+    });
+    // SSM's status is a type now, never the host's text: the rest is.
+    let failed = HostOutcome::Failed(Failed {
+        next_step: Some(HOSTILE.into()),
+        output_tail: Some(HOSTILE.into()),
+        ..Failed::new(Who::new(HOSTILE, Some(HOSTILE.into())), HOSTILE)
+    });
     let report = RunReport {
         run_id: HOSTILE.into(),
         command: "ssm".into(),

@@ -11,10 +11,10 @@ use crate::draw::hot;
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::heatmap;
-use crate::model::{Host, RunLocation};
+use crate::model::{Host, HostOutcome, Rendered, Role, RunLocation, Who};
 use crate::progress::Progress;
 use crate::render::{self, Labels};
-use crate::report::{HostOutcome, Param, Role, RunReport, Status};
+use crate::report::{Param, RunReport};
 
 /// `flamefire diff`: two profiles → differential flamegraphs, the biggest
 /// changes, and each side's own flamegraph.
@@ -54,20 +54,27 @@ pub async fn run(plan: DiffPlan, progress: &Progress) -> Result<u8> {
             ),
         };
         render::svg(folded, &labels, &svg)?;
-        let mut o = HostOutcome::new(input.to_string(), Some(side.into()), Status::Rendered);
-        o.role = Some(role);
-        o.samples = Some(folded.samples);
-        o.heatmap = heatmap::of(folded);
-        o.top_functions = hot(folded);
-        o.folded = Some(svg.with_extension("folded"));
-        o.svg = Some(svg);
-        o.stacks = Some(match input {
+        let stacks = match input {
             DiffInput::File(path) => path.clone(),
             DiffInput::Run { run_id, instance } => {
                 out.join(format!("runs/{run_id}/raw/{instance}.perf"))
             }
-        });
-        hosts.push(o);
+        };
+        hosts.push(HostOutcome::Rendered(Rendered {
+            who: Who {
+                role: Some(role),
+                ..Who::new(input.to_string(), Some(side.into()))
+            },
+            ssm_status: None,
+            samples: folded.samples,
+            warnings: Vec::new(),
+            folded: svg.with_extension("folded"),
+            svg,
+            stacks,
+            top_functions: hot(folded),
+            processes: Vec::new(),
+            heatmap: heatmap::of(folded),
+        }));
     }
     let diff = compare(
         &before,

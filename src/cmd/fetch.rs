@@ -39,7 +39,7 @@ pub async fn run(plan: FetchPlan, progress: &Progress) -> Result<u8> {
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted),
     }
     let mut outcomes = std::mem::take(&mut drawing.outcomes);
-    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    outcomes.sort_by(|a, b| a.host().cmp(b.host()));
     let (merged_svg, _) = fleet::outputs(
         std::mem::take(&mut drawing.kept),
         &out,

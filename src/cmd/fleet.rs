@@ -15,9 +15,9 @@ use crate::collapse::Folded;
 use crate::draw::{Drawer, Drawn, Kept, write_pprof};
 use crate::error::Result;
 use crate::html;
-use crate::model::{Host, InstanceId};
+use crate::model::{Host, HostOutcome, InstanceId, InvocationStatus, Role};
 use crate::progress::{HostBars, Progress};
-use crate::report::{DiffOutcome, HostOutcome, Param, RunReport, Status};
+use crate::report::{DiffOutcome, Param, RunReport};
 
 /// Hosts being drawn, and the results so far.
 pub struct Drawing {
@@ -48,7 +48,7 @@ impl Drawing {
 
     /// Starts fetching and drawing a host whose recording succeeded;
     /// `ssm_status` is what SSM said of it, if it has yet.
-    pub fn start(&mut self, host: Host, ssm_status: Option<String>) {
+    pub fn start(&mut self, host: Host, ssm_status: Option<InvocationStatus>) {
         self.tasks.spawn(self.drawer.clone().host(host, ssm_status));
     }
 
@@ -230,25 +230,25 @@ fn compare_fleet(
 /// Marks each outcome as baseline or target, for the report.
 pub fn mark_roles(outcomes: &mut [HostOutcome], baseline: &HashSet<InstanceId>) {
     for o in outcomes {
-        let is_baseline = InstanceId::parse(&o.host).is_some_and(|id| baseline.contains(&id));
-        o.role = Some(if is_baseline {
-            crate::report::Role::Baseline
+        let is_baseline = InstanceId::parse(o.host()).is_some_and(|id| baseline.contains(&id));
+        o.who_mut().role = Some(if is_baseline {
+            Role::Baseline
         } else {
-            crate::report::Role::Target
+            Role::Target
         });
     }
 }
 
 /// Tells the progress display how a host's drawing ended.
 pub fn show_drawn(bars: &HostBars, o: &HostOutcome) {
-    bars.drawn(&o.host, matches!(o.status, Status::Rendered), &summary(o));
+    bars.drawn(o.host(), o.rendered().is_some(), &summary(o));
 }
 
 /// A one-line result for the progress display.
 fn summary(o: &HostOutcome) -> String {
-    match (&o.status, o.samples) {
-        (Status::Rendered, Some(n)) => format!("rendered, {n} samples"),
-        (Status::Rendered, None) => "rendered".into(),
-        _ => format!("failed: {}", o.cause.as_deref().unwrap_or("see the table")),
+    match o {
+        HostOutcome::Rendered(r) => format!("rendered, {} samples", r.samples),
+        HostOutcome::Failed(f) => format!("failed: {}", f.cause),
+        HostOutcome::Skipped(s) => format!("failed: {}", s.cause),
     }
 }

@@ -10,10 +10,11 @@ use crate::error::Result;
 use crate::fetch;
 use crate::heatmap;
 use crate::local;
+use crate::model::{HostOutcome, Rendered, Who};
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render;
-use crate::report::{HostOutcome, Param, RunReport, Status};
+use crate::report::{Param, RunReport};
 
 pub async fn run(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.record.out)?;
@@ -53,15 +54,18 @@ pub async fn run(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
     render::svg(&folded, &labels(&host, &meta, &folded), &svg)?;
     let info = pprof::HostInfo::from_meta(&meta, &plan.record.params.run_id, "", None);
     write_pprof(&[(&folded, &info)], &svg, progress);
-    let mut outcome = HostOutcome::new(host, None, Status::Rendered);
-    outcome.samples = Some(folded.samples);
-    outcome.heatmap = heatmap::of(&folded);
-    outcome.warnings = meta.warnings.clone();
-    outcome.processes = meta.targets.clone();
-    outcome.top_functions = hot(&folded);
-    outcome.folded = Some(svg.with_extension("folded"));
-    outcome.stacks = Some(out.join("stacks.gz"));
-    outcome.svg = Some(svg.clone());
+    let outcome = HostOutcome::Rendered(Rendered {
+        who: Who::new(host, None),
+        ssm_status: None,
+        samples: folded.samples,
+        warnings: meta.warnings.clone(),
+        svg: svg.clone(),
+        folded: svg.with_extension("folded"),
+        stacks: out.join("stacks.gz"),
+        top_functions: hot(&folded),
+        processes: meta.targets.clone(),
+        heatmap: heatmap::of(&folded),
+    });
     let params = &plan.record.params;
     let report = RunReport {
         run_id: params.run_id.clone(),

@@ -8,10 +8,11 @@ use crate::collapse::{self, Folded};
 use crate::draw::{hot, write_pprof};
 use crate::error::Result;
 use crate::heatmap;
+use crate::model::{Failed, HostOutcome, Rendered, Upload, Who};
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
-use crate::report::{HostOutcome, Param, RunReport, Status};
+use crate::report::{Param, RunReport};
 
 pub async fn run(plan: RenderPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
@@ -30,9 +31,8 @@ pub async fn run(plan: RenderPlan, progress: &Progress) -> Result<u8> {
                 rendered.extend(drawn);
             }
             Err(e) => {
-                let mut o = HostOutcome::new(path.display().to_string(), None, Status::Failed);
-                o.cause = Some(e.to_string());
-                outcomes.push(o);
+                let who = Who::new(path.display().to_string(), None);
+                outcomes.push(HostOutcome::failed(who, e.to_string()));
             }
         }
     }
@@ -77,20 +77,32 @@ fn draw_input(
         ),
     };
     note_other_events(progress, &path.display().to_string(), &folded);
-    let mut o = HostOutcome::new(path.display().to_string(), None, Status::Rendered);
-    o.stacks = Some(path.to_path_buf());
-    o.heatmap = heatmap::of(&folded);
+    let who = Who::new(path.display().to_string(), None);
     if let Err(e) = render::svg(&folded, &labels, &svg) {
-        o.status = Status::Failed;
-        o.cause = Some(e.to_string());
-        return (o, None);
+        let failed = Failed {
+            upload: Some(Upload {
+                stacks: path.to_path_buf(),
+                warnings: Vec::new(),
+                processes: Vec::new(),
+            }),
+            ..Failed::new(who, e.to_string())
+        };
+        return (HostOutcome::Failed(failed), None);
     }
     let info = pprof::HostInfo::input(path, &folded.name);
     write_pprof(&[(&folded, &info)], &svg, progress);
-    o.samples = Some(folded.samples);
-    o.top_functions = hot(&folded);
-    o.folded = Some(svg.with_extension("folded"));
-    o.svg = Some(svg);
+    let o = HostOutcome::Rendered(Rendered {
+        who,
+        ssm_status: None,
+        samples: folded.samples,
+        warnings: Vec::new(),
+        folded: svg.with_extension("folded"),
+        svg,
+        stacks: path.to_path_buf(),
+        top_functions: hot(&folded),
+        processes: Vec::new(),
+        heatmap: heatmap::of(&folded),
+    });
     (o, Some((folded, info)))
 }
 

@@ -26,10 +26,10 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::model::{Ended, Host, InstanceId, RunLocation};
+use crate::model::{Ended, Failed, Host, HostOutcome, InstanceId, RunLocation, Who};
 use crate::presign;
 use crate::progress::{HostBars, Progress};
-use crate::report::{self, HostOutcome, Param, RunReport, Status};
+use crate::report::{self, Param, RunReport};
 use crate::runs;
 use crate::targets::{self, Resolved};
 use crate::time::{iso_utc, now_epoch};
@@ -98,11 +98,12 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     )
     .await?;
     let mut outcomes = std::mem::take(&mut drawing.outcomes);
-    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    outcomes.sort_by(|a, b| a.host().cmp(b.host()));
     outcomes.extend(targets.resolved.skipped.into_iter().map(|s| {
-        let mut o = HostOutcome::new(s.host.id.to_string(), s.host.name, Status::Skipped);
-        o.cause = Some(s.reason.to_string());
-        o
+        HostOutcome::skipped(
+            Who::new(s.host.id.to_string(), s.host.name),
+            s.reason.to_string(),
+        )
     }));
     if plan.baseline.is_some() {
         fleet::mark_roles(&mut outcomes, &baseline_ids);
@@ -248,16 +249,15 @@ async fn send(
 /// instances themselves are not valid (an ASG scaling in), else failed.
 fn set_aside(drawing: &mut Drawing, not_sent: &[NotSent]) {
     for batch in not_sent {
-        let (status, cause) = if batch.not_valid {
-            let why = "SSM refused it when the command was sent: shutting down, terminated, stopped, or its agent not running (an autoscaling group scaling in?)";
-            (Status::Skipped, why.to_string())
-        } else {
-            (Status::Failed, batch.error.to_string())
-        };
+        let error = batch.error.to_string();
         for h in &batch.hosts {
-            let mut o = HostOutcome::new(h.id.to_string(), h.name.clone(), status.clone());
-            o.cause = Some(cause.clone());
-            drawing.failed(o);
+            let who = Who::new(h.id.to_string(), h.name.clone());
+            drawing.failed(if batch.not_valid {
+                let why = "SSM refused it when the command was sent: shutting down, terminated, stopped, or its agent not running (an autoscaling group scaling in?)";
+                HostOutcome::skipped(who, why)
+            } else {
+                HostOutcome::failed(who, error.clone())
+            });
         }
     }
 }
@@ -360,7 +360,7 @@ async fn follow(
                 Some(Event::Changed(id, status)) => bars.update(&id, status),
                 Some(Event::Ended(state)) if state.status == InvocationStatus::Success => {
                     // An uploaded host may not have ended in SSM yet.
-                    let said = (!state.uploaded).then(|| state.status.to_string());
+                    let said = (!state.uploaded).then_some(state.status);
                     drawing.start(state.host, said);
                 }
                 Some(Event::Ended(state)) => drawing.failed(failed_outcome(*state)),
@@ -387,12 +387,6 @@ async fn sleep_until_due(due: Option<Instant>) {
 
 /// A host that ended without a recording to draw.
 fn failed_outcome(state: HostState) -> HostOutcome {
-    let mut o = HostOutcome::new(
-        state.host.id.to_string(),
-        state.host.name.clone(),
-        Status::Failed,
-    );
-    o.ssm_status = Some(state.status.to_string());
     let explained = Ended {
         status: state.status,
         response_code: state.response_code,
@@ -401,10 +395,15 @@ fn failed_outcome(state: HostState) -> HostOutcome {
         command_reason: state.command_reason.as_deref(),
     }
     .explain();
-    o.cause = Some(explained.cause);
-    o.next_step = Some(explained.next_step);
-    o.output_tail = Some(report::tail(&state.output, 6));
-    o
+    HostOutcome::Failed(Failed {
+        ssm_status: Some(state.status),
+        next_step: Some(explained.next_step),
+        output_tail: Some(report::tail(&state.output, 6)),
+        ..Failed::new(
+            Who::new(state.host.id.to_string(), state.host.name.clone()),
+            explained.cause,
+        )
+    })
 }
 
 /// What the run was asked to do, for the report.
