@@ -45,123 +45,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import botocore.config
 import botocore.exceptions
-
 import re2
 
 import awsauth
 
-ACCOUNT_ID = "123456789012"  # moto's default account
-DEFAULT_REGION = "us-east-1"
-TAG_PREFIX = "flamefire-test:"
-TAG_SSM = TAG_PREFIX + "ssm"
-TAG_PLATFORM = TAG_PREFIX + "platform"
-TAG_AGENT = TAG_PREFIX + "agent-version"
-TAG_BEHAVIOUR = TAG_PREFIX + "behaviour"
-TAG_DELIVERY_TIMEOUT = TAG_PREFIX + "delivery-timeout"
-TAG_REPLAY_CAPTURE = TAG_PREFIX + "replay-capture"
-TAG_REPLAY_TIMING = TAG_PREFIX + "replay-timing"
-# Seconds a replay waits before it uploads: hosts that end at staggered times.
-TAG_REPLAY_DELAY = TAG_PREFIX + "replay-delay"
-TAG_TERMINATE_ON_SEND = TAG_PREFIX + "terminate-on-send"
-# The host's network path to S3, as S3 sees the host's POST (post_network_context).
-TAG_SOURCE_IP = TAG_PREFIX + "source-ip"
-TAG_SOURCE_VPCE = TAG_PREFIX + "source-vpce"
-DEFAULT_AGENT_VERSION = "3.3.2957.0"
-# Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
-ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
-BEHAVIOURS = ("record", "no-node", "undeliverable", "corrupt-upload", "replay")
-# `instant`: replay uploads as soon as it runs; `real`: it first waits for the
-# document's StartAt and Duration like the real script (for benchmarks).
-REPLAY_TIMINGS = ("instant", "real")
-SSM_MODES = ("online", "offline", "unmanaged")
-
-# What the SSM agent keeps of a plugin's output. Line numbers here and below
-# are amazon-ssm-agent at tag 3.3.484.0 (the files are unchanged up to 3.3.987.0).
-# agent/framework/runpluginutil/runpluginutil.go RunPlugins:267-268 cuts BOTH
-# StandardOutput and StandardError with pluginConfig.MaxStdoutLength (24000,
-# iohandler.go DefaultOutputConfig:60); MaxStderrLength (8000) only applies to
-# associations and file readers, not to Run Command's reply.
-MAX_STDOUT = 24000
-MAX_STDERR = MAX_STDOUT
-# agent/framework/processor/executer/iohandler/iohandler.go:33 MaximumPluginOutputSize.
-MAX_PLUGIN_OUTPUT = 2500
-# agent/appconfig/constants_unix.go:97 CommandStoppedPreemptivelyExitCode
-# (128 + SIGKILL), the code of a cancelled or timed-out command.
-STOPPED_PREEMPTIVELY_EXIT_CODE = 137
-# agent/appconfig/constants_unix.go:85 RebootExitCode; agent/contracts/model.go:50-51
-# ExitWithSuccess / ExitWithFailure.
-REBOOT_EXIT_CODE = 194
-EXIT_WITH_SUCCESS = 168
-EXIT_WITH_FAILURE = 169
-DEFAULT_DELIVERY_TIMEOUT = 3600  # SendCommand TimeoutSeconds default
-# agent/plugins/pluginutil/pluginutil.go:36-40: timeoutSeconds default and bounds.
-DEFAULT_EXECUTION_TIMEOUT = 3600
-MIN_EXECUTION_TIMEOUT = 5
-MAX_EXECUTION_TIMEOUT = 172800
-# What the emulated agent reports as the host's platform: the same in
-# DescribeInstanceInformation and in AWS_SSM_PLATFORM_NAME/VERSION, as the real
-# agent reads both from one place (agent/platform).
-PLATFORM_NAME_LINUX, PLATFORM_VERSION_LINUX = "Amazon Linux", "2023"
-DELIVERY_LATENCY_S = 0.1  # Pending -> InProgress for an online instance
-OFFLINE_POLL_S = 1.0  # how often a Pending invocation re-reads its instance
-
-EMULATED_SSM_OPS = (
-    "SendCommand",
-    "ListCommandInvocations",
-    "GetCommandInvocation",
-    "ListCommands",
-    "CancelCommand",
-    "DescribeInstanceInformation",
+from emu.config import (
+    ACCOUNT_ID, ApiError, BEHAVIOURS, CLEAN_PATH, DEFAULT_AGENT_CWD, DEFAULT_AGENT_VERSION,
+    DEFAULT_DELIVERY_TIMEOUT, DEFAULT_EXECUTION_TIMEOUT, DEFAULT_REGION, DELIVERY_LATENCY_S,
+    ENV_VAR_AGENT_VERSION, EXIT_WITH_FAILURE, EXIT_WITH_SUCCESS, HOP_BY_HOP,
+    MAX_EXECUTION_TIMEOUT, MAX_PLUGIN_OUTPUT, MAX_STDERR, MAX_STDOUT, MIN_EXECUTION_TIMEOUT,
+    OFFLINE_POLL_S, PLATFORM_NAME_LINUX, PLATFORM_VERSION_LINUX, REBOOT_EXIT_CODE,
+    REPLAY_TIMINGS, SSM_MODES, STOPPED_PREEMPTIVELY_EXIT_CODE, TAG_AGENT, TAG_BEHAVIOUR,
+    TAG_DELIVERY_TIMEOUT, TAG_PLATFORM, TAG_REPLAY_CAPTURE, TAG_REPLAY_DELAY,
+    TAG_REPLAY_TIMING, TAG_SOURCE_IP, TAG_SOURCE_VPCE, TAG_SSM, TAG_TERMINATE_ON_SEND,
+    TERMINAL, iso, log, now, prune, ts, validation_error,
 )
-TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")
-HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
-    "proxy-connection",
-}
-# systemd's default PATH for services (systemd.exec(5), "Environment variables
-# in spawned processes"): what the agent, started by
-# packaging/linux/amazon-ssm-agent.service, passes on to every script.
-CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# packaging/linux/amazon-ssm-agent.service:7 WorkingDirectory=/usr/bin/: the
-# agent's own working directory, which runscript.go runCommands:156-164 gives
-# every script that names no absolute workingDirectory.
-DEFAULT_AGENT_CWD = "/usr/bin"
-
-log = logging.getLogger("flamefire-emulator")
-
-
-def now() -> float:
-    return time.time()
-
-
-def ts(t: float | None) -> float | None:
-    """awsJson1.1 timestamps are epoch seconds (numbers); keep milliseconds."""
-    return None if t is None else round(t, 3)
-
-
-def iso(t: float | None) -> str:
-    """GetCommandInvocation's StringDateTime fields, e.g. 2026-11-27T08:00:00.123Z."""
-    if t is None:
-        return ""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
-
-
-def prune(d: dict) -> dict:
-    """Drop None values: absent optional members are omitted, never null."""
-    return {k: v for k, v in d.items() if v is not None}
-
-
-class ApiError(Exception):
-    """An AWS error answered as awsJson1.1: HTTP status + {"__type", "message"}."""
-
-    def __init__(self, code: str, message: str = "", status: int = 400):
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
-
-
-def validation_error(message: str) -> ApiError:
-    return ApiError("ValidationException", "1 validation error detected: " + message)
+from emu.state import EMU
 
 
 # --------------------------------------------------------------------------- moto access
@@ -545,7 +444,7 @@ class Invocation:
         return self.status in TERMINAL
 
     def finish(self, status: str, details: str, code: int | None = None) -> None:
-        with STATE.lock:
+        with EMU.state.lock:
             if self.terminal:
                 return
             self.status, self.details = status, details
@@ -718,7 +617,7 @@ class Command:
         }
         self.invocations: "collections.OrderedDict[str, Invocation]" = collections.OrderedDict()
         self.cancel_requested = False
-        self.consistency_delay = CONFIG.consistency_delay
+        self.consistency_delay = EMU.config.consistency_delay
 
     @property
     def expires(self) -> float:
@@ -798,43 +697,6 @@ class Command:
         }
 
 
-KEY_TIMELINE = 50000  # requests kept per access key for /_flamefire/stats?timeline=1
-
-
-class State:
-    def __init__(self):
-        self.lock = threading.RLock()
-        self.commands: "collections.OrderedDict[str, Command]" = collections.OrderedDict()
-        self.stats: collections.Counter = collections.Counter()
-        self.errors: collections.Counter = collections.Counter()
-        self.stats_since = now()
-        self.faults: dict[str, dict] = {}
-        self.started = now()
-        # Per access key id (from the SigV4 Credential): operation -> count.
-        self.key_stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        self.key_errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        # Per access key id: the latest KEY_TIMELINE requests as
-        # (arrival epoch s, operation, HTTP status, time in the emulator ms).
-        self.key_timeline: dict[str, collections.deque] = collections.defaultdict(
-            lambda: collections.deque(maxlen=KEY_TIMELINE))
-        # Opt-in IAM enforcement: access key id -> {"policy", "principal"} (see IAM below).
-        self.iam: dict[str, dict] = {}
-
-
-class Config:
-    port = 5055
-    dir = ""
-    agent_cwd = DEFAULT_AGENT_CWD
-    max_procs = 64
-    consistency_delay = 0.5
-
-
-CONFIG = Config()
-STATE = State()
-MOTO: Moto
-PROC_SLOTS: threading.BoundedSemaphore
-
-
 # --------------------------------------------------------------------------- the agent stand-in
 
 
@@ -896,7 +758,7 @@ def deliver_and_run(inv: Invocation) -> None:
             inv.finish("Cancelled", "Cancelled")
             return
         try:
-            inst = MOTO.instance(cmd.region, inst.id) or inst
+            inst = EMU.moto.instance(cmd.region, inst.id) or inst
             inv.instance = inst
         except Exception as e:  # moto hiccup: keep waiting
             log.warning("re-reading %s failed: %s", inst.id, e)
@@ -908,7 +770,7 @@ def deliver_and_run(inv: Invocation) -> None:
         return
     # The emulator's own cap on concurrent processes; the invocation stays
     # Pending meanwhile, as it would until a real agent starts it.
-    while not PROC_SLOTS.acquire(timeout=0.2):
+    while not EMU.proc_slots.acquire(timeout=0.2):
         if inv.cancel.is_set():
             inv.finish("Cancelled", "Cancelled")
             return
@@ -919,7 +781,7 @@ def deliver_and_run(inv: Invocation) -> None:
         if inv.cancel.is_set():
             inv.finish("Cancelled", "Cancelled")
             return
-        with STATE.lock:
+        with EMU.state.lock:
             # (replay-timing=real has been InProgress since its wait began)
             inv.status, inv.details, inv.started = "InProgress", "InProgress", inv.started or now()
         if inst.platform not in cmd.document.platforms:
@@ -946,7 +808,7 @@ def deliver_and_run(inv: Invocation) -> None:
         else:
             run_script(inv, inst)
     finally:
-        PROC_SLOTS.release()
+        EMU.proc_slots.release()
 
 
 # --- the agent's parameter check (docparser) ---
@@ -1150,7 +1012,7 @@ def run_script(inv: Invocation, inst: Instance) -> None:
     # lives in <orchestration>/<CommandId>/<step>/_script.sh (the agent's
     # orchestration root is per instance), mode 0700 (pluginutil.go
     # CreateScriptFile:83-92: runCommand lines joined with "\n", plus "\n").
-    d = os.path.join(CONFIG.dir, "orchestration", inst.id, cmd.id,
+    d = os.path.join(EMU.config.dir, "orchestration", inst.id, cmd.id,
                      re.sub(r"[^A-Za-z0-9_.-]", "_", cmd.document.step_name) or "step")
     os.makedirs(d, exist_ok=True)
     inv.dir = d
@@ -1196,7 +1058,7 @@ def run_step(inv: Invocation, inst: Instance, script: str) -> int | None:
         # stdin /dev/null (os/exec's default), and executers_unix.go
         # prepareProcess:29-33 Setpgid: a new process group in the agent's
         # session, not a new session.
-        proc = subprocess.Popen(argv, cwd=CONFIG.agent_cwd, env=agent_env(inv, inst),
+        proc = subprocess.Popen(argv, cwd=EMU.config.agent_cwd, env=agent_env(inv, inst),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, process_group=0)
     # ValidateExecutionTimeout's value, counted from the start of the shell
@@ -1334,8 +1196,8 @@ def corrupt_before_meta(key: str) -> None:
     if not key.endswith("/meta.json"):
         return
     iid = key.split("/")[-2]
-    with STATE.lock:
-        invs = [c.invocations.get(iid) for c in reversed(STATE.commands.values())]
+    with EMU.state.lock:
+        invs = [c.invocations.get(iid) for c in reversed(EMU.state.commands.values())]
     for inv in invs:
         if inv is not None and inv.instance is not None \
                 and inv.instance.behaviour == "corrupt-upload" \
@@ -1352,7 +1214,7 @@ def corrupt_upload(inv: Invocation) -> None:
         return
     bucket, prefix = tgt
     key = f"{prefix}{inv.instance_id}/stacks.gz"
-    s3 = MOTO.client("s3", cmd.region)
+    s3 = EMU.moto.client("s3", cmd.region)
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         truncated = body[: max(1, len(body) // 2)]
@@ -1363,13 +1225,10 @@ def corrupt_upload(inv: Invocation) -> None:
     log.info("%s", inv.note)
 
 
-_CAPTURE_CACHE: dict[str, tuple[float, int]] = {}
-
-
 def capture_samples(path: str) -> int:
     """Samples in a gz `perf script` capture: blank-line separated records."""
     mtime = os.path.getmtime(path)
-    cached = _CAPTURE_CACHE.get(path)
+    cached = EMU.capture_cache.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
     samples, in_record = 0, False
@@ -1381,7 +1240,7 @@ def capture_samples(path: str) -> int:
                 in_record = True
             else:
                 in_record = False
-    _CAPTURE_CACHE[path] = (mtime, samples)
+    EMU.capture_cache[path] = (mtime, samples)
     return samples
 
 
@@ -1390,7 +1249,7 @@ def replay_wait(inv: Invocation) -> bool:
     waits for the shared start and records; holds no MAX_PROCS slot meanwhile, as
     each real host waits on its own. False when the invocation ended instead."""
     cmd, p = inv.command, inv.command.params
-    with STATE.lock:
+    with EMU.state.lock:
         inv.status, inv.details, inv.started = "InProgress", "InProgress", now()
     try:
         start_at, duration = int(p.get("StartAt", "0") or 0), int(p.get("Duration", "0") or 0)
@@ -1413,7 +1272,7 @@ def run_replay(inv: Invocation) -> None:
     cmd, p = inv.command, inv.command.params
     capture = (inv.instance.tags.get(TAG_REPLAY_CAPTURE) if inv.instance else None) \
         or os.environ.get("FLAMEFIRE_REPLAY_CAPTURE", "")
-    d = os.path.join(CONFIG.dir, "orchestration", cmd.id, inv.instance_id)
+    d = os.path.join(EMU.config.dir, "orchestration", cmd.id, inv.instance_id)
     os.makedirs(d, exist_ok=True)
     inv.dir = d
     if not capture or not os.path.isfile(capture):
@@ -1587,23 +1446,23 @@ def op_send_command(req: dict, region: str) -> dict:
         raise validation_error("Value at 'comment' failed to satisfy constraint: Member must have "
                                "length less than or equal to 100")
 
-    document = Document.fetch(MOTO, region, req["DocumentName"], req.get("DocumentVersion"))
+    document = Document.fetch(EMU.moto, region, req["DocumentName"], req.get("DocumentVersion"))
     params = document.resolve(req.get("Parameters") or {})
 
     # Resolve targets -> [(instance_id, Instance|None, undeliverable)]
     resolved: list[tuple[str, Instance | None, bool]] = []
     if ids:
-        insts = {i.id: i for i in MOTO.instances(region, ids)}
+        insts = {i.id: i for i in EMU.moto.instances(region, ids)}
         # Test-only (tag flamefire-test:terminate-on-send): the instance
         # starts terminating just before this SendCommand, as an ASG scaling
         # in between flamefire's survey and its send does.
         dying = [i for i, inst in insts.items() if inst.tags.get(TAG_TERMINATE_ON_SEND)]
         if dying:
             try:
-                MOTO.client("ec2", region).terminate_instances(InstanceIds=dying)
+                EMU.moto.client("ec2", region).terminate_instances(InstanceIds=dying)
             finally:
-                MOTO.invalidate()
-            insts = {i.id: i for i in MOTO.instances(region, ids)}
+                EMU.moto.invalidate()
+            insts = {i.id: i for i in EMU.moto.instances(region, ids)}
         bad = [i for i in ids if i not in insts or not insts[i].managed]
         if bad:
             raise not_valid(bad)
@@ -1622,17 +1481,17 @@ def op_send_command(req: dict, region: str) -> dict:
                                        "constraint: Member must have length less than or equal to 50")
             if key == "InstanceIds":
                 check_instance_ids(values, "targets.member.values")
-                insts = {i.id: i for i in MOTO.instances(region, values)}
+                insts = {i.id: i for i in EMU.moto.instances(region, values)}
                 bad = [i for i in values if i not in insts or not insts[i].managed]
                 if bad:
                     raise not_valid(bad)
                 match = {i: insts[i] for i in values}
             elif key.startswith("tag:"):
                 tag = key[4:]
-                match = {i.id: i for i in MOTO.instances(region)
+                match = {i.id: i for i in EMU.moto.instances(region)
                          if i.alive and i.tags.get(tag) in values}
             elif key == "tag-key":
-                match = {i.id: i for i in MOTO.instances(region)
+                match = {i.id: i for i in EMU.moto.instances(region)
                          if i.alive and any(v in i.tags for v in values)}
             else:
                 raise ApiError("InvalidParameters",
@@ -1648,8 +1507,8 @@ def op_send_command(req: dict, region: str) -> dict:
     cmd = Command(region, document, req, params)
     for iid, inst, undeliverable in resolved:
         cmd.invocations[iid] = Invocation(cmd, inst, iid, undeliverable)
-    with STATE.lock:
-        STATE.commands[cmd.id] = cmd
+    with EMU.state.lock:
+        EMU.state.commands[cmd.id] = cmd
     threading.Thread(target=dispatch, args=(cmd,), daemon=True, name=f"cmd-{cmd.id[:8]}").start()
     return {"Command": cmd.shape()}
 
@@ -1686,8 +1545,8 @@ def command_filter(filters: list, requested: float, status: str, document: str) 
 
 
 def op_list_command_invocations(req: dict, region: str) -> dict:
-    with STATE.lock:
-        cmds = list(reversed(STATE.commands.values()))
+    with EMU.state.lock:
+        cmds = list(reversed(EMU.state.commands.values()))
         if req.get("CommandId"):
             cmds = [c for c in cmds if c.id == req["CommandId"]]
         rows = []
@@ -1711,8 +1570,8 @@ def op_get_command_invocation(req: dict, region: str) -> dict:
     cid, iid = req.get("CommandId"), req.get("InstanceId")
     if not cid or not iid:
         raise validation_error("CommandId and InstanceId are required")
-    with STATE.lock:
-        cmd = STATE.commands.get(cid)
+    with EMU.state.lock:
+        cmd = EMU.state.commands.get(cid)
         inv = cmd.invocations.get(iid) if cmd and cmd.region == region else None
         if inv is None or not cmd.visible():
             raise ApiError("InvocationDoesNotExist",
@@ -1724,8 +1583,8 @@ def op_get_command_invocation(req: dict, region: str) -> dict:
 
 
 def op_list_commands(req: dict, region: str) -> dict:
-    with STATE.lock:
-        cmds = [c for c in reversed(STATE.commands.values()) if c.region == region]
+    with EMU.state.lock:
+        cmds = [c for c in reversed(EMU.state.commands.values()) if c.region == region]
         if req.get("CommandId"):
             cmds = [c for c in cmds if c.id == req["CommandId"]]
             if not cmds:
@@ -1743,8 +1602,8 @@ def op_list_commands(req: dict, region: str) -> dict:
 
 def op_cancel_command(req: dict, region: str) -> dict:
     cid = req.get("CommandId", "")
-    with STATE.lock:
-        cmd = STATE.commands.get(cid)
+    with EMU.state.lock:
+        cmd = EMU.state.commands.get(cid)
         if cmd is None or cmd.region != region:
             raise ApiError("InvalidCommandId", "The command ID is not valid.")
         ids = req.get("InstanceIds") or []
@@ -1763,7 +1622,7 @@ def op_cancel_command(req: dict, region: str) -> dict:
 
 
 def op_describe_instance_information(req: dict, region: str) -> dict:
-    insts = [i for i in MOTO.instances(region) if i.managed]
+    insts = [i for i in EMU.moto.instances(region) if i.managed]
     filters = []
     for f in req.get("InstanceInformationFilterList") or []:
         filters.append((f.get("key"), f.get("valueSet") or []))
@@ -1779,7 +1638,7 @@ def op_describe_instance_information(req: dict, region: str) -> dict:
             # API reference). An EC2 instance without the agent is simply
             # absent; an id of no node at all (an unknown mi- hybrid node, an
             # id of no instance) refuses the whole call.
-            known = {i.id for i in MOTO.instances(region, [v for v in values if v.startswith("i-")])}
+            known = {i.id for i in EMU.moto.instances(region, [v for v in values if v.startswith("i-")])}
             bad = [v for v in values if not INSTANCE_ID_RE.match(v) or
                    (v.startswith("mi-") and v not in {i.id for i in insts}) or
                    (v.startswith("i-") and v not in known)]
@@ -1837,22 +1696,6 @@ POLICY_DIR_HELPER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname
     os.path.abspath(__file__)))), "terraform", "test")
 
 
-class Auth:
-    """Roles and throttling state, beside STATE.iam (the key registry)."""
-
-    def __init__(self):
-        self.roles: dict[str, dict] = {}
-        self.throttle: dict[str, tuple[float, float]] = {}
-        self.buckets: dict[tuple[str, str], awsauth.TokenBucket] = {}
-        self.throttled: collections.Counter = collections.Counter()
-        # Limits for one access key only: key -> {pattern: (rate, burst)}.
-        self.key_throttle: dict[str, dict[str, tuple[float, float]]] = {}
-        self.key_throttled: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-
-
-AUTH = Auth()
-
-
 def access_key_of(headers, query: dict) -> str:
     """The access key id a request is signed with (SigV4 header or presigned query)."""
     m = ACCESS_KEY_RE.search(headers.get("Authorization", ""))
@@ -1863,8 +1706,8 @@ def access_key_of(headers, query: dict) -> str:
 
 
 def identity(key: str) -> dict | None:
-    with STATE.lock:
-        return STATE.iam.get(key)
+    with EMU.state.lock:
+        return EMU.state.iam.get(key)
 
 
 def partition_of(region: str) -> str:
@@ -1875,7 +1718,7 @@ def document_tags(name: str, region: str) -> dict[str, str]:
     if name.startswith("arn:") or awsauth.document_arn(name, region, ACCOUNT_ID).split(":")[4] == "":
         return {}
     try:
-        raw = MOTO.client("ssm", region).list_tags_for_resource(ResourceType="Document", ResourceId=name)
+        raw = EMU.moto.client("ssm", region).list_tags_for_resource(ResourceType="Document", ResourceId=name)
         return {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
     except Exception:
         return {}
@@ -1885,18 +1728,18 @@ def send_command_instances(req: dict, region: str) -> list[tuple[str, "Instance 
     """The instances a SendCommand would reach: explicit ids, or what tag targets match."""
     ids = req.get("InstanceIds") or []
     if ids:
-        found = {i.id: i for i in MOTO.instances(region, [i for i in ids if isinstance(i, str)])}
+        found = {i.id: i for i in EMU.moto.instances(region, [i for i in ids if isinstance(i, str)])}
         return [(i, found.get(i)) for i in ids if isinstance(i, str)]
     matched: dict[str, Instance] | None = None
     for tgt in req.get("Targets") or []:
         key, values = tgt.get("Key", ""), tgt.get("Values") or []
         if key == "InstanceIds":
-            found = {i.id: i for i in MOTO.instances(region, values)}
+            found = {i.id: i for i in EMU.moto.instances(region, values)}
             match = {i: found.get(i) for i in values}
         elif key.startswith("tag:"):
-            match = {i.id: i for i in MOTO.instances(region) if i.alive and i.tags.get(key[4:]) in values}
+            match = {i.id: i for i in EMU.moto.instances(region) if i.alive and i.tags.get(key[4:]) in values}
         elif key == "tag-key":
-            match = {i.id: i for i in MOTO.instances(region) if i.alive and any(v in i.tags for v in values)}
+            match = {i.id: i for i in EMU.moto.instances(region) if i.alive and any(v in i.tags for v in values)}
         else:
             match = {}
         matched = match if matched is None else {k: v for k, v in matched.items() if k in match}
@@ -2056,13 +1899,12 @@ def authorize(service: str, op: str, region: str, headers, query: dict, path: st
 # aws:SourceVpce would refuse the laptop's own PutObject that S3 lets through.
 # The front server answers Put/Get/DeleteBucketPolicy (bucket_policy_op) and
 # judges every S3 request against these statements (judge_s3).
-_BUCKET_POLICY_TEXT: dict[str, str] = {}
 
 
 def bucket_policy(bucket: str, region: str) -> list[dict] | None:
     """The bucket's policy statements, or None without a policy."""
-    with STATE.lock:
-        text = _BUCKET_POLICY_TEXT.get(bucket)
+    with EMU.state.lock:
+        text = EMU.bucket_policy_text.get(bucket)
     if not text:
         return None
     try:
@@ -2078,7 +1920,7 @@ def bucket_policy_op(op: str, bucket: str, region: str, body: bytes) -> tuple[in
     Reference): 204, 200 with the policy, or an S3 error. The bucket must
     exist (moto answers HeadBucket)."""
     try:
-        MOTO.client("s3", region).head_bucket(Bucket=bucket)
+        EMU.moto.client("s3", region).head_bucket(Bucket=bucket)
     except botocore.exceptions.ClientError:
         raise awsauth.AwsError("NoSuchBucket", "The specified bucket does not exist", 404,
                                {"BucketName": bucket})
@@ -2089,13 +1931,13 @@ def bucket_policy_op(op: str, bucket: str, region: str, body: bytes) -> tuple[in
         except ValueError:
             raise awsauth.AwsError("MalformedPolicy",
                                    "Policies must be valid JSON and the first byte must be '{'", 400)
-        with STATE.lock:
-            _BUCKET_POLICY_TEXT[bucket] = text
+        with EMU.state.lock:
+            EMU.bucket_policy_text[bucket] = text
         return 204, b""
-    with STATE.lock:
-        text = _BUCKET_POLICY_TEXT.get(bucket)
+    with EMU.state.lock:
+        text = EMU.bucket_policy_text.get(bucket)
         if op == "s3:DeleteBucketPolicy":
-            _BUCKET_POLICY_TEXT.pop(bucket, None)
+            EMU.bucket_policy_text.pop(bucket, None)
             return 204, b""
     if text is None:
         raise awsauth.AwsError("NoSuchBucketPolicy", "The bucket policy does not exist", 404,
@@ -2128,8 +1970,8 @@ def judge_s3(entry: dict | None, bucket: str, region: str, action: str, resource
 
 
 def forget_bucket_policy(bucket: str) -> None:
-    with STATE.lock:
-        _BUCKET_POLICY_TEXT.pop(bucket, None)
+    with EMU.state.lock:
+        EMU.bucket_policy_text.pop(bucket, None)
 
 
 # ---- the emulator's STS: AssumeRole of registered roles, GetCallerIdentity of known keys
@@ -2175,8 +2017,8 @@ def sts_assume_role(params: dict, caller_key: str, headers) -> bytes | None:
     https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html"""
     role_arn = params.get("RoleArn", "")
     name = role_arn.rsplit("/", 1)[-1]
-    with STATE.lock:
-        role = AUTH.roles.get(name)
+    with EMU.state.lock:
+        role = EMU.auth.roles.get(name)
     if role is None or role["arn"] != role_arn:
         return None
     session = params.get("RoleSessionName", "")
@@ -2231,8 +2073,8 @@ def sts_assume_role(params: dict, caller_key: str, headers) -> bytes | None:
         base64.b64encode(os.urandom(96)).decode()
     principal = f"arn:{role['arn'].split(':')[1]}:sts::{ACCOUNT_ID}:assumed-role/{name}/{session}"
     role_id = role["role_id"]
-    with STATE.lock:
-        STATE.iam[key] = {"policy": role["policy"], "statements": role["statements"],
+    with EMU.state.lock:
+        EMU.state.iam[key] = {"policy": role["policy"], "statements": role["statements"],
                           "principal": principal, "secret": secret, "token": token,
                           "expires": issued + duration, "issued": issued, "mfa": mfa,
                           "role_arn": role_arn, "user_id": f"{role_id}:{session}"}
@@ -2297,7 +2139,7 @@ def post_network_context(key: str, region: str, peer: str) -> dict[str, str]:
       - flamefire-test:source-ip=ADDR: over the internet (NAT, public IP);
       - neither: the TCP peer, as for the laptop's own requests."""
     parts = key.split("/")
-    inst = MOTO.instance(region, parts[-2]) if len(parts) >= 2 and parts[-2].startswith("i-") else None
+    inst = EMU.moto.instance(region, parts[-2]) if len(parts) >= 2 and parts[-2].startswith("i-") else None
     tags = inst.tags if inst is not None else {}
     vpce = tags.get(TAG_SOURCE_VPCE, "").strip()
     if vpce:
@@ -2369,27 +2211,27 @@ def admin_iam_register(body: dict) -> dict:
     except awsauth.PolicyError as e:
         raise ApiError("MalformedPolicyDocument", str(e))
     principal = body.get("principal") or f"arn:aws:iam::{ACCOUNT_ID}:user/{key}"
-    with STATE.lock:
-        STATE.iam[key] = {"policy": policy, "statements": statements, "principal": principal,
+    with EMU.state.lock:
+        EMU.state.iam[key] = {"policy": policy, "statements": statements, "principal": principal,
                           "secret": body.get("secret_access_key"), "token": None, "expires": None,
                           "mfa_serial": body.get("mfa_serial"), "mfa_code": body.get("mfa_code")}
     return {"access_key_id": key, "principal": principal, "statements": len(statements)}
 
 
 def admin_iam_list() -> dict:
-    with STATE.lock:
+    with EMU.state.lock:
         return {"policies": {k: {"principal": v["principal"], "policy": v["policy"],
                                  "session": v.get("token") is not None,
                                  "expires": ts(v.get("expires"))}
-                             for k, v in STATE.iam.items()}}
+                             for k, v in EMU.state.iam.items()}}
 
 
 def admin_iam_expire(body: dict) -> dict:
     """Test-only: move a session's expiry to `in_seconds` from now (STS's shortest
     session is 900 s, too long for a test that needs credentials to expire mid-run)."""
     key = body.get("access_key_id", "")
-    with STATE.lock:
-        entry = STATE.iam.get(key)
+    with EMU.state.lock:
+        entry = EMU.state.iam.get(key)
         if entry is None or entry.get("token") is None:
             raise ApiError("ValidationException", f"{key!r} is not a session key issued by AssumeRole")
         entry["expires"] = now() + float(body.get("in_seconds", 0))
@@ -2424,8 +2266,8 @@ def admin_role_register(body: dict) -> dict:
     except awsauth.PolicyError as e:
         raise ApiError("MalformedPolicyDocument", str(e))
     arn = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
-    with STATE.lock:
-        AUTH.roles[name] = {"arn": arn, "policy": policy, "statements": statements, "trust": trust_statements,
+    with EMU.state.lock:
+        EMU.auth.roles[name] = {"arn": arn, "policy": policy, "statements": statements, "trust": trust_statements,
                             "trust_policy": trust, "max_session_duration": max_s,
                             "role_id": random_id("AROA", 17)}
     return {"role_arn": arn, "policy": policy, "trust_policy": trust, "max_session_duration": max_s}
@@ -2439,45 +2281,45 @@ def throttle_check(op: str, service: str, key: str = "") -> None:
     then `service:*`, then `*`); none left: the service's throttling error.
     Limits set for one access key apply to its requests only (a test's own
     "account" on a shared emulator); the others to every request."""
-    with STATE.lock:
-        scoped = key in AUTH.key_throttle
-        spec = AUTH.key_throttle[key] if scoped else AUTH.throttle
+    with EMU.state.lock:
+        scoped = key in EMU.auth.key_throttle
+        spec = EMU.auth.key_throttle[key] if scoped else EMU.auth.throttle
         pattern = op if op in spec else f"{service}:*" if f"{service}:*" in spec else \
             "*" if "*" in spec else None
         if pattern is None:
             return
         slot = (key if scoped else "", op)
-        bucket = AUTH.buckets.get(slot)
+        bucket = EMU.auth.buckets.get(slot)
         if bucket is None:
             rate, burst = spec[pattern]
-            bucket = AUTH.buckets[slot] = awsauth.limiter(rate, burst)
+            bucket = EMU.auth.buckets[slot] = awsauth.limiter(rate, burst)
     if not bucket.take():
-        with STATE.lock:
-            AUTH.throttled[op] += 1
+        with EMU.state.lock:
+            EMU.auth.throttled[op] += 1
             if scoped:
-                AUTH.key_throttled[key][op] += 1
+                EMU.auth.key_throttled[key][op] += 1
         raise awsauth.throttled(service)
 
 
 def admin_throttle_set(spec, key: str = "") -> dict:
     parsed = awsauth.parse_throttle(spec) if isinstance(spec, str) else \
         {k: (float(v[0]), float(v[1])) for k, v in (spec or {}).items()}
-    with STATE.lock:
+    with EMU.state.lock:
         if key:
-            AUTH.key_throttle[key] = parsed
-            AUTH.key_throttled.pop(key, None)
-            AUTH.buckets = {s: b for s, b in AUTH.buckets.items() if s[0] != key}
+            EMU.auth.key_throttle[key] = parsed
+            EMU.auth.key_throttled.pop(key, None)
+            EMU.auth.buckets = {s: b for s, b in EMU.auth.buckets.items() if s[0] != key}
         else:
-            AUTH.throttle = parsed
-            AUTH.buckets = {s: b for s, b in AUTH.buckets.items() if s[0]}
-            AUTH.throttled.clear()
+            EMU.auth.throttle = parsed
+            EMU.auth.buckets = {s: b for s, b in EMU.auth.buckets.items() if s[0]}
+            EMU.auth.throttled.clear()
     return admin_throttle_get(key)
 
 
 def admin_throttle_get(key: str = "") -> dict:
-    with STATE.lock:
-        limits = AUTH.key_throttle.get(key, {}) if key else AUTH.throttle
-        counts = AUTH.key_throttled.get(key, {}) if key else AUTH.throttled
+    with EMU.state.lock:
+        limits = EMU.auth.key_throttle.get(key, {}) if key else EMU.auth.throttle
+        counts = EMU.auth.key_throttled.get(key, {}) if key else EMU.auth.throttled
         return {"limits": {k: {"rate": r, "burst": b} for k, (r, b) in limits.items()},
                 "throttled": dict(counts), **({"access_key_id": key} if key else {})}
 
@@ -2496,14 +2338,6 @@ S3_HOST_RE = re.compile(r"^(?:(?P<bucket>[a-z0-9][a-z0-9.-]*)\.)?s3[.-](?:(?P<re
                         r"amazonaws\.com(?:\.cn)?$")
 
 
-class Tls:
-    dir = ""
-    ca_cert = ""
-    _ca = None
-    _lock = threading.Lock()
-    _contexts: dict = {}
-
-
 def tls_setup(directory: str) -> None:
     """A fresh test CA for this emulator: <dir>/tls/ca.pem."""
     from cryptography import x509
@@ -2512,8 +2346,8 @@ def tls_setup(directory: str) -> None:
     from cryptography.x509.oid import NameOID
     import datetime
 
-    Tls.dir = os.path.join(directory, "tls")
-    os.makedirs(Tls.dir, exist_ok=True)
+    EMU.tls.dir = os.path.join(directory, "tls")
+    os.makedirs(EMU.tls.dir, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flamefire emulator test CA")])
     t = datetime.datetime.now(datetime.timezone.utc)
@@ -2527,11 +2361,11 @@ def tls_setup(directory: str) -> None:
                                          key_agreement=False, key_cert_sign=True, crl_sign=True,
                                          encipher_only=False, decipher_only=False), critical=True)
             .sign(key, hashes.SHA256()))
-    Tls._ca = (key, cert)
-    Tls.ca_cert = os.path.join(Tls.dir, "ca.pem")
-    with open(Tls.ca_cert + ".tmp", "wb") as f:
+    EMU.tls._ca = (key, cert)
+    EMU.tls.ca_cert = os.path.join(EMU.tls.dir, "ca.pem")
+    with open(EMU.tls.ca_cert + ".tmp", "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(Tls.ca_cert + ".tmp", Tls.ca_cert)
+    os.replace(EMU.tls.ca_cert + ".tmp", EMU.tls.ca_cert)
 
 
 def s3_cert_names(host: str) -> list[str]:
@@ -2551,16 +2385,16 @@ def tls_context(host: str):
     import ssl
     names = s3_cert_names(host)
     host = names[1]
-    with Tls._lock:
-        if host in Tls._contexts:
-            return Tls._contexts[host]
+    with EMU.tls._lock:
+        if host in EMU.tls._contexts:
+            return EMU.tls._contexts[host]
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
         import datetime
 
-        ca_key, ca_cert = Tls._ca
+        ca_key, ca_cert = EMU.tls._ca
         key = ec.generate_private_key(ec.SECP256R1())
         t = datetime.datetime.now(datetime.timezone.utc)
         cert = (x509.CertificateBuilder()
@@ -2574,7 +2408,7 @@ def tls_context(host: str):
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(ca_key, hashes.SHA256()))
-        stem = os.path.join(Tls.dir, hashlib.sha1(host.encode()).hexdigest())
+        stem = os.path.join(EMU.tls.dir, hashlib.sha1(host.encode()).hexdigest())
         with open(stem + ".pem", "wb") as f:
             f.write(cert.public_bytes(serialization.Encoding.PEM))
         with open(stem + ".key", "wb") as f:
@@ -2582,16 +2416,16 @@ def tls_context(host: str):
                                       serialization.NoEncryption()))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(stem + ".pem", stem + ".key")
-        Tls._contexts[host] = ctx
+        EMU.tls._contexts[host] = ctx
         return ctx
 
 
 def tls_proxy_env() -> dict[str, str]:
     """What the agent stand-in adds to a script's environment (see above)."""
-    if not Tls.ca_cert:
+    if not EMU.tls.ca_cert:
         return {}
-    return {"https_proxy": f"http://127.0.0.1:{CONFIG.port}", "no_proxy": "127.0.0.1,localhost",
-            "CURL_CA_BUNDLE": Tls.ca_cert}
+    return {"https_proxy": f"http://127.0.0.1:{EMU.config.port}", "no_proxy": "127.0.0.1,localhost",
+            "CURL_CA_BUNDLE": EMU.tls.ca_cert}
 
 
 # --------------------------------------------------------------------------- admin API
@@ -2606,9 +2440,9 @@ def fault_slot(op: str, access_key_id: str) -> str:
 
 def take_fault(op: str, key: str) -> dict | None:
     """The fault to answer this request with, if one is armed (the caller
-    holds STATE.lock): first one scoped to the request's key, then a global one."""
+    holds EMU.state.lock): first one scoped to the request's key, then a global one."""
     for slot in ([fault_slot(op, key)] if key else []) + [op]:
-        fault = STATE.faults.get(slot)
+        fault = EMU.state.faults.get(slot)
         if fault and fault["count"] > 0:
             fault["count"] -= 1
             return fault
@@ -2621,7 +2455,7 @@ def admin_seed(body: dict) -> dict:
         raise ApiError("ValidationException", "count must be between 1 and 1000")
     region = body.get("region") or DEFAULT_REGION
     tags = body.get("tags") or {}
-    ec2 = MOTO.client("ec2", region)
+    ec2 = EMU.moto.client("ec2", region)
     kwargs = {"ImageId": body.get("ami") or "ami-12c6146b", "MinCount": count, "MaxCount": count,
               "InstanceType": body.get("instance_type") or "t3.micro"}
     if tags:
@@ -2633,11 +2467,11 @@ def admin_seed(body: dict) -> dict:
     try:
         raws = ec2.run_instances(**kwargs)["Instances"]
     except Exception:
-        MOTO.invalidate()
+        EMU.moto.invalidate()
         raise
     ids = [r["InstanceId"] for r in raws]
     if state is None or state == "running":
-        MOTO.add(region, raws)
+        EMU.moto.add(region, raws)
     else:
         try:
             if state == "stopped":
@@ -2645,15 +2479,15 @@ def admin_seed(body: dict) -> dict:
             else:
                 ec2.terminate_instances(InstanceIds=ids)
         finally:
-            MOTO.invalidate()
+            EMU.moto.invalidate()
     return {"instance_ids": ids, "region": region}
 
 
 def admin_invocations(query: dict) -> dict:
     cid = (query.get("command_id") or [""])[0]
-    with STATE.lock:
-        cmds = [STATE.commands[cid]] if cid in STATE.commands else (
-            [] if cid else list(STATE.commands.values()))
+    with EMU.state.lock:
+        cmds = [EMU.state.commands[cid]] if cid in EMU.state.commands else (
+            [] if cid else list(EMU.state.commands.values()))
         return {"commands": [
             {**c.shape(), "region": c.region, "execution_timeout": c.execution_timeout,
              "resolved_parameters": c.params,
@@ -2662,26 +2496,26 @@ def admin_invocations(query: dict) -> dict:
 
 
 def admin_reset() -> dict:
-    with STATE.lock:
-        for c in STATE.commands.values():
+    with EMU.state.lock:
+        for c in EMU.state.commands.values():
             for i in c.invocations.values():
                 i.cancel.set()
-        STATE.commands.clear()
-        STATE.stats.clear()
-        STATE.errors.clear()
-        STATE.faults.clear()
-        STATE.key_stats.clear()
-        STATE.key_errors.clear()
-        STATE.key_timeline.clear()
-        STATE.iam.clear()
-        AUTH.roles.clear()
-        _BUCKET_POLICY_TEXT.clear()
-        _BUCKET_REGIONS.clear()
-        AUTH.key_throttle.clear()
-        AUTH.key_throttled.clear()
-        STATE.stats_since = now()
-    MOTO.reset()
-    MOTO.invalidate()
+        EMU.state.commands.clear()
+        EMU.state.stats.clear()
+        EMU.state.errors.clear()
+        EMU.state.faults.clear()
+        EMU.state.key_stats.clear()
+        EMU.state.key_errors.clear()
+        EMU.state.key_timeline.clear()
+        EMU.state.iam.clear()
+        EMU.auth.roles.clear()
+        EMU.bucket_policy_text.clear()
+        EMU.bucket_regions.clear()
+        EMU.auth.key_throttle.clear()
+        EMU.auth.key_throttled.clear()
+        EMU.state.stats_since = now()
+    EMU.moto.reset()
+    EMU.moto.invalidate()
     return {"reset": True}
 
 
@@ -2828,7 +2662,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_CONNECT(self):
         host, _, port = self.path.rpartition(":")
         m = S3_HOST_RE.match(host.lower())
-        if not Tls.ca_cert or not m or port != "443":
+        if not EMU.tls.ca_cert or not m or port != "443":
             self.reply(403, b"flamefire emulator: CONNECT only to S3 endpoints on port 443\n", "text/plain")
             sys.stderr.write("%s %-40s %3d\n" % (time.strftime("%H:%M:%S"), "CONNECT " + self.path, 403))
             return
@@ -2887,10 +2721,10 @@ class Handler(BaseHTTPRequestHandler):
             if op == "s3:PostObject":
                 body = self.read_body()
                 key = post_key_of(body, self.headers) or key
-            with STATE.lock:
-                STATE.stats[op] += 1
+            with EMU.state.lock:
+                EMU.state.stats[op] += 1
                 if key:
-                    STATE.key_stats[key][op] += 1
+                    EMU.state.key_stats[key][op] += 1
                 fault = take_fault(op, key)
             if fault:
                 if body is None:
@@ -2917,12 +2751,12 @@ class Handler(BaseHTTPRequestHandler):
                     status = self.forward(url, body)
                 finally:
                     if op.startswith("ec2:") and not op[4:].startswith(("Describe", "Get")):
-                        MOTO.invalidate()  # tags or states may have changed
+                        EMU.moto.invalidate()  # tags or states may have changed
                     if op == "s3:DeleteBucket":
                         forget_bucket_policy(s3_target(url.path)[0])
                     if op == "s3:DeleteBucket":
-                        with STATE.lock:
-                            _BUCKET_REGIONS.pop(s3_target(url.path)[0], None)
+                        with EMU.state.lock:
+                            EMU.bucket_regions.pop(s3_target(url.path)[0], None)
         except (BrokenPipeError, ConnectionResetError):
             status = 499
         except Exception:
@@ -2935,14 +2769,14 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         finally:
             if key and not op.startswith("admin:"):
-                with STATE.lock:
-                    STATE.key_timeline[key].append(
+                with EMU.state.lock:
+                    EMU.state.key_timeline[key].append(
                         (round(started, 3), op, status, round((time.monotonic() - t0) * 1000, 1)))
             if status >= 400 and not op.startswith("admin:"):
-                with STATE.lock:
-                    STATE.errors[op] += 1
+                with EMU.state.lock:
+                    EMU.state.errors[op] += 1
                     if key:
-                        STATE.key_errors[key][op] += 1
+                        EMU.state.key_errors[key][op] += 1
             sys.stderr.write("%s %-40s %3d %6.1fms\n" % (
                 time.strftime("%H:%M:%S"), op, status, (time.monotonic() - t0) * 1000))
             sys.stderr.flush()
@@ -3031,8 +2865,8 @@ class Handler(BaseHTTPRequestHandler):
             return err.status
         try:
             if ssm_op == "SendCommand":
-                with STATE.lock:
-                    entry = STATE.iam.get(access_key_of(self.headers, {}))
+                with EMU.state.lock:
+                    entry = EMU.state.iam.get(access_key_of(self.headers, {}))
                 if entry:
                     iam_check_send_command(entry, req, region)
             resp = SSM_HANDLERS[ssm_op](req, region)
@@ -3045,7 +2879,7 @@ class Handler(BaseHTTPRequestHandler):
         return 200
 
     def forward(self, url, body: bytes | None) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", MOTO.port, timeout=600)
+        conn = http.client.HTTPConnection("127.0.0.1", EMU.moto.port, timeout=600)
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             chunked = self.headers.get("Transfer-Encoding", "").lower() == "chunked"
@@ -3103,56 +2937,56 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/_flamefire/health" and m == "GET":
                 import moto
-                self.reply_json(200, {"status": "ok", "pid": os.getpid(), "port": CONFIG.port,
-                                      "moto_port": MOTO.port, "moto_version": moto.__version__,
-                                      "dir": CONFIG.dir, "uptime_s": round(now() - STATE.started, 3),
-                                      "ca": Tls.ca_cert})
+                self.reply_json(200, {"status": "ok", "pid": os.getpid(), "port": EMU.config.port,
+                                      "moto_port": EMU.moto.port, "moto_version": moto.__version__,
+                                      "dir": EMU.config.dir, "uptime_s": round(now() - EMU.state.started, 3),
+                                      "ca": EMU.tls.ca_cert})
             elif path == "/_flamefire/stats" and m == "GET":
                 key = (query.get("access_key_id") or [""])[0]
-                with STATE.lock:
-                    stats = STATE.key_stats.get(key, {}) if key else STATE.stats
-                    errors = STATE.key_errors.get(key, {}) if key else STATE.errors
-                    reply = {"since": ts(STATE.stats_since), "total": sum(stats.values()),
+                with EMU.state.lock:
+                    stats = EMU.state.key_stats.get(key, {}) if key else EMU.state.stats
+                    errors = EMU.state.key_errors.get(key, {}) if key else EMU.state.errors
+                    reply = {"since": ts(EMU.state.stats_since), "total": sum(stats.values()),
                              "operations": dict(sorted(stats.items())),
                              "errors": dict(sorted(errors.items()))}
                     if key:
                         reply["access_key_id"] = key
                         if (query.get("timeline") or [""])[0] in ("1", "true"):
-                            reply["timeline"] = list(STATE.key_timeline.get(key, ()))
+                            reply["timeline"] = list(EMU.state.key_timeline.get(key, ()))
                     self.reply_json(200, reply)
             elif path == "/_flamefire/stats/reset" and m == "POST":
                 self.read_body()
-                with STATE.lock:
-                    STATE.stats.clear()
-                    STATE.errors.clear()
-                    STATE.key_stats.clear()
-                    STATE.key_errors.clear()
-                    STATE.key_timeline.clear()
-                    STATE.stats_since = now()
+                with EMU.state.lock:
+                    EMU.state.stats.clear()
+                    EMU.state.errors.clear()
+                    EMU.state.key_stats.clear()
+                    EMU.state.key_errors.clear()
+                    EMU.state.key_timeline.clear()
+                    EMU.state.stats_since = now()
                 self.reply_json(200, {"reset": True})
             elif path == "/_flamefire/seed" and m == "POST":
                 self.reply_json(200, admin_seed(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/invocations" and m == "GET":
                 self.reply_json(200, admin_invocations(query))
             elif path == "/_flamefire/faults" and m == "GET":
-                with STATE.lock:
-                    self.reply_json(200, {"faults": STATE.faults})
+                with EMU.state.lock:
+                    self.reply_json(200, {"faults": EMU.state.faults})
             elif path == "/_flamefire/faults" and m == "POST":
                 f = json.loads(self.read_body() or b"{}")
                 if not f.get("operation"):
                     raise ApiError("ValidationException", "operation is required, e.g. "
                                    "ssm:ListCommandInvocations")
                 scope = f.get("access_key_id") or ""
-                with STATE.lock:
-                    STATE.faults[fault_slot(f["operation"], scope)] = {
+                with EMU.state.lock:
+                    EMU.state.faults[fault_slot(f["operation"], scope)] = {
                         "error": f.get("error", "ThrottlingException"),
                         "message": f.get("message", "Rate exceeded"),
                         "status": int(f.get("status", 400)),
                         "count": int(f.get("count", 1))}
-                self.reply_json(200, {"faults": STATE.faults})
+                self.reply_json(200, {"faults": EMU.state.faults})
             elif path == "/_flamefire/faults" and m == "DELETE":
-                with STATE.lock:
-                    STATE.faults.clear()
+                with EMU.state.lock:
+                    EMU.state.faults.clear()
                 self.reply_json(200, {"faults": {}})
             elif path == "/_flamefire/iam" and m == "POST":
                 self.reply_json(200, admin_iam_register(json.loads(self.read_body() or b"{}")))
@@ -3161,11 +2995,11 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_flamefire/iam" and m == "DELETE":
                 self.read_body()
                 key = (query.get("access_key_id") or [""])[0]
-                with STATE.lock:
+                with EMU.state.lock:
                     if key:
-                        STATE.iam.pop(key, None)
+                        EMU.state.iam.pop(key, None)
                     else:
-                        STATE.iam.clear()
+                        EMU.state.iam.clear()
                 self.reply_json(200, admin_iam_list())
             elif path == "/_flamefire/iam/expire" and m == "POST":
                 self.reply_json(200, admin_iam_expire(json.loads(self.read_body() or b"{}")))
@@ -3181,11 +3015,11 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_flamefire/throttle" and m == "DELETE":
                 self.read_body()
                 key = (query.get("access_key_id") or [""])[0]
-                with STATE.lock:
-                    AUTH.key_throttle.pop(key, None) if key else None
+                with EMU.state.lock:
+                    EMU.auth.key_throttle.pop(key, None) if key else None
                 self.reply_json(200, admin_throttle_set({}) if not key else admin_throttle_get(key))
             elif path == "/_flamefire/tls" and m == "GET":
-                self.reply_json(200, {"ca": Tls.ca_cert, "proxy": f"http://127.0.0.1:{CONFIG.port}"})
+                self.reply_json(200, {"ca": EMU.tls.ca_cert, "proxy": f"http://127.0.0.1:{EMU.config.port}"})
             elif path == "/_flamefire/reset" and m == "POST":
                 self.read_body()
                 self.reply_json(200, admin_reset())
@@ -3217,26 +3051,23 @@ class TlsHandler(Handler):
             self.path = "/" + m.group("bucket") + rest
         # s3.amazonaws.com (no region) is the legacy global endpoint, us-east-1.
         self.host_region = (m.group("region") or "us-east-1") if m else None
-        self.host_override = f"127.0.0.1:{MOTO.port}"
+        self.host_override = f"127.0.0.1:{EMU.moto.port}"
         super().dispatch_request()
-
-
-_BUCKET_REGIONS: dict[str, str] = {}
 
 
 def bucket_region(bucket: str) -> str | None:
     """The region moto created the bucket in (GetBucketLocation; no
     LocationConstraint means us-east-1); None when there is no such bucket."""
-    with STATE.lock:
-        if bucket in _BUCKET_REGIONS:
-            return _BUCKET_REGIONS[bucket]
+    with EMU.state.lock:
+        if bucket in EMU.bucket_regions:
+            return EMU.bucket_regions[bucket]
     try:
-        loc = MOTO.client("s3", DEFAULT_REGION).get_bucket_location(Bucket=bucket)
+        loc = EMU.moto.client("s3", DEFAULT_REGION).get_bucket_location(Bucket=bucket)
     except botocore.exceptions.ClientError:
         return None
     where = loc.get("LocationConstraint") or "us-east-1"
-    with STATE.lock:
-        _BUCKET_REGIONS[bucket] = where
+    with EMU.state.lock:
+        EMU.bucket_regions[bucket] = where
     return where
 
 
@@ -3263,8 +3094,8 @@ class FrontServer(ThreadingHTTPServer):
 
 
 def shutdown_children(*_):
-    with STATE.lock:
-        for c in STATE.commands.values():
+    with EMU.state.lock:
+        for c in EMU.state.commands.values():
             for i in c.invocations.values():
                 i.cancel.set()
     sys.exit(0)
@@ -3274,14 +3105,13 @@ def warm_up() -> None:
     """moto builds a region's SSM and EC2 backends on first use (seconds for SSM's
     AWS-owned documents); do it for the default region before tests need it."""
     try:
-        MOTO.client("ssm", DEFAULT_REGION).list_documents(MaxResults=1)
-        MOTO.instances(DEFAULT_REGION)
+        EMU.moto.client("ssm", DEFAULT_REGION).list_documents(MaxResults=1)
+        EMU.moto.instances(DEFAULT_REGION)
     except Exception as e:
         log.warning("warm-up failed: %s", e)
 
 
 def main(argv=None) -> None:
-    global MOTO, PROC_SLOTS
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(os.path.dirname(here))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -3307,31 +3137,31 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    CONFIG.port, CONFIG.dir = args.port, os.path.abspath(args.dir)
-    CONFIG.max_procs, CONFIG.consistency_delay = args.max_procs, args.consistency_delay
-    CONFIG.agent_cwd = os.path.abspath(args.agent_cwd)
-    if not os.path.isdir(CONFIG.agent_cwd):
-        ap.error(f"--agent-cwd {CONFIG.agent_cwd} is not a directory")
-    os.makedirs(os.path.join(CONFIG.dir, "orchestration"), exist_ok=True)
-    PROC_SLOTS = threading.BoundedSemaphore(CONFIG.max_procs)
+    EMU.config.port, EMU.config.dir = args.port, os.path.abspath(args.dir)
+    EMU.config.max_procs, EMU.config.consistency_delay = args.max_procs, args.consistency_delay
+    EMU.config.agent_cwd = os.path.abspath(args.agent_cwd)
+    if not os.path.isdir(EMU.config.agent_cwd):
+        ap.error(f"--agent-cwd {EMU.config.agent_cwd} is not a directory")
+    os.makedirs(os.path.join(EMU.config.dir, "orchestration"), exist_ok=True)
+    EMU.proc_slots = threading.BoundedSemaphore(EMU.config.max_procs)
     for tool in ("sh", "curl", "unshare"):
         if not shutil.which(tool):
             log.warning("%s not found on PATH; some behaviours will fail", tool)
-    MOTO = Moto()
-    tls_setup(CONFIG.dir)
+    EMU.moto = Moto()
+    tls_setup(EMU.config.dir)
     admin_throttle_set(os.environ.get("FLAMEFIRE_EMULATOR_THROTTLE", ""))
-    server = FrontServer(("127.0.0.1", CONFIG.port), Handler)
+    server = FrontServer(("127.0.0.1", EMU.config.port), Handler)
     signal.signal(signal.SIGTERM, shutdown_children)
     threading.Thread(target=warm_up, daemon=True, name="warm-up").start()
     log.info("flamefire emulator on http://127.0.0.1:%d (moto on %d), dir %s",
-             CONFIG.port, MOTO.port, CONFIG.dir)
+             EMU.config.port, EMU.moto.port, EMU.config.dir)
     try:
         server.serve_forever(poll_interval=0.2)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        with STATE.lock:
-            running = [i for c in STATE.commands.values() for i in c.invocations.values()
+        with EMU.state.lock:
+            running = [i for c in EMU.state.commands.values() for i in c.invocations.values()
                        if i.pid and not i.terminal]
         for inv in running:
             try:
