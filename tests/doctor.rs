@@ -478,6 +478,12 @@ fn probe_asks_a_healthy_host_and_it_answers_with_what_a_run_would_find() {
             .any(|k| k.ends_with("meta.json") || k.ends_with("stacks.gz")),
         "a probe records nothing: {keys:?}"
     );
+    let runs = flamefire()
+        .args(["runs", "--json", "--bucket", &emu.bucket])
+        .assert()
+        .success();
+    let runs: serde_json::Value = serde_json::from_slice(&runs.get_output().stdout).unwrap();
+    assert_eq!(runs, serde_json::json!([]), "a probe is not a run");
 }
 
 /// Issue 17 §2: a bucket policy that admits the office only. The laptop's

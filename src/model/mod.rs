@@ -13,3 +13,7 @@ pub use ending::{Ended, Explained};
 pub use host::{Host, InstanceId, Target};
 pub use recorder::RecorderExit;
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
+
+/// The run ids of `doctor --probe` start with this: their objects (one
+/// `upload-check` a host) are not a run's, and `runs` does not list them.
+pub const PROBE_RUN_PREFIX: &str = "probe-";
