@@ -3,6 +3,7 @@ environment and process of each script, its streams, cancellation, and replay.""
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 import os
@@ -14,6 +15,8 @@ import threading
 import traceback
 import urllib.parse
 
+import sys
+
 import re2
 
 from .backend import Instance
@@ -21,7 +24,8 @@ from .config import (
     CLEAN_PATH, DELIVERY_LATENCY_S, ENV_VAR_AGENT_VERSION, EXIT_WITH_FAILURE,
     EXIT_WITH_SUCCESS, MAX_PLUGIN_OUTPUT, MAX_STDERR, MAX_STDOUT, OFFLINE_POLL_S,
     PLATFORM_NAME_LINUX, PLATFORM_VERSION_LINUX, REBOOT_EXIT_CODE,
-    STOPPED_PREEMPTIVELY_EXIT_CODE, TAG_REPLAY_CAPTURE, TAG_REPLAY_DELAY, log, now,
+    STOPPED_PREEMPTIVELY_EXIT_CODE, TAG_NETWORK, TAG_REPLAY_CAPTURE, TAG_REPLAY_DELAY,
+    TAG_SECCOMP, TAG_WITHOUT, log, now,
 )
 from .model import (
     Command, Document, Invocation, OUTPUT_TRUNCATED_SUFFIX, limit_from, string_prefix,
@@ -248,7 +252,8 @@ def agent_env(inv: Invocation, inst: Instance) -> dict[str, str]:
     is the environment modelled here, not this emulator's own.
     """
     cmd = inv.command
-    env = {"PATH": CLEAN_PATH}
+    # (A host that lacks commands, TAG_WITHOUT, has a PATH without them.)
+    env = {"PATH": without_path(inst) or CLEAN_PATH}
     # The one exception to "the agent's environment only": the hosts' upload
     # URL is an HTTPS S3 name (bucket.s3.<region>.amazonaws.com) that must reach
     # this emulator, with a certificate from the emulator's own CA. On a real
@@ -374,6 +379,61 @@ def run_script(inv: Invocation, inst: Instance) -> None:
                  cmd.id, inst.id)
 
 
+HOSTENV = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hostenv.py")
+# Where a host may have perf besides PATH (the script's find_perf looks there).
+PERF_ELSEWHERE = ("/usr/bin/perf_[0-9]*", "/usr/lib/linux-tools-*/perf", "/usr/lib/linux-tools/*/perf")
+
+
+def host_conditions(inst: Instance, argv: list[str]) -> list[str]:
+    """argv under the instance's test-only host conditions (TAG_NETWORK,
+    TAG_WITHOUT, TAG_SECCOMP; hostenv.py does the work): namespaces of its
+    own, so that this machine and the other "hosts" never see them."""
+    network = inst.tags.get(TAG_NETWORK, "").strip().lower() == "none"
+    deny_perf = inst.tags.get(TAG_SECCOMP, "").strip().lower() == "deny-perf"
+    # Commands found through PATH are left out of without_path's directory;
+    # perf is also looked for by absolute path, where it is masked.
+    hide = []
+    if "perf" in without(inst):
+        hide = [p for pattern in PERF_ELSEWHERE for p in glob.glob(pattern)]
+    if not (network or hide or deny_perf):
+        return argv
+    wrapped = ["unshare", "--mount"] + (["--net"] if network else [])
+    wrapped += ["--", sys.executable, HOSTENV]
+    for path in sorted(set(hide)):
+        wrapped += ["--hide", path]
+    if deny_perf:
+        wrapped.append("--deny-perf")
+    return wrapped + ["--"] + argv
+
+
+def without(inst: Instance) -> list[str]:
+    return [c.strip() for c in inst.tags.get(TAG_WITHOUT, "").split(",") if c.strip()]
+
+
+def without_path(inst: Instance) -> str | None:
+    """For TAG_WITHOUT: a directory with a symlink to every command of the
+    agent's PATH but the ones the host lacks, in PATH's order of precedence,
+    to be the script's whole PATH. (Masking the files themselves would not
+    do: bash's `command -v` reports a file that is not executable.)"""
+    lacks = set(without(inst))
+    if not lacks:
+        return None
+    d = os.path.join(EMU.config.dir, "hostenv", inst.id, "bin")
+    os.makedirs(d, exist_ok=True)
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    for directory in CLEAN_PATH.split(":"):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            link = os.path.join(d, name)
+            if name not in lacks and not os.path.lexists(link):
+                os.symlink(os.path.join(directory, name), link)
+    return d
+
+
 def run_step(inv: Invocation, inst: Instance, script: str) -> int | None:
     """One run of the script; finishes the invocation unless it exits 194.
     Returns the exit code (None when killed on cancel or timeout)."""
@@ -381,7 +441,7 @@ def run_step(inv: Invocation, inst: Instance, script: str) -> int | None:
     # agent/plugins/runshellscript/runshellscript.go + pluginutil_unix.go
     # ShellCommand "sh", ShellArgs ["-c"]; runscript.go runCommands:191-192
     # appends the script's absolute path and nothing else ($# is 0).
-    argv = ["sh", "-c", script]
+    argv = host_conditions(inst, ["sh", "-c", script])
     if inst.behaviour == "no-node":
         # A fresh PID namespace with its own /proc: the script genuinely sees no
         # Node process (needs root, as on this test machine).

@@ -23,6 +23,14 @@ TAG_TERMINATE_ON_SEND = TAG_PREFIX + "terminate-on-send"
 # The host's network path to S3, as S3 sees the host's POST (post_network_context).
 TAG_SOURCE_IP = TAG_PREFIX + "source-ip"
 TAG_SOURCE_VPCE = TAG_PREFIX + "source-vpce"
+# Host conditions (agent.host_conditions, hostenv.py): a host worse off than
+# this machine, for `doctor --probe` and the script's own errors.
+# network=none: no network path at all (its own network namespace).
+TAG_NETWORK = TAG_PREFIX + "network"
+# without=perf,apt-get,...: commands the host does not have.
+TAG_WITHOUT = TAG_PREFIX + "without"
+# seccomp=deny-perf: the kernel refuses perf_event_open (EACCES).
+TAG_SECCOMP = TAG_PREFIX + "seccomp"
 DEFAULT_AGENT_VERSION = "3.3.2957.0"
 # Agents older than this ignore `interpolationType: ENV_VAR` (no SSM_* vars).
 ENV_VAR_AGENT_VERSION = (3, 3, 2746, 0)
