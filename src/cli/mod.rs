@@ -354,7 +354,11 @@ impl DoctorArgs {
         }
         document::embedded()?.check("ProcessName", &self.process, "--process")?;
         Ok(Some(crate::doctor::ProbePlan {
-            run_id: format!("probe-{}", new_run_id(std::time::SystemTime::now())),
+            run_id: format!(
+                "{}{}",
+                crate::model::PROBE_RUN_PREFIX,
+                new_run_id(std::time::SystemTime::now())
+            ),
             process_name: self.process.clone(),
             no_install: self.no_install,
             timeout: std::time::Duration::from_secs(self.probe_timeout),

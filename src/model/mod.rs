@@ -21,3 +21,7 @@ pub use outcome::{Failed, HostOutcome, HotFunction, Rendered, Role, Skipped, Sta
 pub use recorder::RecorderExit;
 pub use run::{RunKey, RunLocation};
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
+
+/// The run ids of `doctor --probe` start with this: their objects (one
+/// `upload-check` a host) are not a run's, and `runs` does not list them.
+pub const PROBE_RUN_PREFIX: &str = "probe-";
