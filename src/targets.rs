@@ -8,15 +8,15 @@ use std::fmt;
 
 use crate::aws::{Aws, Ec2Instance, ManagedInstance};
 use crate::error::{Error, Result};
-use crate::model::{Host, InstanceId, Target};
+use crate::model::{Host, InstanceId, InstanceState, PingStatus, Platform, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
     NotFound,
-    NotRunning(String),
+    NotRunning(InstanceState),
     NotManaged,
-    Offline(String),
-    NotLinux(String),
+    Offline(PingStatus),
+    NotLinux(Platform),
     /// The agent predates `interpolationType: ENV_VAR`.
     OldAgent(String),
     /// Chosen by tag or group, but without the opt-in tag (key, value).
@@ -122,7 +122,7 @@ pub async fn survey(
     let ec2 = aws.describe_instances(target).await?;
     let mut asked: Vec<InstanceId> = ec2
         .iter()
-        .filter(|i| i.state == "running")
+        .filter(|i| i.state == InstanceState::Running)
         .map(|i| i.id.clone())
         .collect();
     if let Target::Ids(ids) = target {
@@ -148,43 +148,45 @@ pub fn classify(
 ) -> Resolved {
     let mut out = Resolved::default();
     let by_tag = !matches!(target, Target::Ids(_));
-    let mut consider =
-        |id: &InstanceId, name: Option<String>, state: Option<&str>, tags: &[(String, String)]| {
-            let host = Host {
-                id: id.clone(),
-                name,
-            };
-            let lacks_opt_in = match opt_in {
-                Some((k, v)) if by_tag => !tags.iter().any(|(tk, tv)| tk == k && tv == v),
-                _ => false,
-            };
-            let reason = match (state, managed.iter().find(|m| &m.id == id)) {
-                (Some(s), _) if s != "running" => Some(SkipReason::NotRunning(s.to_string())),
-                (_, None) => Some(SkipReason::NotManaged),
-                (_, Some(m)) if m.ping_status != "Online" => {
-                    Some(SkipReason::Offline(m.ping_status.clone()))
-                }
-                (_, Some(m)) if m.platform_type != "Linux" => {
-                    Some(SkipReason::NotLinux(m.platform_type.clone()))
-                }
-                (_, Some(m))
-                    if !agent_supports_env_vars(m.agent_version.as_deref().unwrap_or_default()) =>
-                {
-                    Some(SkipReason::OldAgent(
-                        m.agent_version.clone().unwrap_or_else(|| "unknown".into()),
-                    ))
-                }
-                _ if lacks_opt_in => {
-                    let (k, v) = opt_in.clone().expect("checked above");
-                    Some(SkipReason::NotOptedIn(k, v))
-                }
-                _ => None,
-            };
-            match reason {
-                None => out.hosts.push(host),
-                Some(reason) => out.skipped.push(Skipped { host, reason }),
-            }
+    let mut consider = |id: &InstanceId,
+                        name: Option<String>,
+                        state: Option<&InstanceState>,
+                        tags: &[(String, String)]| {
+        let host = Host {
+            id: id.clone(),
+            name,
         };
+        let lacks_opt_in = match opt_in {
+            Some((k, v)) if by_tag => !tags.iter().any(|(tk, tv)| tk == k && tv == v),
+            _ => false,
+        };
+        let reason = match (state, managed.iter().find(|m| &m.id == id)) {
+            (Some(s), _) if *s != InstanceState::Running => Some(SkipReason::NotRunning(s.clone())),
+            (_, None) => Some(SkipReason::NotManaged),
+            (_, Some(m)) if m.ping_status != PingStatus::Online => {
+                Some(SkipReason::Offline(m.ping_status.clone()))
+            }
+            (_, Some(m)) if m.platform_type != Platform::Linux => {
+                Some(SkipReason::NotLinux(m.platform_type.clone()))
+            }
+            (_, Some(m))
+                if !agent_supports_env_vars(m.agent_version.as_deref().unwrap_or_default()) =>
+            {
+                Some(SkipReason::OldAgent(
+                    m.agent_version.clone().unwrap_or_else(|| "unknown".into()),
+                ))
+            }
+            _ if lacks_opt_in => {
+                let (k, v) = opt_in.clone().expect("checked above");
+                Some(SkipReason::NotOptedIn(k, v))
+            }
+            _ => None,
+        };
+        match reason {
+            None => out.hosts.push(host),
+            Some(reason) => out.skipped.push(Skipped { host, reason }),
+        }
+    };
     for i in ec2 {
         consider(&i.id, i.name.clone(), Some(&i.state), &i.tags);
     }
@@ -247,7 +249,7 @@ mod tests {
     fn ec2(i: &str, state: &str) -> Ec2Instance {
         Ec2Instance {
             id: id(i),
-            state: state.into(),
+            state: InstanceState::from_aws(state),
             name: Some(format!("name-{i}")),
             tags: vec![("flamefire".into(), "enabled".into())],
         }
@@ -256,8 +258,8 @@ mod tests {
     fn ssm(i: &str, ping: &str, platform: &str) -> ManagedInstance {
         ManagedInstance {
             id: id(i),
-            ping_status: ping.into(),
-            platform_type: platform.into(),
+            ping_status: PingStatus::from_aws(ping),
+            platform_type: Platform::from_aws(platform),
             agent_version: Some("3.3.2957.0".into()),
         }
     }
@@ -310,10 +312,10 @@ mod tests {
         assert_eq!(
             reasons,
             vec![
-                (b, &SkipReason::NotRunning("stopped".into())),
+                (b, &SkipReason::NotRunning(InstanceState::Stopped)),
                 (c, &SkipReason::NotManaged),
-                (d, &SkipReason::Offline("ConnectionLost".into())),
-                (e, &SkipReason::NotLinux("Windows".into())),
+                (d, &SkipReason::Offline(PingStatus::ConnectionLost)),
+                (e, &SkipReason::NotLinux(Platform::Windows)),
                 (f, &SkipReason::NotFound),
             ]
         );

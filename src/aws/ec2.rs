@@ -4,14 +4,14 @@ use aws_sdk_ec2::types::Filter;
 
 use super::{Aws, errors};
 use crate::error::Result;
-use crate::model::{InstanceId, Target};
+use crate::model::{InstanceId, InstanceState, Target};
 
 /// What EC2 says about one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ec2Instance {
     pub id: InstanceId,
     /// `running`, `stopped`, `terminated`, …
-    pub state: String,
+    pub state: InstanceState,
     pub name: Option<String>,
     /// Every tag, for the opt-in check.
     pub tags: Vec<(String, String)>,
@@ -71,11 +71,12 @@ impl Aws {
                     let Some(id) = instance.instance_id().and_then(InstanceId::parse) else {
                         continue;
                     };
-                    let state = instance
-                        .state()
-                        .and_then(|s| s.name())
-                        .map(|n| n.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into());
+                    let state = InstanceState::from_aws(
+                        instance
+                            .state()
+                            .and_then(|s| s.name())
+                            .map_or("unknown", |n| n.as_str()),
+                    );
                     let tags: Vec<(String, String)> = instance
                         .tags()
                         .iter()

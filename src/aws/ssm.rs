@@ -10,16 +10,14 @@ use aws_sdk_ssm::types::{
 
 use super::{Aws, errors};
 use crate::error::{AwsKind, Error, Result};
-use crate::model::InstanceId;
+use crate::model::{InstanceId, PingStatus, Platform};
 
 /// What SSM knows about a managed node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedInstance {
     pub id: InstanceId,
-    /// `Online`, `ConnectionLost`, `Inactive`.
-    pub ping_status: String,
-    /// `Linux`, `Windows`, `MacOS`.
-    pub platform_type: String,
+    pub ping_status: PingStatus,
+    pub platform_type: Platform,
     pub agent_version: Option<String>,
 }
 
@@ -143,14 +141,12 @@ impl Aws {
                 };
                 out.push(ManagedInstance {
                     id,
-                    ping_status: info
-                        .ping_status()
-                        .map(|p| p.as_str().to_string())
-                        .unwrap_or_else(|| "Unknown".into()),
-                    platform_type: info
-                        .platform_type()
-                        .map(|p| p.as_str().to_string())
-                        .unwrap_or_else(|| "Unknown".into()),
+                    ping_status: PingStatus::from_aws(
+                        info.ping_status().map_or("Unknown", |p| p.as_str()),
+                    ),
+                    platform_type: Platform::from_aws(
+                        info.platform_type().map_or("Unknown", |p| p.as_str()),
+                    ),
                     agent_version: info.agent_version().map(str::to_string),
                 });
             }
