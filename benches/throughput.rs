@@ -10,7 +10,7 @@
 //! * one ~50 MB input: the command vs the CLI pipeline;
 //! * 20 inputs of ~5 MB: one `flamefire render` of all 20 vs the CLI
 //!   pipeline file by file;
-//! * for reference, the library (`collapse::file` + `render::svg`) on the
+//! * for reference, the library (`stacks::file` + `render::svg`) on the
 //!   50 MB input.
 //!
 //! Peak memory is the command's maximum RSS (GNU time), over the largest input.
@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flamefire::collapse;
 use flamefire::render::{self, Labels};
+use flamefire::stacks;
 
 const MB: f64 = 1_000_000.0;
 const BIG_BYTES: usize = 50_000_000;
@@ -82,9 +82,9 @@ fn main() {
             Box::new(|| cli_pipeline(&big, &out.join("cli-big.svg"))),
         ),
         (
-            "library: collapse::file + render::svg",
+            "library: stacks::file + render::svg",
             Box::new(|| {
-                let folded = collapse::file(&big).unwrap();
+                let folded = stacks::file(&big).unwrap();
                 render::svg(&folded, &labels("big"), &out.join("lib-big.svg")).unwrap();
             }),
         ),

@@ -89,6 +89,7 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod runs;
+pub mod stacks;
 pub mod targets;
 pub mod time;
 pub mod wait;
