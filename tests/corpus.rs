@@ -250,7 +250,7 @@ struct Reference {
 }
 
 /// A plain `perf script` folder, for the corpus only: the first event type,
-/// one count per sample, frames named as documented in src/collapse.rs.
+/// one count per sample, frames named as documented in src/collapse/mod.rs (and names.rs).
 fn reference(text: &str) -> Reference {
     let mut stacks = BTreeMap::new();
     let mut first_event: Option<String> = None;
