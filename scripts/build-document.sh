@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sh_file=ssm-documents/flamefire-record.sh
 yaml=ssm-documents/flamefire-record.yaml
-marker='    - |'
+marker='   - |'
 
 # The YAML up to and including the runCommand block's "- |" line...
 head=$(awk -v m="$marker" '{ print } $0 == m { exit }' "$yaml")
@@ -23,7 +23,8 @@ grep -qx -- "$marker" <<<"$head" || { echo "build-document: no '$marker' line in
 # linted as well) and every line's own
 # indentation dropped (the script has no heredoc and no multi-line string, so
 # bash parses the same program: tests/shells.rs compares `declare -f` of
-# both), then indented 5, the least YAML allows under "    - |".
+# both), then indented 4, the least YAML allows under "   - |" (the step's keys at
+# column 3, one more than "inputs:", which is all YAML asks).
 new=$(
     printf '%s\n' "$head"
     awk '
@@ -31,7 +32,7 @@ new=$(
         /^[[:space:]]*# shellcheck disable=/ { sub(/^[[:space:]]+/, ""); sub(/ #.*/, ""); print; next }
         /^[[:space:]]*#/ { next }
         { sub(/^[[:space:]]+/, ""); print }
-    ' "$sh_file" | sed -e 's/^\(.\)/     \1/'
+    ' "$sh_file" | sed -e 's/^\(.\)/    \1/'
 )
 if [[ ${1:-} == --check ]]; then
     if [[ $new != "$(cat "$yaml")" ]]; then

@@ -226,6 +226,9 @@ pub struct RecordParams {
     pub upload: Option<UploadFields>,
     /// Never install perf on the host (`--no-install`, parameter NoInstall).
     pub no_install: bool,
+    /// Check the host as a run would and record nothing (`doctor --probe`,
+    /// parameter Probe).
+    pub probe: bool,
 }
 
 impl RecordParams {
@@ -256,6 +259,7 @@ impl RecordParams {
                 field(|u| u.security_token.as_deref().unwrap_or("")),
             ),
             ("NoInstall", self.no_install.to_string()),
+            ("Probe", self.probe.to_string()),
         ])
     }
 
@@ -294,6 +298,7 @@ pub fn flag_for(parameter: &str) -> &'static str {
         "UploadCredential" => "the AWS credentials' access key id",
         "UploadSecurityToken" => "the AWS credentials' session token",
         "NoInstall" => "--no-install",
+        "Probe" => "--probe",
         _ => "the upload signature",
     }
 }
@@ -320,6 +325,7 @@ mod tests {
             "UploadSignature",
             "UploadSecurityToken",
             "NoInstall",
+            "Probe",
         ] {
             assert!(doc.parameters.contains_key(name), "missing {name}");
         }

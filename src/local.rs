@@ -63,6 +63,9 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
         // the script to stop, so the script's trap always runs to completion.
         .process_group(0)
         .kill_on_drop(true);
+    // A flamefire killed outright runs no Drop: the script gets SIGTERM
+    // then, and its trap stops perf and removes its files.
+    die_with_parent(cmd.as_std_mut(), Signal::SIGTERM);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SSM_") {
             cmd.env_remove(k);
@@ -99,25 +102,13 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
     if status.success() {
         return Ok(());
     }
-    let cause = recorder_error(&tail.join("\n"))
+    let cause = crate::model::recorder::error_line(&tail.join("\n"))
         .or_else(|| tail.last().cloned())
         .unwrap_or_else(|| format!("the script exited with {status}"));
     Err(Error::LocalRecord {
         cause,
         next: recorder_exit(status).local_next_step().into(),
     })
-}
-
-/// The recorder's own fatal line (`flamefire: error: …`), the first one:
-/// the script prints it before its warnings, so it survives the agent's
-/// truncation of the output. Never "any line containing error": perf and
-/// package managers print such lines too.
-pub fn recorder_error(output: &str) -> Option<String> {
-    output
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("flamefire: error:"))
-        .map(str::to_string)
 }
 
 /// How the recorder exited, by its documented exit codes.
@@ -185,7 +176,12 @@ impl Demo {
             .map_err(|e| Error::io("create a temporary directory in", std::env::temp_dir(), e))?;
         let app = dir.path().join("cluster.js");
         std::fs::write(&app, DEMO_APP).map_err(|e| Error::io("write", &app, e))?;
-        let child = Command::new("node")
+        let mut node = Command::new("node");
+        // A flamefire killed outright runs no Drop: the primary is killed
+        // with it, and Node's cluster workers exit when their primary's IPC
+        // channel closes.
+        die_with_parent(node.as_std_mut(), Signal::SIGKILL);
+        let child = node
             .arg("--perf-basic-prof")
             .arg(&app)
             // Node 20's --perf-basic-prof also writes isolate-*-v8.log into
@@ -236,6 +232,20 @@ impl Demo {
     }
 }
 
+/// The child gets `signal` when flamefire dies, however it dies
+/// (PR_SET_PDEATHSIG, prctl(2)): SIGKILL (the OOM killer, `kill -9`) runs no
+/// destructor, and `kill_on_drop` alone would leave the child running. The
+/// kernel ties this to the thread that forked; Tokio's worker threads live
+/// as long as the runtime, which is as long as flamefire.
+fn die_with_parent(cmd: &mut std::process::Command, signal: Signal) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one async-signal-safe
+    // system call (prctl) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from));
+    }
+}
+
 /// Child process ids of `pid`, from /proc.
 fn children_of(pid: u32) -> Vec<u32> {
     let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
@@ -262,6 +272,7 @@ mod tests {
             run_id: "r1".into(),
             upload: None,
             no_install: true,
+            probe: false,
         };
         let env = ssm_env(&params);
         assert_eq!(env["SSM_Duration"], "3");
@@ -269,19 +280,5 @@ mod tests {
         assert_eq!(env["SSM_UploadUrl"], "");
         assert_eq!(env["SSM_NoInstall"], "true");
         assert_eq!(env.len(), document::embedded().unwrap().parameters.len());
-    }
-
-    #[test]
-    fn the_cause_is_the_scripts_own_error_line_not_any_line_with_error() {
-        let output = "flamefire: perf is not installed; installing it\n\
-            E: error reading package lists\n\
-            flamefire: error: upload of stacks.gz failed (curl exit 22)\n\
-            flamefire: 2 warning(s): 14/14 pids lack a perf map\n\
-            ---Error truncated----";
-        assert_eq!(
-            recorder_error(output).as_deref(),
-            Some("flamefire: error: upload of stacks.gz failed (curl exit 22)")
-        );
-        assert_eq!(recorder_error("some error\nflamefire: note"), None);
     }
 }

@@ -195,6 +195,40 @@ pub fn post_url(
     crate::aws::post_url(bucket, region, endpoint)
 }
 
+/// The presigned POST hosts upload through (the document's Upload*
+/// parameters): keys under `key_prefix` of `bucket`, at most `max_bytes`
+/// each, signed with `s3`'s credentials for the bucket's own region.
+pub fn upload_fields(
+    s3: &crate::aws::Aws,
+    bucket: &str,
+    key_prefix: String,
+    max_bytes: u64,
+    now: SystemTime,
+    expires_in: Duration,
+) -> crate::error::Result<crate::document::UploadFields> {
+    let creds = s3.signing_credentials();
+    let region = s3.s3_region();
+    let signed = sign(&PostRequest {
+        bucket,
+        region,
+        conditions: run_conditions(bucket, &key_prefix, max_bytes),
+        now,
+        expires_in,
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret_access_key,
+        session_token: creds.session_token.as_deref(),
+    });
+    Ok(crate::document::UploadFields {
+        url: post_url(bucket, region, hosts_endpoint(s3.endpoint_url())?)?,
+        key_prefix,
+        policy: signed.policy,
+        credential: signed.credential,
+        date: signed.date,
+        signature: signed.signature,
+        security_token: signed.security_token,
+    })
+}
+
 /// Pure: an error when credentials expiring at `expiry` cannot sign for a
 /// run whose last upload is `last_upload` after `now`. S3 refuses a POST
 /// signed with a session token that has expired, whatever the policy's own

@@ -88,7 +88,9 @@ pub async fn list(aws: &Aws, bucket: &str, prefix: &str) -> Result<Vec<RunSummar
     }
     // A run that never reached a host is not a run (its record is written
     // before SendCommand, and marked when nothing could be sent).
+    // Nor is a `doctor --probe`.
     runs.retain(|r| !(r.uploaded.is_empty() && r.record.as_ref().is_some_and(|x| x.nothing_sent)));
+    runs.retain(|r| !r.run_id.starts_with(crate::model::PROBE_RUN_PREFIX));
     runs.sort_by(|a, b| {
         let at = |r: &RunSummary| {
             r.record

@@ -397,7 +397,7 @@ param_pattern() {
     UploadDate) REPLY='^(|[0-9]{8}T[0-9]{6}Z)$' ;;
     UploadSignature) REPLY='^(|[0-9a-f]{64})$' ;;
     UploadSecurityToken) REPLY='^(|[A-Za-z0-9+/=]{16,})$' ;;
-    NoInstall) REPLY='^(true|false)$' ;;
+    NoInstall | Probe) REPLY='^(true|false)$' ;;
     *) die 1 "internal: no pattern for parameter $1" ;;
   esac
 }
@@ -457,6 +457,7 @@ read_params() {
   param UploadSignature && P_UploadSignature=$REPLY
   param UploadSecurityToken && P_UploadSecurityToken=$REPLY
   param NoInstall && P_NoInstall=$REPLY
+  param Probe && P_Probe=$REPLY
 }
 
 # check_upload_params: upload mode needs the whole presigned POST; local mode
@@ -969,18 +970,25 @@ ensure_perf() {
   if ((EUID != 0)); then
     die 4 "perf is $why and installing it needs root; install $wanted"
   fi
+  # The first package manager found; a probe (doctor --probe) says that a
+  # run would install perf with it, and installs nothing.
+  for pm in dnf yum apt-get zypper ""; do
+    [[ -n $pm ]] && command -v "$pm" >/dev/null 2>&1 && break
+  done
+  [[ -n $pm ]] || die 4 "perf is $why and no package manager (dnf, yum, apt-get, zypper) was found to install it; install $wanted"
+  if [[ $P_Probe == true ]]; then
+    warn "perf is $why: a run will install it with $pm"
+    PERF=""
+    return 0
+  fi
   INSTALL_DEADLINE=$(($(date +%s) + INSTALL_TIMEOUT_S))
   export DEBIAN_FRONTEND=noninteractive
-  if command -v dnf >/dev/null 2>&1; then
-    pm=dnf
-    note "perf is $why; installing package 'perf' with dnf"
-    try_install "$log" dnf -y -q --setopt=install_weak_deps=False install perf && done_with="dnf install perf"
-  elif command -v yum >/dev/null 2>&1; then
-    pm=yum
-    note "perf is $why; installing package 'perf' with yum"
-    try_install "$log" yum -y -q --setopt=install_weak_deps=False install perf && done_with="yum install perf"
-  elif command -v apt-get >/dev/null 2>&1; then
-    pm=apt-get
+  case $pm in
+  dnf | yum)
+    note "perf is $why; installing package 'perf' with $pm"
+    try_install "$log" "$pm" -y -q --setopt=install_weak_deps=False install perf && done_with="$pm install perf"
+    ;;
+  apt-get)
     # (strings, not arrays: bash < 4.4 treats an empty array as unset)
     local kernel_re='^[A-Za-z0-9._+-]+$' ubuntu_pkgs="" candidates=() c attempt
     if [[ $KERNEL =~ $kernel_re ]]; then ubuntu_pkgs="linux-tools-$KERNEL linux-tools-common"; fi
@@ -1004,13 +1012,12 @@ ensure_perf() {
         fi
       done
     done
-  elif command -v zypper >/dev/null 2>&1; then
-    pm=zypper
+    ;;
+  *)
     note "perf is $why; installing package 'perf' with zypper"
     try_install "$log" zypper --non-interactive install --no-recommends perf && done_with="zypper install perf"
-  else
-    die 4 "perf is $why and no package manager (dnf, yum, apt-get, zypper) was found to install it; install $wanted"
-  fi
+    ;;
+  esac
   if [[ -z $done_with ]] || ! perf_works; then
     local last
     last=$(tail -n1 "$log" 2>/dev/null | sanitize_text || true)
@@ -1653,6 +1660,49 @@ print_summary() {
   printf 'output: %s\n' "$DELIVERED"
 }
 
+# --- probe ------------------------------------------------------------------
+# probe: `flamefire doctor --probe` (Probe=true). It comes after every check a
+# run makes before it records (parameters, tools, targets, free disk, the
+# upload path: a real POST through the same presigned policy), finds perf
+# but installs nothing, and records the whole host for one second, so that
+# the kernel judges it as it would a run's (perf_event_paranoid, lockdown, a
+# seccomp filter, an agent that is not root). Nothing is kept. The first
+# failure ends it with a run's error line and exit code; else one line on
+# stdout says what a run would find, and one more has the warnings.
+probe() {
+  local i maps=0 rc p='?' lock=none up=ok
+  [[ -n $P_UploadUrl ]] || up=none
+  for i in "${!T_PID[@]}"; do
+    map_path "$i"
+    if [[ -f $REPLY ]] && ! hostile_map "$REPLY"; then maps=$((maps + 1)); fi
+  done
+  ensure_perf
+  if [[ -n $PERF ]]; then
+    start_child "$PERF" record -e "$EVENT" -F 99 -a -g -o "$WORK/perf.data" -- sleep 1 >"$LOGS/record.log" 2>&1
+    wait_children 30
+    rc=${CHILD_RCS[0]:-1}
+    perf_warnings "$LOGS/record.log"
+    if ((rc != 0)); then
+      perf_says "$LOGS/record.log"
+      die 6 "perf record failed (exit $rc)${REPLY:+: $(printable "$REPLY" 300)}"
+    fi
+    PERF=$("$PERF" --version 2>&1 | head -n1)
+  fi
+  [[ ! -r /proc/sys/kernel/perf_event_paranoid ]] || p=$(</proc/sys/kernel/perf_event_paranoid)
+  if [[ -r /sys/kernel/security/lockdown ]]; then
+    lock=$(</sys/kernel/security/lockdown)
+    lock=${lock#*\[}
+    lock=${lock%%\]*}
+  fi
+  printf 'flamefire: probe ok: %s; perf_event_paranoid %s, lockdown %s; %s MiB free in %s; %d %s process(es), %d with a JIT map; upload %s\n' \
+    "${PERF:-perf to be installed}" "$p" "$lock" "$(free_mib "$WORK")" "${WORK%/*}" ${#T_PID[@]} "$P_ProcessName" "$maps" "$up"
+  flush_pid_warnings
+  if ((${#WARNINGS[@]} > 0)); then
+    warnings_line
+    printf 'flamefire: probe warnings: %s\n' "$REPLY"
+  fi
+}
+
 # --- main ---------------------------------------------------------------------
 main() {
   local t0
@@ -1665,11 +1715,16 @@ main() {
   check_upload_params
   check_tools
   read_identity
-  lock_host
+  # A probe records nothing, and must not wait for a run that does.
+  [[ $P_Probe == true ]] || lock_host
   select_targets
   describe_targets
   make_workdir
   [[ -z $P_UploadUrl ]] || check_upload_path
+  if [[ $P_Probe == true ]]; then
+    probe
+    return 0
+  fi
 
   now_us
   t0=$REPLY

@@ -85,6 +85,7 @@ impl AgentRun {
             ("UploadSignature", String::new()),
             ("UploadSecurityToken", String::new()),
             ("NoInstall", "false".into()),
+            ("Probe", "false".into()),
         ] {
             env.insert(format!("SSM_{k}"), v);
         }

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use predicates::prelude::*;
 
-use crate::support::{Emulator, endpoint, flamefire, repo, unique};
+use crate::support::{Emulator, NodeApp, endpoint, flamefire, repo, require, unique};
 
 const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
 
@@ -417,4 +417,170 @@ fn an_mfa_role_profile_is_assumed_with_the_code_and_its_session_cached() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(calls_by(&source_key, "sts:AssumeRole"), (1, 0));
+}
+
+/// `flamefire doctor --probe` for these hosts, as the on-call role.
+fn probe(emu: &Emulator, ids: &[String]) -> assert_cmd::Command {
+    let mut cmd = doctor(emu);
+    cmd.arg("--probe").args(ids);
+    emu.oncall().apply(&mut cmd);
+    cmd
+}
+
+/// The line of the host's answer to the probe, and the next step under it.
+fn host_lines(stdout: &str, id: &str) -> String {
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !(l.contains(id) && l.contains("host says: ")));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no line for {id}:\n{stdout}"));
+    match lines.next() {
+        Some(next) if next.contains("next step:") => format!("{first}\n{next}"),
+        _ => first.to_string(),
+    }
+}
+
+/// Issue 17 §1: the real script, in probe mode, on a healthy host: every
+/// check passes, the host's own POST reaches the bucket, perf records, and
+/// nothing of a recording is left (no meta.json, no stacks).
+#[test]
+fn probe_asks_a_healthy_host_and_it_answers_with_what_a_run_would_find() {
+    require("perf");
+    let emu = Emulator::new();
+    let _app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let ids = emu.seed(1, &[ONLINE]);
+    let assert = probe(&emu, &ids).assert();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    println!("{stdout}");
+    let line = host_lines(&stdout, &ids[0]);
+    assert!(line.starts_with('✔'), "{stdout}");
+    for said in [
+        "perf version",
+        "perf_event_paranoid",
+        "MiB free in /var/tmp",
+        "node process(es)",
+        "upload ok",
+    ] {
+        assert!(line.contains(said), "{said:?} not in {line:?}");
+    }
+    assert!(!line.contains(" 0 node process(es)"), "{line}");
+    assert.code(0);
+    let keys = crate::support::bucket_keys(&emu.bucket);
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with(&format!("/{}/upload-check", ids[0]))),
+        "the host POSTed its probe object: {keys:?}"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.ends_with("meta.json") || k.ends_with("stacks.gz")),
+        "a probe records nothing: {keys:?}"
+    );
+    let runs = flamefire()
+        .args(["runs", "--json", "--bucket", &emu.bucket])
+        .assert()
+        .success();
+    let runs: serde_json::Value = serde_json::from_slice(&runs.get_output().stdout).unwrap();
+    assert_eq!(runs, serde_json::json!([]), "a probe is not a run");
+}
+
+/// Issue 17 §2: a bucket policy that admits the office only. The laptop's
+/// own check of the prefix passes; the host's POST, from its NAT address,
+/// is refused, and the probe says so with S3's code and the keys to look at.
+#[test]
+fn probe_finds_a_post_the_bucket_policy_refuses_where_the_laptop_check_passes() {
+    require("perf");
+    let emu = Emulator::new();
+    let _app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let ids = emu.seed(1, &[ONLINE, ("flamefire-test:source-ip", "203.0.113.7")]);
+    crate::support::office_only_uploads(&emu.bucket);
+    let assert = probe(&emu, &ids).assert().code(2);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(stdout.contains("✔ prefix"), "{stdout}");
+    let line = host_lines(&stdout, &ids[0]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("before recording: upload of upload-check") && line.contains("AccessDenied"),
+        "{line}"
+    );
+    assert!(
+        line.contains("s3:authType") && line.contains("aws:SourceIp"),
+        "{line}"
+    );
+}
+
+/// Issue 17, "done when": `doctor --probe` finds, per host, no route to S3,
+/// no perf and no way to install it, perf forbidden by the kernel, and a
+/// perf that a run would install; each with its next step. The hosts are
+/// this machine under the emulator's test-only host conditions
+/// (tests/emulator/hostenv.py): a network namespace with no route, perf and
+/// the package managers absent from the filesystem, a seccomp filter that
+/// refuses perf_event_open as a locked-down kernel or a container runtime
+/// does. The real script meets each one, with the real curl and perf.
+#[test]
+fn probe_finds_each_hosts_problem_with_its_next_step() {
+    require("perf");
+    let emu = Emulator::new();
+    let _app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let no_route = emu.seed(1, &[ONLINE, ("flamefire-test:network", "none")]);
+    let package_managers = "dnf,yum,apt-get,zypper";
+    let nothing = emu.seed(
+        1,
+        &[
+            ONLINE,
+            (
+                "flamefire-test:without",
+                &format!("perf,{package_managers}"),
+            ),
+        ],
+    );
+    let installable = emu.seed(1, &[ONLINE, ("flamefire-test:without", "perf")]);
+    let forbidden = emu.seed(1, &[ONLINE, ("flamefire-test:seccomp", "deny-perf")]);
+    let ids = [&no_route, &nothing, &installable, &forbidden].map(|v| v[0].clone());
+    let assert = probe(&emu, &ids).assert().code(2);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    println!("{stdout}");
+
+    let line = host_lines(&stdout, &ids[0]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("before recording: upload of upload-check") && line.contains("(curl exit 7)"),
+        "{line}"
+    );
+    assert!(
+        line.contains("no network path to the bucket's S3 endpoint"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[1]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("perf is not installed and no package manager"),
+        "{line}"
+    );
+    assert!(
+        line.contains("next step: install perf on the host"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[2]);
+    assert!(line.starts_with('!'), "{line}");
+    assert!(
+        line.contains("perf to be installed")
+            && line.contains("perf is not installed: a run will install it with apt-get"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[3]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("perf record failed (exit 255)")
+            && line.contains(
+                "Access to performance monitoring and observability operations is limited"
+            ),
+        "perf's own words: {line}"
+    );
+    assert!(line.contains("kernel.perf_event_paranoid"), "{line}");
 }

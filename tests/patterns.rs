@@ -122,6 +122,7 @@ pub fn worst_case_parameters() -> Vec<(&'static str, String)> {
         ("UploadSignature", "a".repeat(64)),
         ("UploadSecurityToken", "A".repeat(4096)),
         ("NoInstall", "false".to_string()),
+        ("Probe", "false".to_string()),
     ]
 }
 
@@ -142,6 +143,7 @@ fn cli_parameter_sets() -> Vec<std::collections::BTreeMap<&'static str, String>>
         run_id: flamefire::cli::new_run_id(SystemTime::now()),
         upload: None,
         no_install: false,
+        probe: false,
     };
     sets.push(base.to_parameters());
     sets.push(
@@ -152,6 +154,7 @@ fn cli_parameter_sets() -> Vec<std::collections::BTreeMap<&'static str, String>>
             process_name: "my_app-v2.1+x".into(),
             start_at: 1_796_000_000,
             no_install: true,
+            probe: false,
             ..base.clone()
         }
         .to_parameters(),

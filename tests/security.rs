@@ -170,6 +170,7 @@ fn the_script_rejects_hostile_values_and_writes_nothing() {
                         .env("SSM_StartAt", "0")
                         .env("SSM_RunId", "hostile")
                         .env("SSM_NoInstall", "false")
+                        .env("SSM_Probe", "false")
                         .env(format!("SSM_{name}"), std::ffi::OsStr::from_bytes(value));
                     let out = cmd.output().unwrap();
                     let stderr = String::from_utf8_lossy(&out.stderr);

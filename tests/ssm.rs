@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 
 use crate::support::{
-    Emulator, NodeApp, flamefire_process, require, share_of, svg_titles, unique, wait_for_line,
+    Emulator, NodeApp, flamefire_process, office_only_uploads, require, share_of, svg_titles,
+    unique, wait_for_line,
 };
 
 const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
@@ -525,17 +526,6 @@ fn json_run(
     (report, stderr)
 }
 
-/// A bucket policy that admits uploads from the office's addresses only
-/// (127.0.0.0/8, the laptop here): the hosts' POSTs from their NAT address
-/// (tag flamefire-test:source-ip) are refused, the laptop's calls are not.
-fn office_only_uploads(bucket: &str) {
-    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
-        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
-        "Resource": format!("arn:aws:s3:::{bucket}/*"),
-        "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
-    put_bucket_policy(bucket, &policy.to_string());
-}
-
 /// The host's failure carries S3's code and a next step naming the
 /// condition keys, not "read the stderr".
 fn assert_refused_post_is_explained(host: &serde_json::Value) {
@@ -593,27 +583,4 @@ fn the_script_checks_its_upload_path_before_it_records() {
             .contains("before recording: upload of upload-check"),
         "{host}"
     );
-}
-
-/// PutBucketPolicy with the test environment's (admin) credentials, through
-/// the real SDK: the emulator keeps and judges bucket policies itself.
-fn put_bucket_policy(bucket: &str, policy: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(crate::support::endpoint())
-            .load()
-            .await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.put_bucket_policy()
-            .bucket(bucket)
-            .policy(policy)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("PutBucketPolicy on {bucket}: {e:?}"));
-    });
 }

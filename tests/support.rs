@@ -522,3 +522,48 @@ pub fn mkfifo(path: impl AsRef<Path>) {
         .expect("run mkfifo");
     assert!(status.success(), "mkfifo {}: {status}", path.display());
 }
+
+/// A bucket policy that admits uploads from the office's addresses only
+/// (127.0.0.0/8, the laptop here): the hosts' POSTs from their NAT address
+/// (tag flamefire-test:source-ip) are refused, the laptop's calls are not.
+pub fn office_only_uploads(bucket: &str) {
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{bucket}/*"),
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
+    put_bucket_policy(bucket, &policy.to_string());
+}
+
+/// PutBucketPolicy with the test environment's (admin) credentials, through
+/// the real SDK: the emulator keeps and judges bucket policies itself.
+fn put_bucket_policy(bucket: &str, policy: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutBucketPolicy on {bucket}: {e:?}"));
+    });
+}
+
+/// Every key in the bucket (ListObjectsV2 with the test environment's
+/// credentials, through the front server; up to 1,000 keys).
+pub fn bucket_keys(bucket: &str) -> Vec<String> {
+    let xml = emulator_http("GET", &format!("/{bucket}?list-type=2"), None);
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}

@@ -236,6 +236,40 @@ pub struct DoctorArgs {
     #[arg(long, default_value = document::DEFAULT_NAME, value_name = "NAME")]
     pub document: String,
 
+    /// Also ask the hosts: send them the document with Probe=true, which
+    /// records nothing. Each host makes every check a run makes before it
+    /// records, POSTs a small object to the bucket exactly as its upload
+    /// would (its own network, VPC endpoint and bucket policy), finds perf
+    /// (or which package a run would install) and records its CPUs for one
+    /// second to see whether the kernel lets perf in. Costs one SendCommand
+    /// per 50 hosts and a few seconds on each.
+    #[arg(long)]
+    pub probe: bool,
+
+    /// With --probe: the executable to look for, as `ssm --process`.
+    #[arg(
+        long = "process",
+        default_value = "node",
+        value_name = "NAME",
+        requires = "probe"
+    )]
+    pub process: String,
+
+    /// With --probe: as `ssm --no-install` (perf missing is then an error).
+    #[arg(long, requires = "probe")]
+    pub no_install: bool,
+
+    /// With --probe: seconds to wait for the hosts' answers; hosts still
+    /// open then are cancelled and reported.
+    #[arg(
+        long,
+        default_value_t = 120,
+        value_name = "SECONDS",
+        requires = "probe",
+        value_parser = clap::value_parser!(u64).range(30..=3600)
+    )]
+    pub probe_timeout: u64,
+
     #[command(flatten)]
     pub bucket: BucketArgs,
 }
@@ -313,6 +347,24 @@ pub struct DoctorPlan {
 }
 
 impl DoctorArgs {
+    /// `--probe`'s plan, its flags checked against the document.
+    fn probe_plan(&self) -> Result<Option<crate::doctor::ProbePlan>> {
+        if !self.probe {
+            return Ok(None);
+        }
+        document::embedded()?.check("ProcessName", &self.process, "--process")?;
+        Ok(Some(crate::doctor::ProbePlan {
+            run_id: format!(
+                "{}{}",
+                crate::model::PROBE_RUN_PREFIX,
+                new_run_id(std::time::SystemTime::now())
+            ),
+            process_name: self.process.clone(),
+            no_install: self.no_install,
+            timeout: std::time::Duration::from_secs(self.probe_timeout),
+        }))
+    }
+
     pub fn plan(&self) -> Result<DoctorPlan> {
         check_document_name(&self.document)?;
         let bucket = match &self.bucket.bucket {
@@ -329,6 +381,7 @@ impl DoctorArgs {
                 document: self.document.clone(),
                 target: self.target.parse()?,
                 opt_in: self.target.opt_in()?,
+                probe: self.probe_plan()?,
             },
             region: self.bucket.region.clone(),
             profile: self.bucket.profile.clone(),
@@ -788,6 +841,7 @@ impl RecordArgs {
             run_id: run_id.clone(),
             upload: None,
             no_install: self.no_install,
+            probe: false,
         };
         params.validate(doc)?;
         let out = self

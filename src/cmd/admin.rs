@@ -28,7 +28,7 @@ pub async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -
         }
     };
     progress.info("checking…");
-    let checks = doctor::run(&aws, &plan.checks).await;
+    let checks = doctor::run(&aws, &plan.checks, progress).await;
     report::print_stdout(&doctor::render(&checks));
     report::print_stdout(&settings.render());
     Ok(doctor::exit_code(&checks))

@@ -26,8 +26,8 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::model::{AgentRefusal, DeliveryFailure, Host, InstanceId, RecorderExit};
-use crate::presign::{self, PostRequest};
+use crate::model::{Ended, Host, InstanceId};
+use crate::presign;
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
@@ -394,18 +394,16 @@ fn failed_outcome(state: HostState) -> HostOutcome {
         Status::Failed,
     );
     o.ssm_status = Some(state.status.to_string());
-    let refused = AgentRefusal::find(&state.trace_output, &state.output);
-    o.cause = Some(match (&state.command_reason, &refused) {
-        (Some(reason), _) => reason.clone(),
-        (None, Some(refusal)) => refusal.cause(),
-        (None, None) => failure_cause(state.status, state.response_code, &state.output),
-    });
-    let undelivered = DeliveryFailure::find(state.response_code, &state.output);
-    o.next_step = Some(match (refused, undelivered) {
-        (Some(_), _) if state.command_reason.is_none() => AgentRefusal::NEXT_STEP.to_string(),
-        (_, Some(d)) if state.status == InvocationStatus::Failed => d.next_step().to_string(),
-        _ => state.status.next_step().to_string(),
-    });
+    let explained = Ended {
+        status: state.status,
+        response_code: state.response_code,
+        output: &state.output,
+        trace_output: &state.trace_output,
+        command_reason: state.command_reason.as_deref(),
+    }
+    .explain();
+    o.cause = Some(explained.cause);
+    o.next_step = Some(explained.next_step);
     o.output_tail = Some(report::tail(&state.output, 6));
     o
 }
@@ -471,30 +469,14 @@ fn upload_fields(
     }
     let expires_in = last_upload + Duration::from_secs(UPLOAD_MARGIN_S);
     let key_prefix = format!("{}{}/", plan.prefix, params.run_id);
-    let region = s3.s3_region();
-    let signed = presign::sign(&PostRequest {
-        bucket: &plan.bucket,
-        region,
-        conditions: presign::run_conditions(&plan.bucket, &key_prefix, MAX_UPLOAD_BYTES),
+    presign::upload_fields(
+        s3,
+        &plan.bucket,
+        key_prefix,
+        MAX_UPLOAD_BYTES,
         now,
         expires_in,
-        access_key_id: &creds.access_key_id,
-        secret_access_key: &creds.secret_access_key,
-        session_token: creds.session_token.as_deref(),
-    });
-    Ok(UploadFields {
-        url: presign::post_url(
-            &plan.bucket,
-            region,
-            presign::hosts_endpoint(s3.endpoint_url())?,
-        )?,
-        key_prefix,
-        policy: signed.policy,
-        credential: signed.credential,
-        date: signed.date,
-        signature: signed.signature,
-        security_token: signed.security_token,
-    })
+    )
 }
 
 /// `<prefix><run-id>/run.json`: what `flamefire runs` lists later. Written
@@ -522,20 +504,4 @@ async fn record_run(
     let key = format!("{}{}/run.json", plan.prefix, params.run_id);
     let body = serde_json::to_vec(&record).expect("the run record serialises");
     s3.put_run_record(&plan.bucket, &key, body).await
-}
-
-/// One line saying why a host ended the way it did, from SSM's status and
-/// the recorder's own last error line.
-fn failure_cause(status: InvocationStatus, code: Option<i32>, output: &str) -> String {
-    let said = crate::local::recorder_error(output);
-    match (status, said) {
-        (InvocationStatus::Failed, Some(line)) => line,
-        (InvocationStatus::Failed, None) => {
-            // The exit code alone, when the output lost the recorder's line.
-            let exit = RecorderExit::from_code(code.unwrap_or(-1));
-            format!("the recorder failed ({exit})")
-        }
-        (InvocationStatus::GaveUp, _) => "no final status before the deadline".into(),
-        (other, _) => format!("SSM reported {other}"),
-    }
 }

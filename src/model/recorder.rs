@@ -67,6 +67,31 @@ impl RecorderExit {
         }
     }
 
+    /// The next step when the recorder failed on an instance (its own
+    /// message is the cause); `None` when SSM's status says it better.
+    pub fn host_next_step(self) -> Option<&'static str> {
+        use RecorderExit::*;
+        Some(match self {
+            NoTarget => {
+                "start the app on the host, or name what runs there with --pid or --process"
+            }
+            PerfUnavailable => {
+                "install perf on the host (Amazon Linux, RHEL: perf; Debian: linux-perf; Ubuntu: linux-tools-$(uname -r)), or let the run install it (no --no-install, a reachable package repository)"
+            }
+            RecordingFailed => {
+                "if the kernel refused perf (perf's words above): the SSM agent must run as root (or with CAP_PERFMON), kernel.perf_event_paranoid must allow that user, and kernel lockdown must not be 'confidentiality'; otherwise fix the cause named above"
+            }
+            NoDisk => {
+                "free disk on the host (/var/tmp needs the figure above), or record for less time or at a lower --frequency"
+            }
+            Locked => "another flamefire run is recording on this host: retry when it has ended",
+            InvalidParameter => {
+                "update the document (`flamefire document deploy`) and the host's SSM agent (3.3.2746.0 or later)"
+            }
+            Ok | Unexpected | DeliveryFailed | Signal(_) | Other(_) => return None,
+        })
+    }
+
     /// The next step when the recorder ran on this machine (`flamefire
     /// local`); its own message is shown above it.
     pub fn local_next_step(self) -> &'static str {
@@ -86,6 +111,18 @@ impl RecorderExit {
             }
         }
     }
+}
+
+/// The recorder's own fatal line (`flamefire: error: …`), the first one:
+/// the script prints it before its warnings, so it survives the agent's
+/// truncation of the output. Never "any line containing error": perf and
+/// package managers print such lines too.
+pub fn error_line(output: &str) -> Option<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("flamefire: error:"))
+        .map(str::to_string)
 }
 
 impl fmt::Display for RecorderExit {
@@ -137,5 +174,19 @@ mod tests {
             let entry = format!("{} {words}", code.code());
             assert!(header.contains(&entry), "{entry:?} not in {header:?}");
         }
+    }
+
+    #[test]
+    fn the_cause_is_the_scripts_own_error_line_not_any_line_with_error() {
+        let output = "flamefire: perf is not installed; installing it\n\
+            E: error reading package lists\n\
+            flamefire: error: upload of stacks.gz failed (curl exit 22)\n\
+            flamefire: 2 warning(s): 14/14 pids lack a perf map\n\
+            ---Error truncated----";
+        assert_eq!(
+            error_line(output).as_deref(),
+            Some("flamefire: error: upload of stacks.gz failed (curl exit 22)")
+        );
+        assert_eq!(error_line("some error\nflamefire: note"), None);
     }
 }

@@ -50,7 +50,7 @@ while IFS= read -r line || [[ -n $line ]]; do
       export SSM_Duration=1 SSM_Frequency=99 SSM_Pids=all SSM_ProcessName=flamefire-no-such-process
       export SSM_StartAt=0 SSM_RunId=hostile SSM_UploadUrl='' SSM_UploadKeyPrefix='' SSM_UploadPolicy=''
       export SSM_UploadCredential='' SSM_UploadDate='' SSM_UploadSignature='' SSM_UploadSecurityToken=''
-      export SSM_NoInstall=false
+      export SSM_NoInstall=false SSM_Probe=false
       export "SSM_$name=$value"
       exec sh "$script" >"$tmp/stdout" 2>"$tmp/stderr"
     ) || rc=$?

@@ -2,18 +2,25 @@
 //!
 //! Input: the same bucket, document and targets an `ssm` run would use.
 //! Output: one `Check` per item (✔, ! or ✖ with the next step) and an exit
-//! code: 0 all good, 1 warnings, 2 a blocking problem. It sends no command;
-//! its one write is a small probe object, `<prefix>.flamefire-doctor`, made
-//! the way a run writes its record, so that a prefix the role may not write,
-//! a bucket policy or a KMS key that refuses shows here.
+//! code: 0 all good, 1 warnings, 2 a blocking problem. Without `--probe` it
+//! sends no command; its one write is a small probe object,
+//! `<prefix>.flamefire-doctor`, made the way a run writes its record, so
+//! that a prefix the role may not write, a bucket policy or a KMS key that
+//! refuses shows here. That speaks for this laptop only: `--probe` asks the
+//! hosts themselves (`probe`).
+
+mod probe;
+pub use probe::ProbePlan;
 
 use std::time::{Duration, SystemTime};
 
 use crate::aws::Aws;
 use crate::document;
 use crate::error::exit;
+use crate::model::Host;
 use crate::model::Target;
 use crate::presign;
+use crate::progress::Progress;
 use crate::targets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,11 +77,13 @@ pub struct DoctorPlan {
     pub document: String,
     pub target: Option<Target>,
     pub opt_in: targets::OptIn,
+    /// `--probe`: also send the document in probe mode to the targets.
+    pub probe: Option<ProbePlan>,
 }
 
 /// Runs every check; later checks still run when earlier ones fail, so one
 /// `doctor` shows everything that needs fixing.
-pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
+pub async fn run(aws: &Aws, plan: &DoctorPlan, progress: &Progress) -> Vec<Check> {
     let mut checks = vec![Check::ok("region", aws.region())];
     match aws.caller_identity().await {
         Ok((account, arn)) => checks.push(Check::ok(
@@ -89,6 +98,7 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
         )),
     }
     checks.push(expiry_check(aws));
+    let mut s3 = None;
     match &plan.bucket {
         None => checks.push(Check::bad(
             Level::Fail,
@@ -97,17 +107,17 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
             "pass --bucket or set FLAMEFIRE_BUCKET (terraform output `bucket_name`)",
         )),
         Some(b) => {
-            let s3 = aws.for_bucket(b, &plan.prefix).await;
-            match s3.check_bucket(b, &plan.prefix).await {
+            let client = s3.insert(aws.for_bucket(b, &plan.prefix).await);
+            match client.check_bucket(b, &plan.prefix).await {
                 Ok(()) => checks.push(Check::ok(
                     "bucket",
-                    format!("s3://{b} is reachable (region {})", s3.s3_region()),
+                    format!("s3://{b} is reachable (region {})", client.s3_region()),
                 )),
                 Err(e) => checks.push(Check::failed("bucket", &e)),
             }
             let key = format!("{}.flamefire-doctor", plan.prefix);
             let probe = b"written by flamefire doctor to check that runs can be stored\n".to_vec();
-            match s3.put_run_record(b, &key, probe).await {
+            match client.put_run_record(b, &key, probe).await {
                 Ok(()) => checks.push(Check::ok(
                     "prefix",
                     format!("s3://{b}/{} is writable", plan.prefix),
@@ -117,8 +127,31 @@ pub async fn run(aws: &Aws, plan: &DoctorPlan) -> Vec<Check> {
         }
     }
     checks.push(document_check(aws, &plan.document).await);
+    let mut hosts = Vec::new();
     if let Some(target) = &plan.target {
-        checks.extend(target_checks(aws, target, &plan.opt_in).await);
+        let (found, target_checks) = target_checks(aws, target, &plan.opt_in).await;
+        hosts = found;
+        checks.extend(target_checks);
+    }
+    if let Some(probe) = &plan.probe {
+        match (&plan.bucket, &s3) {
+            (Some(bucket), Some(s3)) if !hosts.is_empty() => {
+                let to = probe::ProbeTarget {
+                    ssm: aws,
+                    s3,
+                    bucket,
+                    prefix: &plan.prefix,
+                    document: &plan.document,
+                };
+                checks.extend(probe::hosts(&to, probe, &hosts, progress).await);
+            }
+            _ => checks.push(Check::bad(
+                Level::Fail,
+                "probe",
+                "--probe needs a bucket and at least one host that a run would record",
+                "fix the checks above, then probe again",
+            )),
+        }
     }
     checks
 }
@@ -181,10 +214,15 @@ async fn document_check(aws: &Aws, name: &str) -> Check {
     }
 }
 
-async fn target_checks(aws: &Aws, target: &Target, opt_in: &targets::OptIn) -> Vec<Check> {
+/// One check per host of the target, and the hosts a run would record.
+async fn target_checks(
+    aws: &Aws,
+    target: &Target,
+    opt_in: &targets::OptIn,
+) -> (Vec<Host>, Vec<Check>) {
     let (ec2, managed) = match targets::survey(aws, target).await {
         Ok(facts) => facts,
-        Err(e) => return vec![Check::failed("targets", &e)],
+        Err(e) => return (Vec::new(), vec![Check::failed("targets", &e)]),
     };
     let resolved = targets::classify(target, &ec2, &managed, opt_in);
     let mut checks = Vec::new();
@@ -215,7 +253,7 @@ async fn target_checks(aws: &Aws, target: &Target, opt_in: &targets::OptIn) -> V
             s.reason.next_step(),
         ));
     }
-    checks
+    (resolved.hosts, checks)
 }
 
 fn first_line(s: &str) -> String {
