@@ -225,6 +225,13 @@ fn main() {
             &cli_big,
             "(for reference)",
         );
+        row(
+            &format!("{PARTS} × {part_mb:.1} MB: baseline binary vs CLI file by file"),
+            parts_bytes,
+            base_many,
+            &cli_many,
+            "(for reference)",
+        );
     }
     println!();
     let show = |label: String, peak: Option<u64>, input: u64| match peak {
