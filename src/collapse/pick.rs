@@ -83,16 +83,7 @@ impl Parsed {
         let origin = origin.or_else(|| event.times.iter().copied().min());
         let timed = timeline::timed_samples(&event.timed, &stacks, origin, select.weight);
         let stacks: Vec<(String, u64)> = stacks.into_iter().map(|(s, c, _)| (s, c)).collect();
-        let mut offsets_ns: Vec<u64> = match origin {
-            Some(origin) => event
-                .times
-                .iter()
-                .map(|t| t.saturating_sub(origin))
-                .collect(),
-            None => Vec::new(),
-        };
-        // blocks are folded in any order
-        offsets_ns.sort_unstable();
+        let offsets_ns = timeline::offsets(&event.times, origin);
         Ok(Folded {
             name: default_name(path),
             samples: stacks.iter().map(|(_, c)| c).sum(),
