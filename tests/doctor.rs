@@ -484,6 +484,20 @@ fn probe_asks_a_healthy_host_and_it_answers_with_what_a_run_would_find() {
         .success();
     let runs: serde_json::Value = serde_json::from_slice(&runs.get_output().stdout).unwrap();
     assert_eq!(runs, serde_json::json!([]), "a probe is not a run");
+    // As the on-call role, doctor and its probe make no request IAM refuses
+    // (each would be an AccessDenied in CloudTrail).
+    let key = &emu.oncall().access_key_id;
+    let stats: serde_json::Value = serde_json::from_str(&crate::support::emulator_http(
+        "GET",
+        &format!("/_flamefire/stats?access_key_id={key}"),
+        None,
+    ))
+    .unwrap();
+    assert!(
+        stats["operations"]["ssm:SendCommand"].as_u64() == Some(1),
+        "{stats}"
+    );
+    assert_eq!(stats["errors"], serde_json::json!({}), "refused: {stats}");
 }
 
 /// Issue 17 §2: a bucket policy that admits the office only. The laptop's
