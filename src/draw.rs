@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::aws::Aws;
-use crate::collapse::{self, Folded, Select};
+use crate::collapse::{Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
 use crate::model::{
@@ -23,6 +23,7 @@ use crate::model::{
 use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
+use crate::stacks;
 use crate::time::{iso_utc, now_epoch};
 
 /// Where a run's uploads are and where its flamegraphs go.
@@ -128,7 +129,7 @@ impl Drawer {
         upload: Upload,
     ) -> Drawn {
         let id = f.host.id.to_string();
-        let drawn = collapse::file_with(&f.perf, &self.select)
+        let drawn = stacks::file_with(&f.perf, &self.select)
             .map_err(crate::error::Error::from)
             .and_then(|mut folded| {
                 folded.name = f.host.label();
