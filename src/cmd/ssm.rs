@@ -46,12 +46,7 @@ const UPLOAD_MARGIN_S: u64 = 1800;
 const MAX_UPLOAD_BYTES: u64 = fetch::MAX_STACKS_BYTES;
 
 pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
-    let aws = Aws::load(
-        plan.profile.as_deref(),
-        plan.region.as_deref(),
-        plan.mfa_code.as_deref(),
-    )
-    .await?;
+    let aws = Aws::load(&plan.aws).await?;
     let targets = resolve(&aws, &plan, progress).await?;
     let s3 = bucket(&aws, &plan, progress).await?;
     let (params, who) = prepare(&aws, &s3, &plan, &targets.resolved.hosts).await?;
