@@ -10,6 +10,7 @@ mod cancel;
 mod cli;
 mod config;
 mod corpus;
+mod credentials;
 mod diff;
 mod doctor;
 mod fleet;
