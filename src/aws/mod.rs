@@ -6,6 +6,7 @@
 //! (profiles, SSO, environment, `AWS_ENDPOINT_URL`). Tests run this very code
 //! against the moto emulator, so there are no mocks and no test branches here.
 
+mod clock;
 mod ec2;
 mod errors;
 mod mfa;
@@ -20,6 +21,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_types::region::Region;
 
+pub use clock::{Clock, Offset};
 pub use ec2::Ec2Instance;
 pub use errors::THROTTLING;
 pub use s3::{FetchProblem, ObjectSummary, post_url};
@@ -53,6 +55,8 @@ pub struct Aws {
     /// The region S3 calls are signed for: the bucket's, once known.
     s3_region: String,
     credentials: aws_credential_types::Credentials,
+    /// AWS's time, from the first response of any of these clients.
+    clock: Clock,
 }
 
 /// The credentials the CLI signs the upload policy with.
@@ -107,21 +111,30 @@ impl Aws {
             .into_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
             .build();
-        let mut s3 = aws_sdk_s3::config::Builder::from(&config);
-        if config.endpoint_url().is_some() {
-            // An emulator on 127.0.0.1 has no per-bucket DNS names.
-            s3 = s3.force_path_style(true);
-        }
+        let clock = Clock::default();
         let region = region.to_string();
         Ok(Aws {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
-            sts: aws_sdk_sts::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&config)
+                    .interceptor(clock.interceptor())
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&config)
+                    .interceptor(clock.interceptor())
+                    .build(),
+            ),
+            s3: s3_client(&config, &region, &clock),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&config)
+                    .interceptor(clock.interceptor())
+                    .build(),
+            ),
             s3_region: region.clone(),
             region,
             credentials,
             config,
+            clock,
         })
     }
 
@@ -146,15 +159,22 @@ impl Aws {
         }
     }
 
+    /// Now, by AWS's clock once any response has said it (see `clock`):
+    /// for every time a host or AWS judges (StartAt, InvokedAfter, the
+    /// upload policy's expiration).
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// AWS's clock minus this machine's, once a response has said it.
+    pub fn clock_offset(&self) -> Option<Offset> {
+        self.clock.offset()
+    }
+
     /// An S3 client for another region (the bucket's), same credentials.
     fn with_s3_region(&self, region: &str) -> Aws {
-        let mut s3 =
-            aws_sdk_s3::config::Builder::from(&self.config).region(Region::new(region.to_string()));
-        if self.config.endpoint_url().is_some() {
-            s3 = s3.force_path_style(true);
-        }
         Aws {
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3: s3_client(&self.config, region, &self.clock),
             s3_region: region.to_string(),
             ..self.clone()
         }
@@ -187,6 +207,18 @@ impl Aws {
             out.arn().unwrap_or_default().to_string(),
         ))
     }
+}
+
+/// The S3 client for `region`, with the clock's interceptor.
+fn s3_client(config: &aws_types::SdkConfig, region: &str, clock: &Clock) -> aws_sdk_s3::Client {
+    let mut s3 = aws_sdk_s3::config::Builder::from(config)
+        .region(Region::new(region.to_string()))
+        .interceptor(clock.interceptor());
+    if config.endpoint_url().is_some() {
+        // An emulator on 127.0.0.1 has no per-bucket DNS names.
+        s3 = s3.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(s3.build())
 }
 
 /// The credentials of this run. An explicit `--profile` is used as the

@@ -32,7 +32,7 @@ use crate::progress::{HostBars, Progress};
 use crate::report::{self, HostOutcome, Param, RunReport, Status};
 use crate::runs;
 use crate::targets::{self, Resolved};
-use crate::time::{iso_utc, now_epoch};
+use crate::time::iso_utc;
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
 
 /// Hosts get this long after SendCommand before the shared start, so that
@@ -51,7 +51,7 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     let s3 = bucket(&aws, &plan, progress).await?;
     let (params, who) = prepare(&aws, &s3, &plan, &targets.resolved.hosts).await?;
     announce(progress, &plan, &params, &targets);
-    let sent_after = SystemTime::now() - INVOKED_AFTER_SLACK;
+    let sent_after = aws.now() - INVOKED_AFTER_SLACK;
     let (sent, not_sent) = send(&aws, &s3, &plan, &params, &targets.resolved.hosts, &who).await?;
 
     let out = create_out(&plan.record.out)?;
@@ -112,9 +112,9 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     finish(report, progress, plan.record.json, plan.record.open).await
 }
 
-/// ListCommands' InvokedAfter for the wait, with slack for this machine's
-/// clock: SigV4 signatures more than 5 minutes off are refused ("Signature
-/// expired"), so 10 minutes covers every clock that can call SSM at all.
+/// ListCommands' InvokedAfter for the wait, by AWS's clock (`Aws::now`),
+/// with slack for the second-resolution `Date` it is read from and for a
+/// run whose first response came before any clock was known.
 const INVOKED_AFTER_SLACK: Duration = Duration::from_secs(600);
 
 /// The run's hosts, and which of them are the `--baseline`.
@@ -182,7 +182,8 @@ async fn prepare(
     params.upload = Some(upload_fields(s3, plan, &params, start_delay)?);
     // After signing (which may have waited for an MFA code), so that the
     // hosts get the full delay.
-    params.start_at = now_epoch() + start_delay;
+    // By AWS's clock: the hosts' clocks agree with it, not with this laptop's.
+    params.start_at = epoch(aws.now()) + start_delay;
     params.validate(document::embedded()?)?;
     record_run(s3, plan, &params, hosts, &who, false).await?;
     Ok((params, who))
@@ -270,7 +271,7 @@ async fn wait_and_draw(
     progress: &Progress,
 ) -> Result<()> {
     let recording_ends = params.start_at + params.duration_s as u64;
-    let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
+    let until_end = Duration::from_secs(recording_ends.saturating_sub(epoch(watch.ssm.now())));
     let total = until_end + plan.timeout;
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let bars = progress.hosts(&hosts, total);
@@ -456,7 +457,8 @@ fn upload_fields(
     start_delay: u64,
 ) -> Result<UploadFields> {
     let creds = s3.signing_credentials();
-    let now = SystemTime::now();
+    // By AWS's clock, which judges the policy's expiration and the session's.
+    let now = s3.now();
     // The last upload flamefire waits for: the end of the recording plus --timeout.
     let last_upload = Duration::from_secs(start_delay + params.duration_s as u64) + plan.timeout;
     if let Some(expiry) = creds.expires {
@@ -499,4 +501,11 @@ async fn record_run(
     let key = format!("{}{}/run.json", plan.prefix, params.run_id);
     let body = serde_json::to_vec(&record).expect("the run record serialises");
     s3.put_run_record(&plan.bucket, &key, body).await
+}
+
+/// Seconds since the epoch.
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
