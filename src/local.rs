@@ -63,6 +63,9 @@ pub async fn record(params: &RecordParams, out: &Path, progress: &Progress) -> R
         // the script to stop, so the script's trap always runs to completion.
         .process_group(0)
         .kill_on_drop(true);
+    // A flamefire killed outright runs no Drop: the script gets SIGTERM
+    // then, and its trap stops perf and removes its files.
+    die_with_parent(cmd.as_std_mut(), Signal::SIGTERM);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SSM_") {
             cmd.env_remove(k);
@@ -173,7 +176,12 @@ impl Demo {
             .map_err(|e| Error::io("create a temporary directory in", std::env::temp_dir(), e))?;
         let app = dir.path().join("cluster.js");
         std::fs::write(&app, DEMO_APP).map_err(|e| Error::io("write", &app, e))?;
-        let child = Command::new("node")
+        let mut node = Command::new("node");
+        // A flamefire killed outright runs no Drop: the primary is killed
+        // with it, and Node's cluster workers exit when their primary's IPC
+        // channel closes.
+        die_with_parent(node.as_std_mut(), Signal::SIGKILL);
+        let child = node
             .arg("--perf-basic-prof")
             .arg(&app)
             // Node 20's --perf-basic-prof also writes isolate-*-v8.log into
@@ -221,6 +229,20 @@ impl Demo {
 
     pub async fn stop(mut self) {
         stop(&mut self.child).await;
+    }
+}
+
+/// The child gets `signal` when flamefire dies, however it dies
+/// (PR_SET_PDEATHSIG, prctl(2)): SIGKILL (the OOM killer, `kill -9`) runs no
+/// destructor, and `kill_on_drop` alone would leave the child running. The
+/// kernel ties this to the thread that forked; Tokio's worker threads live
+/// as long as the runtime, which is as long as flamefire.
+fn die_with_parent(cmd: &mut std::process::Command, signal: Signal) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure makes one async-signal-safe
+    // system call (prctl) and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from));
     }
 }
 

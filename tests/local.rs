@@ -198,3 +198,96 @@ fn ctrl_c_stops_perf_and_removes_temporary_files() {
     assert!(!work_dir.exists(), "{} was not removed", work_dir.display());
     assert!(!out.path().join("stacks.gz").exists());
 }
+
+/// Every process under `pid` (its children, theirs, …), from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() {
+            if let Some(parent) = crate::support::parent_of(p) {
+                parents.push((p, parent));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let at = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == at).map(|(p, _)| *p));
+        i += 1;
+    }
+    tree.remove(0);
+    tree
+}
+
+/// Whether `pid` still runs (a zombie that nobody reaps does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn exe(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A flamefire killed outright (SIGKILL: no destructor runs) leaves neither
+/// the demo cluster nor the recorder and its perf behind: both get a
+/// parent-death signal (PR_SET_PDEATHSIG).
+#[test]
+fn a_killed_flamefire_leaves_no_demo_cluster_and_no_recorder_behind() {
+    require("perf");
+    require("node");
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = crate::support::flamefire_process()
+        .current_dir(cwd.path())
+        .args(["local", "--demo", "--duration", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Until perf records under flamefire: an event, with a generous net.
+    let started = Instant::now();
+    let tree = loop {
+        let tree = descendants(pid);
+        if tree
+            .iter()
+            .any(|p| exe(*p).ends_with("/perf") || exe(*p).contains("/perf_"))
+        {
+            break tree;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "flamefire ended before recording"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "perf never started under flamefire: {tree:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let node = tree.iter().filter(|p| exe(**p).contains("node")).count();
+    assert!(node >= 3, "the demo's primary and two workers: {tree:?}");
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    loop {
+        let left: Vec<_> = tree.iter().filter(|p| running(**p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(120),
+            "still running after flamefire was killed: {:?}",
+            left.iter().map(|p| (p, exe(**p))).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use predicates::prelude::*;
 
+use crate::iam::calls_by;
 use crate::support::{
     ACCOUNT, Emulator, NodeApp, ONLINE, REGION, REPLAY, Session, emulator_http, flamefire, require,
 };
@@ -62,20 +63,6 @@ fn invocations(document: &str) -> Vec<(String, String, String, String)> {
         }
     }
     out
-}
-
-/// Requests the emulator counted for this key: operation → (calls, errors).
-fn calls_by(key: &str, operation: &str) -> (u64, u64) {
-    let stats: serde_json::Value = serde_json::from_str(&emulator_http(
-        "GET",
-        &format!("/_flamefire/stats?access_key_id={key}"),
-        None,
-    ))
-    .unwrap();
-    (
-        stats["operations"][operation].as_u64().unwrap_or(0),
-        stats["errors"][operation].as_u64().unwrap_or(0),
-    )
 }
 
 /// Blocker: "HeadBucket is denied to the project's own on-call role." The
