@@ -8,6 +8,7 @@ mod agent;
 mod agent_contract;
 mod cancel;
 mod cli;
+mod clock;
 mod config;
 mod corpus;
 mod credentials;

@@ -50,6 +50,7 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     let targets = resolve(&aws, &plan, progress).await?;
     let s3 = bucket(&aws, &plan, progress).await?;
     let (params, who) = prepare(&aws, &s3, &plan, &targets.resolved.hosts).await?;
+    note_clock(&aws, progress);
     announce(progress, &plan, &params, &targets);
     let sent_after = aws.now() - INVOKED_AFTER_SLACK;
     let (sent, not_sent) = send(&aws, &s3, &plan, &params, &targets.resolved.hosts, &who).await?;
@@ -187,6 +188,23 @@ async fn prepare(
     params.validate(document::embedded()?)?;
     record_run(s3, plan, &params, hosts, &who, false).await?;
     Ok((params, who))
+}
+
+/// Says so when this machine's clock is off AWS's by more than a few
+/// seconds: the run's times come from AWS's (`Aws::now`), but the
+/// engineer's other tools still read the laptop's.
+fn note_clock(aws: &Aws, progress: &Progress) {
+    let (off, way) = match aws.clock_offset() {
+        Some(crate::aws::Offset::Ahead(d)) => (d, "behind"),
+        Some(crate::aws::Offset::Behind(d)) => (d, "ahead of"),
+        None => return,
+    };
+    if off >= Duration::from_secs(30) {
+        progress.note(&format!(
+            "this machine's clock is {} s {way} AWS's: the hosts start by AWS's clock (check this machine's time sync)",
+            off.as_secs()
+        ));
+    }
 }
 
 fn announce(progress: &Progress, plan: &SsmPlan, params: &document::RecordParams, t: &Targets) {
