@@ -10,7 +10,7 @@
 //! * one ~50 MB input: the command vs the CLI pipeline;
 //! * 20 inputs of ~5 MB: one `flamefire render` of all 20 vs the CLI
 //!   pipeline file by file;
-//! * for reference, the library (`collapse::file` + `render::svg`) on the
+//! * for reference, the library (`stacks::file` + `render::svg`) on the
 //!   50 MB input.
 //!
 //! Peak memory is the command's maximum RSS (GNU time), over the largest input.
@@ -21,7 +21,10 @@
 //! inferno CLI and GNU time when they are missing.
 //!
 //! Environment: `FLAMEFIRE_BENCH_CAPTURE` picks the source capture,
-//! `FLAMEFIRE_BENCH_RUNS` the rounds (default 7).
+//! `FLAMEFIRE_BENCH_RUNS` the rounds (default 7), and
+//! `FLAMEFIRE_BENCH_BASELINE` another `flamefire` binary (say, built from
+//! main before a change) that takes its turn in the same rounds, so that a
+//! change's effect is a ratio measured under the same load.
 
 use std::fs;
 use std::io::{BufWriter, Read, Write};
@@ -29,8 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flamefire::collapse;
 use flamefire::render::{self, Labels};
+use flamefire::stacks;
 
 const MB: f64 = 1_000_000.0;
 const BIG_BYTES: usize = 50_000_000;
@@ -71,8 +74,10 @@ fn main() {
         load_average()
     );
 
+    let baseline = std::env::var_os("FLAMEFIRE_BENCH_BASELINE").map(PathBuf::from);
     let ff_big_dir = out.join("ff-big");
-    let mut big_cases: [Case; 3] = [
+    let base_big_dir = out.join("base-big");
+    let mut big_cases: Vec<Case> = vec![
         (
             "flamefire render (command)",
             Box::new(|| command_render(std::slice::from_ref(&big), &ff_big_dir)),
@@ -82,17 +87,30 @@ fn main() {
             Box::new(|| cli_pipeline(&big, &out.join("cli-big.svg"))),
         ),
         (
-            "library: collapse::file + render::svg",
+            "library: stacks::file + render::svg",
             Box::new(|| {
-                let folded = collapse::file(&big).unwrap();
+                let folded = stacks::file(&big).unwrap();
                 render::svg(&folded, &labels("big"), &out.join("lib-big.svg")).unwrap();
             }),
         ),
     ];
-    let [ff_big, cli_big, lib_big] = rounds(runs, &mut big_cases);
+    if let Some(baseline) = &baseline {
+        big_cases.push((
+            "baseline flamefire render (command)",
+            Box::new(|| run_render(baseline, std::slice::from_ref(&big), &base_big_dir)),
+        ));
+    }
+    let mut big_times = rounds(runs, &mut big_cases).into_iter();
+    let (ff_big, cli_big, lib_big) = (
+        big_times.next().unwrap(),
+        big_times.next().unwrap(),
+        big_times.next().unwrap(),
+    );
+    let base_big = big_times.next();
 
     let ff_parts_dir = out.join("ff-parts");
-    let mut many_cases: [Case; 2] = [
+    let base_parts_dir = out.join("base-parts");
+    let mut many_cases: Vec<Case> = vec![
         (
             "flamefire render 20 files",
             Box::new(|| command_render(&parts, &ff_parts_dir)),
@@ -106,7 +124,15 @@ fn main() {
             }),
         ),
     ];
-    let [ff_many, cli_many] = rounds(runs, &mut many_cases);
+    if let Some(baseline) = &baseline {
+        many_cases.push((
+            "baseline flamefire render 20 files",
+            Box::new(|| run_render(baseline, &parts, &base_parts_dir)),
+        ));
+    }
+    let mut many_times = rounds(runs, &mut many_cases).into_iter();
+    let (ff_many, cli_many) = (many_times.next().unwrap(), many_times.next().unwrap());
+    let base_many = many_times.next();
 
     let peak_big = command_peak(std::slice::from_ref(&big), &out.join("peak-big"));
     let peak_many = command_peak(&parts, &out.join("peak-parts"));
@@ -171,6 +197,42 @@ fn main() {
         &cli_big,
         "(for reference)",
     );
+    if let (Some(base_big), Some(base_many)) = (&base_big, &base_many) {
+        row(
+            &format!(
+                "1 × {:.1} MB: command vs baseline binary",
+                big_bytes as f64 / MB
+            ),
+            big_bytes,
+            &ff_big,
+            base_big,
+            "(≥ 1.0×: not slower)",
+        );
+        row(
+            &format!("{PARTS} × {part_mb:.1} MB: command vs baseline binary"),
+            parts_bytes,
+            &ff_many,
+            base_many,
+            "(≥ 1.0×: not slower)",
+        );
+        row(
+            &format!(
+                "1 × {:.1} MB: baseline binary vs inferno CLI",
+                big_bytes as f64 / MB
+            ),
+            big_bytes,
+            base_big,
+            &cli_big,
+            "(for reference)",
+        );
+        row(
+            &format!("{PARTS} × {part_mb:.1} MB: baseline binary vs CLI file by file"),
+            parts_bytes,
+            base_many,
+            &cli_many,
+            "(for reference)",
+        );
+    }
     println!();
     let show = |label: String, peak: Option<u64>, input: u64| match peak {
         Some(peak) => println!(
@@ -197,7 +259,12 @@ fn main() {
 
 /// `flamefire render FILES --out DIR`, as a user runs it.
 fn command_render(inputs: &[PathBuf], out: &Path) {
-    let status = Command::new(FLAMEFIRE)
+    run_render(Path::new(FLAMEFIRE), inputs, out);
+}
+
+/// `BINARY render FILES --out DIR`, for this build or a baseline one.
+fn run_render(binary: &Path, inputs: &[PathBuf], out: &Path) {
+    let status = Command::new(binary)
         .args(["--quiet", "render", "--out"])
         .arg(out)
         .args(inputs)
@@ -256,10 +323,11 @@ impl Timings {
 
 /// Runs every case once per round, `runs` rounds, each round starting with
 /// another case, and keeps every round's times.
-fn rounds<const N: usize>(runs: usize, cases: &mut [Case<'_>; N]) -> [Timings; N] {
-    let mut all: [Timings; N] = std::array::from_fn(|_| Timings::default());
+fn rounds(runs: usize, cases: &mut [Case<'_>]) -> Vec<Timings> {
+    let n = cases.len();
+    let mut all = vec![Timings::default(); n];
     for round in 1..=runs.max(1) {
-        for i in (0..N).map(|k| (k + round) % N) {
+        for i in (0..n).map(|k| (k + round) % n) {
             let (name, case) = &mut cases[i];
             let (start, cpu_start) = (Instant::now(), cpu_time());
             case();

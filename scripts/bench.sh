@@ -6,6 +6,10 @@
 # largest input. See benches/throughput.rs for the cases and targets.
 #
 # Usage: scripts/bench.sh            (FLAMEFIRE_BENCH_RUNS=11 for more rounds)
+#
+# Before/after a change: build the old commit's binary, copy it aside, and
+# pass it as FLAMEFIRE_BENCH_BASELINE=/path/to/flamefire; it then takes its
+# turn in the same rounds as this build and the inferno CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::aws::Aws;
-use crate::collapse::{self, Folded, Select};
+use crate::collapse::{Folded, Select};
 use crate::fetch::{self, Meta};
 use crate::heatmap;
 use crate::model::Host;
@@ -22,6 +22,7 @@ use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, HotFunction, Status};
+use crate::stacks;
 use crate::time::{iso_utc, now_epoch};
 
 /// Where a run's uploads are and where its flamegraphs go.
@@ -132,7 +133,7 @@ impl Drawer {
     /// heat map and hot functions.
     fn draw(&self, f: fetch::Fetched, mut o: HostOutcome) -> Drawn {
         let id = f.host.id.to_string();
-        let drawn = collapse::file_with(&f.perf, &self.select)
+        let drawn = stacks::file_with(&f.perf, &self.select)
             .map_err(crate::error::Error::from)
             .and_then(|mut folded| {
                 folded.name = f.host.label();

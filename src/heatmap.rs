@@ -9,14 +9,15 @@
 //! It must not parse or draw: it turns the per-sample offsets that
 //! `collapse` keeps (from the same single pass over the input) into numbers
 //! for `html` to draw. So a window read off the map selects the same samples
-//! that `collapse::file_window` folds: offsets are from the input's first
+//! that `stacks::file_window` folds: offsets are from the input's first
 //! event, and only samples of the folded event type count.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::collapse::{self, CollapseError, Folded};
+use crate::collapse::{CollapseError, Folded};
+use crate::stacks;
 
 /// Rows per second: 20 ms buckets, FlameScope's default.
 pub const ROWS: usize = 50;
@@ -168,7 +169,7 @@ pub fn of(folded: &Folded) -> Option<Heatmap> {
 /// The heat map of one `perf script` file (plain or gzip): collapses it
 /// and keeps the timestamps. Callers that have the `Folded` use [`of`].
 pub fn file(path: &Path) -> Result<Heatmap, CollapseError> {
-    let folded = collapse::file(path)?;
+    let folded = stacks::file(path)?;
     of(&folded).ok_or_else(|| CollapseError::NoTimestamps {
         path: path.to_path_buf(),
     })

@@ -52,7 +52,8 @@
 //! - **record**: what the host does (`perf record` of the Node processes, by
 //!   the document's script); **fetch**: download and verify its upload.
 //! - **collapse**: `perf script` text → folded stacks (`Folded`: one line per
-//!   distinct stack, with its weight).
+//!   distinct stack, with its weight). It reads bytes from any reader;
+//!   `stacks` is what opens local files for it.
 //! - **render**: folded stacks → files (SVG, `.folded`, pprof, heat map);
 //!   pure, no AWS. **draw**: a *host's* journey after the wait, from its
 //!   upload to its rendered files and its report row (`draw.rs` calls
@@ -89,6 +90,7 @@ pub mod progress;
 pub mod render;
 pub mod report;
 pub mod runs;
+pub mod stacks;
 pub mod targets;
 pub mod time;
 pub mod wait;

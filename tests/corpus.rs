@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flamefire::collapse::{self, Folded};
+use flamefire::collapse::Folded;
+use flamefire::stacks;
 use predicates::prelude::*;
 
 use crate::support::{flamefire, repo};
@@ -98,7 +99,7 @@ fn corpus_folds_to_the_reference_stacks() {
                 expected_path.display()
             ));
         }
-        let folded = match collapse::file(&path) {
+        let folded = match stacks::file(&path) {
             Ok(folded) => folded,
             Err(e) => {
                 failures.push(format!("{name}: {e}"));
@@ -144,12 +145,12 @@ fn timestamps_come_from_the_same_pass() {
         "java",
     ] {
         let path = corpus_dir().join(format!("{name}.perf.gz"));
-        let folded = collapse::file(&path).unwrap();
+        let folded = stacks::file(&path).unwrap();
         let map = flamefire::heatmap::of(&folded).unwrap_or_else(|| panic!("{name} has times"));
         assert_eq!(map.samples, folded.sample_count, "{name}");
     }
     for name in ["no-time", "minimal"] {
-        let folded = collapse::file(&corpus_dir().join(format!("{name}.perf.gz"))).unwrap();
+        let folded = stacks::file(&corpus_dir().join(format!("{name}.perf.gz"))).unwrap();
         assert!(flamefire::heatmap::of(&folded).is_none(), "{name}");
     }
 }
@@ -249,7 +250,7 @@ struct Reference {
 }
 
 /// A plain `perf script` folder, for the corpus only: the first event type,
-/// one count per sample, frames named as documented in src/collapse.rs.
+/// one count per sample, frames named as documented in src/collapse/mod.rs (and names.rs).
 fn reference(text: &str) -> Reference {
     let mut stacks = BTreeMap::new();
     let mut first_event: Option<String> = None;

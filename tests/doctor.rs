@@ -380,6 +380,20 @@ fn probe_asks_a_healthy_host_and_it_answers_with_what_a_run_would_find() {
         .success();
     let runs: serde_json::Value = serde_json::from_slice(&runs.get_output().stdout).unwrap();
     assert_eq!(runs, serde_json::json!([]), "a probe is not a run");
+    // As the on-call role, doctor and its probe make no request IAM refuses
+    // (each would be an AccessDenied in CloudTrail).
+    let key = &emu.oncall().access_key_id;
+    let stats: serde_json::Value = serde_json::from_str(&crate::support::emulator_http(
+        "GET",
+        &format!("/_flamefire/stats?access_key_id={key}"),
+        None,
+    ))
+    .unwrap();
+    assert!(
+        stats["operations"]["ssm:SendCommand"].as_u64() == Some(1),
+        "{stats}"
+    );
+    assert_eq!(stats["errors"], serde_json::json!({}), "refused: {stats}");
 }
 
 /// Issue 17 §2: a bucket policy that admits the office only. The laptop's
@@ -405,4 +419,78 @@ fn probe_finds_a_post_the_bucket_policy_refuses_where_the_laptop_check_passes() 
         line.contains("s3:authType") && line.contains("aws:SourceIp"),
         "{line}"
     );
+}
+
+/// Issue 17, "done when": `doctor --probe` finds, per host, no route to S3,
+/// no perf and no way to install it, perf forbidden by the kernel, and a
+/// perf that a run would install; each with its next step. The hosts are
+/// this machine under the emulator's test-only host conditions
+/// (tests/emulator/hostenv.py): a network namespace with no route, perf and
+/// the package managers absent from the filesystem, a seccomp filter that
+/// refuses perf_event_open as a locked-down kernel or a container runtime
+/// does. The real script meets each one, with the real curl and perf.
+#[test]
+fn probe_finds_each_hosts_problem_with_its_next_step() {
+    require("perf");
+    let emu = Emulator::new();
+    let _app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let no_route = emu.seed(1, &[ONLINE, ("flamefire-test:network", "none")]);
+    let package_managers = "dnf,yum,apt-get,zypper";
+    let nothing = emu.seed(
+        1,
+        &[
+            ONLINE,
+            (
+                "flamefire-test:without",
+                &format!("perf,{package_managers}"),
+            ),
+        ],
+    );
+    let installable = emu.seed(1, &[ONLINE, ("flamefire-test:without", "perf")]);
+    let forbidden = emu.seed(1, &[ONLINE, ("flamefire-test:seccomp", "deny-perf")]);
+    let ids = [&no_route, &nothing, &installable, &forbidden].map(|v| v[0].clone());
+    let assert = probe(&emu, &ids).assert().code(2);
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    println!("{stdout}");
+
+    let line = host_lines(&stdout, &ids[0]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("before recording: upload of upload-check") && line.contains("(curl exit 7)"),
+        "{line}"
+    );
+    assert!(
+        line.contains("no network path to the bucket's S3 endpoint"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[1]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("perf is not installed and no package manager"),
+        "{line}"
+    );
+    assert!(
+        line.contains("next step: install perf on the host"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[2]);
+    assert!(line.starts_with('!'), "{line}");
+    assert!(
+        line.contains("perf to be installed")
+            && line.contains("perf is not installed: a run will install it with apt-get"),
+        "{line}"
+    );
+
+    let line = host_lines(&stdout, &ids[3]);
+    assert!(line.starts_with('✖'), "{line}");
+    assert!(
+        line.contains("perf record failed (exit 255)")
+            && line.contains(
+                "Access to performance monitoring and observability operations is limited"
+            ),
+        "perf's own words: {line}"
+    );
+    assert!(line.contains("kernel.perf_event_paranoid"), "{line}");
 }

@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flamefire::collapse::{self, CollapseError, Folded, Window};
+use flamefire::collapse::{CollapseError, Folded, Window};
 use flamefire::render::{self, Labels};
+use flamefire::stacks;
 use quick_xml::events::Event;
 
 fn data_dir() -> PathBuf {
@@ -54,7 +55,7 @@ fn capture(name: &str) -> PathBuf {
 }
 
 fn collapsed(path: &Path) -> Folded {
-    collapse::file(path).unwrap_or_else(|e| panic!("collapsing {}: {e}", path.display()))
+    stacks::file(path).unwrap_or_else(|e| panic!("collapsing {}: {e}", path.display()))
 }
 
 #[test]
@@ -383,7 +384,7 @@ fn time_windows_find_the_idle_gap_between_bursts() {
                 // the last bucket is open-ended, so nothing can escape
                 to_s: (i < 39).then_some((i + 1) as f64 * STEP),
             };
-            match collapse::file_window(&path, window) {
+            match stacks::file_window(&path, window) {
                 Ok(folded) => folded.samples,
                 Err(CollapseError::Empty { .. }) => 0,
                 Err(e) => panic!("window {window:?}: {e}"),

@@ -65,7 +65,7 @@ fn heat_maps_count_the_samples_that_collapse_folds() {
         let map = heatmap::file(&path).unwrap();
         assert_eq!(
             map.samples,
-            flamefire::collapse::file(&path).unwrap().samples,
+            flamefire::stacks::file(&path).unwrap().samples,
             "{name}"
         );
         assert_eq!(map.samples, timestamps(&path).len() as u64, "{name}");

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{compare, create_out, finish, fold_params, load, window_text};
 use crate::aws::Aws;
 use crate::cli::{BucketPlan, DiffInput, DiffPlan};
-use crate::collapse::{self, Folded, Select};
+use crate::collapse::{Folded, Select};
 use crate::draw::hot;
 use crate::error::{Error, Result};
 use crate::fetch;
@@ -15,6 +15,7 @@ use crate::model::Host;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, Param, Role, RunReport, Status};
+use crate::stacks;
 
 /// `flamefire diff`: two profiles → differential flamegraphs, the biggest
 /// changes, and each side's own flamegraph.
@@ -126,7 +127,7 @@ async fn resolve_input(
         }
     };
     let select = select.clone();
-    let mut folded = tokio::task::spawn_blocking(move || collapse::file_with(&path, &select))
+    let mut folded = tokio::task::spawn_blocking(move || stacks::file_with(&path, &select))
         .await
         .expect("collapse task does not panic")?;
     if let DiffInput::Run { .. } = input {

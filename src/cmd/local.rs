@@ -3,7 +3,7 @@
 
 use super::{create_out, finish, fold_params, pids_text};
 use crate::cli::LocalPlan;
-use crate::collapse::{self, Window};
+use crate::collapse::Window;
 use crate::document::Pids;
 use crate::draw::{hot, labels, write_pprof};
 use crate::error::Result;
@@ -41,7 +41,7 @@ pub async fn run(mut plan: LocalPlan, progress: &Progress) -> Result<u8> {
         .unwrap_or_default();
     let stacks = out.join("stacks.gz");
     let select = plan.fold.select(Window::default());
-    let folded = tokio::task::spawn_blocking(move || collapse::file_with(&stacks, &select))
+    let folded = tokio::task::spawn_blocking(move || crate::stacks::file_with(&stacks, &select))
         .await
         .expect("collapse task does not panic")?;
     let host = if meta.hostname.is_empty() {

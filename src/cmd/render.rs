@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{create_out, finish, fold_params, merge, note_other_events, window_text};
 use crate::cli::RenderPlan;
-use crate::collapse::{self, Folded};
+use crate::collapse::Folded;
 use crate::draw::{hot, write_pprof};
 use crate::error::Result;
 use crate::heatmap;
@@ -12,12 +12,13 @@ use crate::pprof;
 use crate::progress::Progress;
 use crate::render::{self, Labels};
 use crate::report::{HostOutcome, Param, RunReport, Status};
+use crate::stacks;
 
 pub async fn run(plan: RenderPlan, progress: &Progress) -> Result<u8> {
     let out = create_out(&plan.out)?;
     let files = plan.files.clone();
     let select = plan.fold.select(plan.window);
-    let results = tokio::task::spawn_blocking(move || collapse::files_with(&files, &select))
+    let results = tokio::task::spawn_blocking(move || stacks::files_with(&files, &select))
         .await
         .expect("collapse task does not panic");
     let mut outcomes = Vec::new();

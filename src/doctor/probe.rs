@@ -230,7 +230,7 @@ fn judge(state: &HostState) -> Check {
                 Level::Warn,
                 label,
                 says(&format!("{ok}; warnings: {w}")),
-                "a run records, with these warnings: fix them on the host for a complete flamegraph",
+                "a run records anyway; the warnings say what it will do first or miss",
             ),
             None => Check::ok(label, says(&ok)),
         };

@@ -1,5 +1,5 @@
 """How AWS authenticates and authorises a request, as pure functions for the
-emulator's front server (emulator.py): no moto, no emulator state, no I/O.
+emulator's front server (the emu package): no moto, no emulator state, no I/O.
 
 - which IAM action, resource ARNs and request-context keys each request that
   flamefire makes carries (`s3_request`, `ssm_request`, `ec2_request`);

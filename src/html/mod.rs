@@ -19,115 +19,32 @@
 //! and the SVG is escaped as a whole into the `srcdoc` attribute.
 //!
 //! It must not collapse, render or decide the exit code.
+//!
+//! Here: the page top to bottom and the time view's data. Beside it:
+//! `tables` (parameters, hosts, failures), `frame` (one flamegraph's
+//! iframe), `heat` (a heat map as inline SVG), `csp` (the policy's hashes),
+//! and the time view's own `report.js` and `report.css`.
+
+mod csp;
+mod frame;
+mod heat;
+mod tables;
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
 use std::path::Path;
 
-use crate::heatmap::{Heatmap, Timeline};
-use crate::report::{HostOutcome, Role, RunReport, Status};
+use crate::heatmap::Timeline;
+use crate::report::{HostOutcome, RunReport, Status};
 
-/// Makes inferno's `history.replaceState` calls harmless inside a frame
-/// without a URL of its own; runs before inferno's script.
-const REPLACE_STATE_SHIM: &str = "<script type=\"text/ecmascript\">(function(){var r=history.replaceState;history.replaceState=function(){try{return r.apply(history,arguments)}catch(e){}}})();</script>";
+use csp::{Csp, sha256};
+use frame::flamegraph;
+use heat::heatmap;
+use tables::{failures, host_label, hosts_table, parameters};
 
 /// The page's own script and style (the time view), embedded whole.
-const REPORT_JS: &str = include_str!("html/report.js");
-const REPORT_CSS: &str = include_str!("html/report.css");
-
-/// The frame document's style (see [`frame_document`]).
-const FRAME_STYLE: &str = "html,body{margin:0;padding:0}body>svg{display:block;width:100%}";
-
-/// The scripts and styles the page may run: each by the SHA-256 of its
-/// text, so that nothing else runs, whatever a host's text holds. The
-/// policy is inherited by the flamegraph frames (`srcdoc`), so inferno's
-/// script and style and its `onload` handler are listed too.
-#[derive(Default)]
-struct Csp {
-    scripts: std::collections::BTreeSet<String>,
-    styles: std::collections::BTreeSet<String>,
-    handlers: std::collections::BTreeSet<String>,
-}
-
-impl Csp {
-    fn policy(&self) -> String {
-        let list = |set: &std::collections::BTreeSet<String>| {
-            set.iter().map(|h| format!(" '{h}'")).collect::<String>()
-        };
-        let handlers = if self.handlers.is_empty() {
-            String::new()
-        } else {
-            format!(" 'unsafe-hashes'{}", list(&self.handlers))
-        };
-        format!(
-            "default-src 'none'; script-src{}{handlers}; style-src{}; img-src data:; frame-src 'self' about: data:",
-            list(&self.scripts),
-            list(&self.styles)
-        )
-    }
-
-    /// Lists the scripts, styles and `onload` handler of one SVG document.
-    fn svg(&mut self, svg: &str) {
-        for (open, close, set) in [
-            ("<script", "</script>", &mut self.scripts),
-            ("<style", "</style>", &mut self.styles),
-        ] {
-            let mut rest = svg;
-            while let Some(at) = rest.find(open) {
-                let Some(tag_end) = rest[at..].find('>') else {
-                    break;
-                };
-                let body = &rest[at + tag_end + 1..];
-                let Some(end) = body.find(close) else { break };
-                // an SVG's CDATA sections are text in HTML's foreign
-                // content: the element's text is what is around and inside them
-                let mut text = String::new();
-                let mut raw = &body[..end];
-                while let Some(at) = raw.find("<![CDATA[") {
-                    text.push_str(&raw[..at]);
-                    let inner = &raw[at + 9..];
-                    let close = inner.find("]]>").unwrap_or(inner.len());
-                    text.push_str(&inner[..close]);
-                    raw = inner.get(close + 3..).unwrap_or("");
-                }
-                text.push_str(raw);
-                set.insert(sha256(&text));
-                rest = &body[end..];
-            }
-        }
-        if let Some(at) = svg.find(" onload=\"") {
-            let value = &svg[at + 9..];
-            if let Some(end) = value.find('"') {
-                self.handlers.insert(sha256(&value[..end]));
-            }
-        }
-    }
-}
-
-/// `sha256-BASE64` of `text`, a CSP hash source.
-fn sha256(text: &str) -> String {
-    use sha2::Digest as _;
-    format!("sha256-{}", base64(&sha2::Sha256::digest(text.as_bytes())))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+const REPORT_JS: &str = include_str!("report.js");
+const REPORT_CSS: &str = include_str!("report.css");
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#222;background:#fff}
@@ -442,264 +359,6 @@ fn scope(
     csp.scripts.insert(sha256(REPORT_JS));
 }
 
-fn parameters(h: &mut String, report: &RunReport) {
-    h.push_str("<table class=\"params\">\n");
-    if !report.run_id.is_empty() {
-        let _ = writeln!(
-            h,
-            "<tr><th>run</th><td><code>{}</code></td></tr>",
-            escape(&report.run_id)
-        );
-    }
-    for p in &report.params {
-        let _ = writeln!(
-            h,
-            "<tr><th>{}</th><td><code>{}</code></td></tr>",
-            escape(&p.name),
-            escape(&p.value)
-        );
-    }
-    let _ = writeln!(
-        h,
-        "<tr><th>output</th><td><code>{}</code></td></tr>\n</table>",
-        escape(&report.out.display().to_string())
-    );
-}
-
-fn hosts_table(h: &mut String, report: &RunReport) {
-    h.push_str(
-        "<h2 id=\"summary\">Hosts</h2>\n<table class=\"hosts\"><tr><th>host</th><th>Name</th>\
-         <th>status</th><th>samples</th><th>top functions (self)</th><th>warnings</th></tr>\n",
-    );
-    for o in &report.hosts {
-        let (class, status) = status_text(o);
-        let role = match o.role {
-            Some(Role::Baseline) => " <small>(baseline)</small>",
-            Some(Role::Target) => " <small>(target)</small>",
-            None => "",
-        };
-        let _ = write!(
-            h,
-            "<tr><td><code>{}</code>{role}</td><td>{}</td><td class=\"{class}\">{}</td><td class=\"num\">{}</td><td>",
-            escape(&o.host),
-            escape(o.name.as_deref().unwrap_or("")),
-            escape(status),
-            o.samples.map(|s| s.to_string()).unwrap_or_default()
-        );
-        for f in o.top_functions.iter().take(5) {
-            let _ = write!(
-                h,
-                "<div><code>{}</code> {:.1}%</div>",
-                escape(&f.name),
-                100.0 * f.share
-            );
-        }
-        h.push_str("</td><td>");
-        if !o.warnings.is_empty() {
-            h.push_str("<ul class=\"warnings\">");
-            for w in &o.warnings {
-                let _ = write!(h, "<li>{}</li>", escape(w));
-            }
-            h.push_str("</ul>");
-        }
-        h.push_str("</td></tr>\n");
-    }
-    h.push_str("</table>\n");
-}
-
-fn failures(h: &mut String, report: &RunReport) {
-    let failed: Vec<&HostOutcome> = report
-        .hosts
-        .iter()
-        .filter(|o| !matches!(o.status, Status::Rendered))
-        .collect();
-    if failed.is_empty() {
-        return;
-    }
-    h.push_str("<h2 id=\"failed\">Hosts without a flamegraph</h2>\n");
-    for o in failed {
-        let (class, status) = status_text(o);
-        let _ = writeln!(
-            h,
-            "<section class=\"failure\"><h3>{} <span class=\"{class}\">{}</span></h3>",
-            escape(&host_label(o)),
-            escape(status)
-        );
-        if let Some(s) = &o.ssm_status {
-            let _ = writeln!(h, "<p>SSM status: <code>{}</code></p>", escape(s));
-        }
-        if let Some(c) = &o.cause {
-            let _ = writeln!(h, "<p>cause: {}</p>", escape(c));
-        }
-        if let Some(n) = &o.next_step {
-            let _ = writeln!(h, "<p>next step: {}</p>", escape(n));
-        }
-        if let Some(t) = o.output_tail.as_deref().filter(|t| !t.is_empty()) {
-            let _ = writeln!(h, "<pre>{}</pre>", escape(t));
-        }
-        h.push_str("</section>\n");
-    }
-}
-
-fn status_text(o: &HostOutcome) -> (&'static str, &'static str) {
-    match o.status {
-        Status::Rendered => ("ok", "ok"),
-        Status::Failed => ("failed", "FAILED"),
-        Status::Skipped => ("skipped", "skipped"),
-        Status::Cancelled => ("cancelled", "cancelled"),
-    }
-}
-
-fn host_label(o: &HostOutcome) -> String {
-    match &o.name {
-        Some(name) => format!("{} ({name})", o.host),
-        None => o.host.clone(),
-    }
-}
-
-/// One flamegraph as its own document in an iframe, sized to the SVG.
-fn flamegraph(
-    h: &mut String,
-    id: &str,
-    caption: &str,
-    svg_path: &Path,
-    read: &dyn Fn(&Path) -> Option<String>,
-    csp: &mut Csp,
-) {
-    if !caption.is_empty() {
-        let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(caption));
-    }
-    let Some(svg) = read(svg_path) else {
-        let _ = writeln!(
-            h,
-            "<p class=\"failed\">could not read {}</p>",
-            escape(&svg_path.display().to_string())
-        );
-        return;
-    };
-    let height = svg_height(&svg).unwrap_or(600) + 4;
-    let document = frame_document(&svg);
-    csp.svg(&document);
-    let name = svg_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let _ = writeln!(
-        h,
-        "<iframe class=\"flamegraph\" id=\"{}\" title=\"{}\" data-svg=\"{}\" height=\"{height}\" srcdoc=\"{}\"></iframe>",
-        escape(id),
-        escape(&name),
-        escape(&name),
-        escape(&document)
-    );
-}
-
-/// The frame's document: the SVG inline in a minimal standards-mode HTML
-/// page (a `srcdoc` is always parsed as HTML), stretched to the frame's
-/// width as inferno's fluid layout expects of a standalone SVG, with
-/// [`REPLACE_STATE_SHIM`] as the root's first child, before inferno's script.
-fn frame_document(svg: &str) -> String {
-    let Some(open) = svg.find("<svg") else {
-        return svg.to_string();
-    };
-    let Some(end) = svg[open..].find('>') else {
-        return svg.to_string();
-    };
-    let at = open + end + 1;
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{FRAME_STYLE}</style></head><body>{}{REPLACE_STATE_SHIM}{}</body></html>",
-        &svg[open..at],
-        &svg[at..]
-    )
-}
-
-/// The `height` of the root `<svg>` element, in pixels.
-fn svg_height(svg: &str) -> Option<u32> {
-    let open = svg.find("<svg")?;
-    let tag = &svg[open..open + svg[open..].find('>')?];
-    let start = tag.find(" height=\"")? + " height=\"".len();
-    let len = tag[start..].find('"')?;
-    tag[start..start + len].parse().ok()
-}
-
-/// Cell size of the heat map, in pixels.
-const CELL_H: usize = 4;
-const CELL_W_MAX: usize = 24;
-const HEATMAP_W: usize = 900;
-const AXIS_H: usize = 16;
-
-/// The heat map as inline SVG: one column per second (left to right), one
-/// row per sub-second slice (top to bottom), darker with more samples.
-fn heatmap(h: &mut String, map: &Heatmap) {
-    let columns = map.counts.len().max(1);
-    let cell_w = (HEATMAP_W / columns).clamp(2, CELL_W_MAX);
-    let (width, height) = (columns * cell_w, map.rows * CELL_H);
-    let totals: Vec<String> = map.column_totals().iter().map(u64::to_string).collect();
-    let _ = writeln!(
-        h,
-        "<p class=\"note\">Time slices: one column per second from the first sample ({} s), \
-         {} rows of {} ms from the top; darker = more samples (max {} in a slice). \
-         Draw one stretch with <code>flamefire render --from S --to S</code>.</p>",
-        map.counts.len(),
-        map.rows,
-        1000 / map.rows.max(1),
-        map.max
-    );
-    let _ = writeln!(
-        h,
-        "<svg class=\"heatmap\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" \
-         data-rows=\"{}\" data-column-totals=\"{}\" role=\"img\" aria-label=\"samples per time slice\">\
-         <rect width=\"{width}\" height=\"{height}\" fill=\"#f3f3f3\"/>",
-        height + AXIS_H,
-        map.rows,
-        totals.join(" ")
-    );
-    let slice_ms = 1000.0 / map.rows.max(1) as f64;
-    for (second, column) in map.counts.iter().enumerate() {
-        for (row, &count) in column.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            let from = second as f64 + row as f64 * slice_ms / 1000.0;
-            let _ = write!(
-                h,
-                "<rect x=\"{}\" y=\"{}\" width=\"{cell_w}\" height=\"{CELL_H}\" fill=\"{}\">\
-                 <title>{from:.2}–{:.2} s: {count} samples</title></rect>",
-                second * cell_w,
-                row * CELL_H,
-                heat_colour(count, map.max),
-                from + slice_ms / 1000.0
-            );
-        }
-    }
-    let step = (40 / cell_w).max(1);
-    for second in (0..map.counts.len()).step_by(step) {
-        let _ = write!(
-            h,
-            "<text x=\"{}\" y=\"{}\" font-size=\"10\" fill=\"#555\">{second}s</text>",
-            second * cell_w,
-            height + AXIS_H - 4
-        );
-    }
-    h.push_str("</svg>\n");
-}
-
-/// Light yellow (few samples) to dark red (the busiest slice), as FlameScope.
-fn heat_colour(count: u32, max: u32) -> String {
-    let t = if max == 0 {
-        0.0
-    } else {
-        (count as f64 / max as f64).clamp(0.0, 1.0)
-    };
-    let mix = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
-    format!(
-        "rgb({},{},{})",
-        mix(255.0, 165.0),
-        mix(237.0, 15.0),
-        mix(160.0, 21.0)
-    )
-}
-
 /// Escapes text for HTML content and double- or single-quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
@@ -719,6 +378,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heatmap::Heatmap;
     use crate::report::{HostOutcome, Param};
     use std::path::PathBuf;
 
@@ -836,31 +496,5 @@ mod tests {
         }
         assert!(page.contains(&format!("&#39;{}&#39;", sha256(REPORT_JS))));
         assert!(!page.contains("unsafe-inline"));
-    }
-
-    #[test]
-    fn csp_hashes_are_base64_of_sha256() {
-        // printf '' | openssl dgst -sha256 -binary | base64
-        assert_eq!(
-            sha256(""),
-            "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
-        assert_eq!(base64(b"ab"), "YWI=");
-    }
-
-    #[test]
-    fn heat_map_cells_carry_counts_and_darken_with_them() {
-        let map = Heatmap::from_offsets([0.01, 0.011, 2.5], 50);
-        let mut h = String::new();
-        heatmap(&mut h, &map);
-        assert!(h.contains("data-column-totals=\"2 0 1\""), "{h}");
-        assert!(h.contains("<title>0.00–0.02 s: 2 samples</title>"), "{h}");
-        assert_eq!(
-            h.matches("<rect x=").count(),
-            2,
-            "empty cells are not drawn"
-        );
-        assert_eq!(heat_colour(2, 2), "rgb(165,15,21)");
-        assert_eq!(heat_colour(0, 2), "rgb(255,237,160)");
     }
 }

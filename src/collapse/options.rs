@@ -1,0 +1,53 @@
+//! What the caller asks collapse for: which samples ([`Select`], with its
+//! time [`Window`]) and what each one weighs ([`Weight`]). Plain data.
+
+use std::fmt;
+
+/// What one sample weighs in the folded counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weight {
+    /// Every sample counts 1 (right for `cpu-clock` at a fixed frequency).
+    #[default]
+    Sample,
+    /// Every sample counts its period (`cycles` in frequency mode), so that
+    /// shares match `perf report`'s.
+    Period,
+}
+
+impl fmt::Display for Weight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Weight::Sample => "sample",
+            Weight::Period => "period",
+        })
+    }
+}
+
+/// Which samples of an input to fold, and how to count them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Select {
+    pub window: Window,
+    /// The event type to fold (`cycles`, `cycles:u`, `sched:sched_switch`);
+    /// `None` for the input's first event type.
+    pub event: Option<String>,
+    pub weight: Weight,
+}
+
+/// A time window relative to the input's first event, in seconds: events
+/// with `from_s <= t - t0 < to_s` are kept. `None` leaves that side open.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Window {
+    pub from_s: Option<f64>,
+    pub to_s: Option<f64>,
+}
+
+impl Window {
+    pub(super) fn is_open(&self) -> bool {
+        self.from_s.is_none() && self.to_s.is_none()
+    }
+
+    pub(super) fn contains_ns(&self, offset_ns: u64) -> bool {
+        let offset_s = offset_ns as f64 / 1e9;
+        self.from_s.is_none_or(|from| offset_s >= from) && self.to_s.is_none_or(|to| offset_s < to)
+    }
+}
