@@ -39,12 +39,12 @@ fn on_a_clock_fast_by(seconds: u64, cmd: &Command) -> assert_cmd::Command {
 fn a_laptop_fifteen_minutes_fast_starts_the_hosts_by_aws_time() {
     require("perf");
     let emu = Emulator::new();
-    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let app = NodeApp::start("sick", 2, &["--perf-basic-prof"]);
     let ids = emu.seed(1, &[ONLINE]);
     let out = tempfile::tempdir().unwrap();
     let mut ssm = emu.ssm_process();
     ssm.arg(&ids[0])
-        .args(["--duration", "2", "--timeout", "120", "--out"])
+        .args(["--duration", "3", "--timeout", "120", "--out"])
         .arg(out.path())
         .args(app.pid_args());
     let assert = on_a_clock_fast_by(900, &ssm)
