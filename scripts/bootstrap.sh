@@ -5,8 +5,8 @@
 # the tools only the tests use: shellcheck (lints the document's script), Go
 # (its `go tool pprof` checks the pprof export, its regexp is the SSM agent's
 # pattern engine), protoc (checks the generated pprof types), and busybox and
-# mksh (host shells the script must run under), and strace (counts the
-# processes the script starts). Idempotent: it installs only what is missing.
+# mksh (host shells the script must run under), strace (counts the
+# processes the script starts) and faketime (a laptop whose clock is off). Idempotent: it installs only what is missing.
 set -euo pipefail
 for_tests=false
 [[ ${1:-} == --for-tests ]] && for_tests=true
@@ -34,6 +34,8 @@ if $for_tests; then
     [[ -x /bin/mksh ]] || need+=(mksh)
     # tests/on_fire.rs counts the processes the script starts (strace -f).
     command -v strace >/dev/null || need+=(strace)
+    # tests/clock.rs runs flamefire on a clock 15 minutes fast (libfaketime).
+    command -v faketime >/dev/null || need+=(faketime)
 fi
 command -v python3 >/dev/null || need+=(python3)
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then need+=(python3-venv); fi

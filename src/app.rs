@@ -23,10 +23,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Document(DocumentCommand::Deploy(args)) => {
-            cmd::admin::deploy(args, &progress).await
+            cmd::admin::deploy(args.plan()?, &progress).await
         }
         Command::Doctor(args) => cmd::admin::doctor(args.plan()?, &cli.settings, &progress).await,
-        Command::Runs(args) => cmd::admin::list_runs(args.bucket.plan()?, args.json).await,
+        Command::Runs(args) => cmd::admin::list_runs(args.bucket.plan(&args.aws)?, args.json).await,
         Command::Fetch(args) => cmd::fetch::run(args.plan()?, &progress).await,
         Command::Completions { shell } => {
             report::print_stdout(&crate::cli::completions(shell));

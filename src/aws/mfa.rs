@@ -38,9 +38,11 @@ const CACHE_MIN_LIFE: Duration = Duration::from_secs(15 * 60);
 
 /// The selected profile, when it assumes a role with `mfa_serial`.
 /// Environment credentials come first in the SDK's chain, so with
-/// `AWS_ACCESS_KEY_ID` set the profile is not used and neither is MFA.
+/// `AWS_ACCESS_KEY_ID` set and no `--profile` (only AWS_PROFILE or the
+/// default) the profile is not used and neither is MFA. An explicit
+/// `--profile` wins over them, as in the AWS CLI.
 pub async fn find(profile: Option<&str>) -> Result<Option<MfaProfile>> {
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+    if profile.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
         return Ok(None);
     }
     let fs = aws_types::os_shim_internal::Fs::real();
@@ -123,11 +125,22 @@ fn epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-fn read_cache(p: &MfaProfile, now: SystemTime) -> Option<Credentials> {
+/// The cached session of `p`, when it is the same role and device and
+/// lives for `min_life` more (at least [`CACHE_MIN_LIFE`]).
+fn read_cache(p: &MfaProfile, now: SystemTime, min_life: Duration) -> Option<Credentials> {
     let bytes = std::fs::read(cache_file(&p.profile)?).ok()?;
     let c: Cached = serde_json::from_slice(&bytes).ok()?;
-    let fresh = c.expires_epoch > epoch(now) + CACHE_MIN_LIFE.as_secs();
-    if c.role_arn != p.role_arn || c.mfa_serial != p.mfa_serial || !fresh {
+    let life = min_life.max(CACHE_MIN_LIFE).as_secs();
+    let fresh = c.expires_epoch > epoch(now) + life;
+    if c.role_arn != p.role_arn || c.mfa_serial != p.mfa_serial {
+        return None;
+    }
+    if !fresh {
+        tracing::info!(
+            "the cached MFA session of profile {} ends too soon for this run ({} s needed): asking for a new code",
+            p.profile,
+            life
+        );
         return None;
     }
     Some(Credentials::new(
@@ -216,47 +229,66 @@ fn ask_tty(prompt: &str) -> std::io::Result<String> {
     Ok(line.trim().to_string())
 }
 
+/// The SDK's credentials provider for profile `name`, with the region
+/// (aws-config's `ProviderConfig::default()` has none, so a source that
+/// itself assumes a role, or refreshes an `aws login` token, fails with
+/// "Missing Region": aws-config 1.13.0 src/provider_config.rs, `Default`).
+pub fn profile_provider(
+    name: &str,
+    region: &aws_types::region::Region,
+) -> aws_config::profile::ProfileFileCredentialsProvider {
+    let config = aws_config::provider_config::ProviderConfig::default()
+        .with_region(Some(region.clone()))
+        .with_retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4));
+    aws_config::profile::ProfileFileCredentialsProvider::builder()
+        .configure(&config)
+        .profile_name(name)
+        .build()
+}
+
 /// The role session for `p`: from the cache, or AssumeRole with the code.
-/// `base` gives the region and endpoint for STS.
+/// `base` gives the endpoint for STS; `region` is the one resolved for
+/// the run, given to the source profile's own provider too.
 pub async fn credentials(
     p: &MfaProfile,
-    code: Option<&str>,
+    plan: &super::AwsPlan,
+    region: &aws_types::region::Region,
     base: &aws_types::SdkConfig,
 ) -> Result<Credentials> {
     let now = SystemTime::now();
     // The cache wins even over --mfa-code: AWS refuses a code used twice.
-    if let Some(cached) = read_cache(p, now) {
+    if let Some(cached) = read_cache(p, now, plan.min_life) {
         tracing::debug!("using the cached MFA session of profile {}", p.profile);
         return Ok(cached);
     }
-    let source = aws_config::profile::ProfileFileCredentialsProvider::builder()
-        .profile_name(&p.source_profile)
-        .build();
     // Resolve the source first, so that its failure names it.
-    let source_creds = source.provide_credentials().await.map_err(|e| Error::Aws {
-        call: "loading AWS credentials",
-        code: None,
-        message: format!(
-            "source_profile {} of profile {}: {}",
-            p.source_profile,
-            p.profile,
-            errors::chain(&e)
-        ),
-        next: format!(
-            "check the credentials of profile {} (it signs the AssumeRole of {})",
-            p.source_profile, p.role_arn
-        ),
-    })?;
-    let code = token_code(p, code).await?;
+    let source_creds = profile_provider(&p.source_profile, region)
+        .provide_credentials()
+        .await
+        .map_err(|e| Error::Aws {
+            call: "loading AWS credentials",
+            code: None,
+            message: format!(
+                "source_profile {} of profile {}: {}",
+                p.source_profile,
+                p.profile,
+                errors::chain(&e)
+            ),
+            next: format!(
+                "check the credentials of profile {} (it signs the AssumeRole of {})",
+                p.source_profile, p.role_arn
+            ),
+        })?;
+    let code = token_code(p, plan.mfa_code.as_deref()).await?;
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(base)
             .credentials_provider(source_creds)
             .build(),
     );
-    let session = p
-        .role_session_name
-        .clone()
-        .unwrap_or_else(|| format!("flamefire-{}", epoch(now)));
+    let session = match &p.role_session_name {
+        Some(name) => name.clone(),
+        None => session_name(&sts, now).await,
+    };
     let out = sts
         .assume_role()
         .role_arn(&p.role_arn)
@@ -293,4 +325,72 @@ pub async fn credentials(
     );
     write_cache(p, &creds);
     Ok(creds)
+}
+
+/// `flamefire-<who>`: the source identity's user or session name, so that
+/// CloudTrail shows the person behind the role session (the AWS CLI's
+/// `botocore-session-<epoch>` says nothing). GetCallerIdentity needs no
+/// permission; when it fails, the time stands in.
+async fn session_name(sts: &aws_sdk_sts::Client, now: SystemTime) -> String {
+    let who = match sts.get_caller_identity().send().await {
+        Ok(out) => out.arn().map(who_from_arn),
+        Err(e) => {
+            tracing::debug!(
+                "sts:GetCallerIdentity for the session name: {}",
+                errors::chain(&e)
+            );
+            None
+        }
+    };
+    session_name_for(who.as_deref(), now)
+}
+
+/// The last part of a user or assumed-role ARN: `alice` of
+/// `arn:aws:iam::1:user/team/alice`, `bob@example.com` of
+/// `arn:aws:sts::1:assumed-role/Admin/bob@example.com`.
+fn who_from_arn(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_string()
+}
+
+/// A RoleSessionName STS accepts: 2–64 of `[\w+=,.@-]` (STS API
+/// reference, AssumeRole); other characters become `-`.
+fn session_name_for(who: Option<&str>, now: SystemTime) -> String {
+    let who: String = who
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = if who.is_empty() {
+        format!("flamefire-{}", epoch(now))
+    } else {
+        format!("flamefire-{who}")
+    };
+    name.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_say_who_and_fit_sts() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let who = who_from_arn("arn:aws:iam::123456789012:user/team/alice");
+        assert_eq!(session_name_for(Some(&who), now), "flamefire-alice");
+        let who = who_from_arn("arn:aws:sts::123456789012:assumed-role/Admin/bob@example.com");
+        assert_eq!(
+            session_name_for(Some(&who), now),
+            "flamefire-bob@example.com"
+        );
+        assert_eq!(session_name_for(Some("a b/c"), now), "flamefire-a-b-c");
+        assert_eq!(session_name_for(None, now), "flamefire-1700000000");
+        let long = "x".repeat(100);
+        assert_eq!(session_name_for(Some(&long), now).len(), 64);
+    }
 }

@@ -3,7 +3,7 @@
 use super::load;
 use crate::aws::Aws;
 use crate::cli::config::Origins;
-use crate::cli::{BucketPlan, DeployArgs, DoctorPlan, check_document_name};
+use crate::cli::{BucketPlan, DeployPlan, DoctorPlan};
 use crate::doctor;
 use crate::document;
 use crate::error::{Result, exit};
@@ -12,12 +12,7 @@ use crate::report;
 use crate::runs;
 
 pub async fn doctor(plan: DoctorPlan, settings: &Origins, progress: &Progress) -> Result<u8> {
-    let loaded = Aws::load(
-        plan.profile.as_deref(),
-        plan.region.as_deref(),
-        plan.mfa_code.as_deref(),
-    )
-    .await;
+    let loaded = Aws::load(&plan.aws).await;
     let aws = match loaded {
         Ok(aws) => aws,
         // No credentials, no other check: say so as a check, with its next step.
@@ -48,15 +43,8 @@ pub async fn list_runs(location: BucketPlan, json: bool) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub async fn deploy(args: DeployArgs, progress: &Progress) -> Result<u8> {
-    check_document_name(&args.document)?;
-    document::embedded()?;
-    let aws = Aws::load(
-        args.profile.as_deref(),
-        args.region.as_deref(),
-        args.mfa_code.as_deref(),
-    )
-    .await?;
+pub async fn deploy(args: DeployPlan, progress: &Progress) -> Result<u8> {
+    let aws = Aws::load(&args.aws).await?;
     let (version, changed) = aws.deploy_document(&args.document, document::YAML).await?;
     let what = if changed {
         "deployed"

@@ -26,12 +26,7 @@ use crate::time::{iso_utc, now_epoch};
 
 /// The AWS clients for a bucket command, S3 in the bucket's own region.
 pub async fn load(loc: &BucketPlan) -> Result<Aws> {
-    let aws = Aws::load(
-        loc.profile.as_deref(),
-        loc.region.as_deref(),
-        loc.mfa_code.as_deref(),
-    )
-    .await?;
+    let aws = Aws::load(&loc.aws).await?;
     Ok(aws.for_bucket(&loc.bucket, &loc.prefix).await)
 }
 

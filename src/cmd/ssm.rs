@@ -32,7 +32,7 @@ use crate::progress::{HostBars, Progress};
 use crate::report::{self, Param, RunReport};
 use crate::runs;
 use crate::targets::{self, Resolved};
-use crate::time::{iso_utc, now_epoch};
+use crate::time::iso_utc;
 use crate::wait::{self, Event, HostState, InvocationStatus, Waited, Watch};
 
 /// Hosts get this long after SendCommand before the shared start, so that
@@ -46,17 +46,13 @@ const UPLOAD_MARGIN_S: u64 = 1800;
 const MAX_UPLOAD_BYTES: u64 = fetch::MAX_STACKS_BYTES;
 
 pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
-    let aws = Aws::load(
-        plan.profile.as_deref(),
-        plan.region.as_deref(),
-        plan.mfa_code.as_deref(),
-    )
-    .await?;
+    let aws = Aws::load(&plan.aws).await?;
     let targets = resolve(&aws, &plan, progress).await?;
     let s3 = bucket(&aws, &plan, progress).await?;
     let (params, who) = prepare(&aws, &s3, &plan, &targets.resolved.hosts).await?;
+    note_clock(&aws, progress);
     announce(progress, &plan, &params, &targets);
-    let sent_after = SystemTime::now() - INVOKED_AFTER_SLACK;
+    let sent_after = aws.now() - INVOKED_AFTER_SLACK;
     let (sent, not_sent) = send(&aws, &s3, &plan, &params, &targets.resolved.hosts, &who).await?;
 
     let out = create_out(&plan.record.out)?;
@@ -117,9 +113,9 @@ pub async fn run(plan: SsmPlan, progress: &Progress) -> Result<u8> {
     finish(report, progress, plan.record.json, plan.record.open).await
 }
 
-/// ListCommands' InvokedAfter for the wait, with slack for this machine's
-/// clock: SigV4 signatures more than 5 minutes off are refused ("Signature
-/// expired"), so 10 minutes covers every clock that can call SSM at all.
+/// ListCommands' InvokedAfter for the wait, by AWS's clock (`Aws::now`),
+/// with slack for the second-resolution `Date` it is read from and for a
+/// run whose first response came before any clock was known.
 const INVOKED_AFTER_SLACK: Duration = Duration::from_secs(600);
 
 /// The run's hosts, and which of them are the `--baseline`.
@@ -187,10 +183,28 @@ async fn prepare(
     params.upload = Some(upload_fields(s3, plan, &params, start_delay)?);
     // After signing (which may have waited for an MFA code), so that the
     // hosts get the full delay.
-    params.start_at = now_epoch() + start_delay;
+    // By AWS's clock: the hosts' clocks agree with it, not with this laptop's.
+    params.start_at = epoch(aws.now()) + start_delay;
     params.validate(document::embedded()?)?;
     record_run(s3, plan, &params, hosts, &who, false).await?;
     Ok((params, who))
+}
+
+/// Says so when this machine's clock is off AWS's by more than a few
+/// seconds: the run's times come from AWS's (`Aws::now`), but the
+/// engineer's other tools still read the laptop's.
+fn note_clock(aws: &Aws, progress: &Progress) {
+    let (off, way) = match aws.clock_offset() {
+        Some(crate::aws::Offset::Ahead(d)) => (d, "behind"),
+        Some(crate::aws::Offset::Behind(d)) => (d, "ahead of"),
+        None => return,
+    };
+    if off >= Duration::from_secs(30) {
+        progress.note(&format!(
+            "this machine's clock is {} s {way} AWS's: the hosts start by AWS's clock (check this machine's time sync)",
+            off.as_secs()
+        ));
+    }
 }
 
 fn announce(progress: &Progress, plan: &SsmPlan, params: &document::RecordParams, t: &Targets) {
@@ -274,7 +288,7 @@ async fn wait_and_draw(
     progress: &Progress,
 ) -> Result<()> {
     let recording_ends = params.start_at + params.duration_s as u64;
-    let until_end = Duration::from_secs(recording_ends.saturating_sub(now_epoch()));
+    let until_end = Duration::from_secs(recording_ends.saturating_sub(epoch(watch.ssm.now())));
     let total = until_end + plan.timeout;
     let hosts: Vec<_> = sent.iter().flat_map(|s| s.hosts.clone()).collect();
     let bars = progress.hosts(&hosts, total);
@@ -456,7 +470,8 @@ fn upload_fields(
     start_delay: u64,
 ) -> Result<UploadFields> {
     let creds = s3.signing_credentials();
-    let now = SystemTime::now();
+    // By AWS's clock, which judges the policy's expiration and the session's.
+    let now = s3.now();
     // The last upload flamefire waits for: the end of the recording plus --timeout.
     let last_upload = Duration::from_secs(start_delay + params.duration_s as u64) + plan.timeout;
     if let Some(expiry) = creds.expires {
@@ -505,4 +520,11 @@ async fn record_run(
 /// Where this run's keys are (docs/contracts.md's layout).
 fn location(plan: &SsmPlan) -> RunLocation {
     RunLocation::new(&plan.bucket, &plan.prefix, &plan.record.params.run_id)
+}
+
+/// Seconds since the epoch.
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }

@@ -12,7 +12,7 @@
 mod probe;
 pub use probe::ProbePlan;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::aws::Aws;
 use crate::document;
@@ -167,7 +167,7 @@ fn expiry_check(aws: &Aws) -> Check {
     let Some(expires) = creds.expires else {
         return Check::ok("session", "long-term credentials (no expiry)");
     };
-    let now = SystemTime::now();
+    let now = aws.now();
     match presign::check_expiry(expires, now, DEFAULT_RUN, Duration::from_secs(300)) {
         Ok(()) => {
             let left = expires.duration_since(now).unwrap_or_default().as_secs();

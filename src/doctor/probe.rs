@@ -13,7 +13,7 @@
 //! recorder's own words and the next step when it failed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -65,7 +65,7 @@ pub async fn hosts(
         Ok(p) => p,
         Err(e) => return vec![Check::failed("probe", &e)],
     };
-    let sent_after = SystemTime::now() - INVOKED_AFTER_SLACK;
+    let sent_after = to.ssm.now() - INVOKED_AFTER_SLACK;
     let dispatch_plan = DispatchPlan {
         document: to.document.to_string(),
         params,
@@ -120,7 +120,7 @@ fn params(to: &ProbeTarget<'_>, plan: &ProbePlan) -> crate::error::Result<Record
         to.bucket,
         format!("{}{}/", to.prefix, plan.run_id),
         MAX_PROBE_BYTES,
-        SystemTime::now(),
+        to.s3.now(),
         plan.timeout + Duration::from_secs(300),
     )?;
     let params = RecordParams {
