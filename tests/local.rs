@@ -290,4 +290,9 @@ fn a_killed_flamefire_leaves_no_demo_cluster_and_no_recorder_behind() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Node killed with SIGKILL leaves its perf map: remove the demo's, so
+    // that a later process with the same pid does not find a stale one.
+    for pid in tree {
+        let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    }
 }

@@ -411,6 +411,9 @@ impl FlippingMaps {
             for p in [&file, &fifo] {
                 chown(p, Some(65534), Some(65534)).unwrap();
             }
+            // A map left by an earlier process with this pid (a Node killed
+            // with SIGKILL keeps its /tmp/perf-PID.map) is stale: ours wins.
+            let _ = std::fs::remove_file(map);
             std::fs::hard_link(&file, map).unwrap();
             pairs.push((file, fifo, map.clone()));
         }
