@@ -374,8 +374,11 @@ fn discovery_does_not_start_a_process_per_process_of_the_host() {
     let crowd = Crowd::of(2000);
     let crowded = run_once();
     drop(crowd);
+    // The regression forked once per process (+2,000 here). The margin
+    // is for the wait loops, whose forks follow the wall clock: on a busy
+    // machine the crowded run has counted up to +160 of them.
     assert!(
-        crowded < quiet + 100,
+        crowded < quiet + 500,
         "with 2,000 more processes on the host the script started {crowded} processes before recording, against {quiet} without"
     );
 }
