@@ -26,7 +26,7 @@ use crate::document::{self, UploadFields};
 use crate::draw::Drawer;
 use crate::error::{Error, Result};
 use crate::fetch;
-use crate::model::{Ended, Failed, Host, HostOutcome, InstanceId, RunLocation, Who};
+use crate::model::{Failed, Host, HostOutcome, InstanceId, RunLocation, Who};
 use crate::presign;
 use crate::progress::{HostBars, Progress};
 use crate::report::{self, Param, RunReport};
@@ -401,14 +401,7 @@ async fn sleep_until_due(due: Option<Instant>) {
 
 /// A host that ended without a recording to draw.
 fn failed_outcome(state: HostState) -> HostOutcome {
-    let explained = Ended {
-        status: state.status,
-        response_code: state.response_code,
-        output: &state.output,
-        trace_output: &state.trace_output,
-        command_reason: state.command_reason.as_deref(),
-    }
-    .explain();
+    let explained = state.explain();
     HostOutcome::Failed(Failed {
         ssm_status: Some(state.status),
         next_step: Some(explained.next_step),

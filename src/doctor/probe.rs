@@ -21,7 +21,7 @@ use super::{Check, Level, first_line, next_of};
 use crate::aws::Aws;
 use crate::dispatch::{self, DispatchPlan};
 use crate::document::{self, Pids, RecordParams};
-use crate::model::{Ended, Host, InstanceId, InvocationStatus};
+use crate::model::{Host, InstanceId, InvocationStatus, RunLocation};
 use crate::presign;
 use crate::progress::{HostBars, Progress};
 use crate::wait::{self, Event, HostState, Waited, Watch};
@@ -100,7 +100,7 @@ pub async fn hosts(
             ssm: to.ssm.clone(),
             s3: to.s3.clone(),
             bucket: to.bucket.to_string(),
-            run_prefix: format!("{}{}/", to.prefix, plan.run_id),
+            run_prefix: RunLocation::new(to.bucket, to.prefix, &plan.run_id).run_prefix(),
             document: to.document.to_string(),
             sent_after,
             per_host: crate::progress::one_line_per_host(hosts.len()),
@@ -118,7 +118,7 @@ fn params(to: &ProbeTarget<'_>, plan: &ProbePlan) -> crate::error::Result<Record
     let upload = presign::upload_fields(
         to.s3,
         to.bucket,
-        format!("{}{}/", to.prefix, plan.run_id),
+        RunLocation::new(to.bucket, to.prefix, &plan.run_id).run_prefix(),
         MAX_PROBE_BYTES,
         to.s3.now(),
         plan.timeout + Duration::from_secs(300),
@@ -235,14 +235,7 @@ fn judge(state: &HostState) -> Check {
             None => Check::ok(label, says(&ok)),
         };
     }
-    let explained = Ended {
-        status: state.status,
-        response_code: state.response_code,
-        output: &state.output,
-        trace_output: &state.trace_output,
-        command_reason: state.command_reason.as_deref(),
-    }
-    .explain();
+    let explained = state.explain();
     let cause = explained
         .cause
         .strip_prefix("flamefire: error: ")

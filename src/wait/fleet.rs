@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::{CommandReport, InvocationReport};
 use crate::dispatch::Sent;
-use crate::model::{Host, InstanceId, InvocationStatus};
+use crate::model::{Ended, Explained, Host, InstanceId, InvocationStatus};
 
 use super::schedule::Invocations;
 
@@ -25,6 +25,20 @@ pub struct HostState {
     pub command_reason: Option<String>,
     /// Its `meta.json` is in the bucket: the upload is complete.
     pub uploaded: bool,
+}
+
+impl HostState {
+    /// Why this host ended without a result, and the next step.
+    pub fn explain(&self) -> Explained {
+        Ended {
+            status: self.status,
+            response_code: self.response_code,
+            output: &self.output,
+            trace_output: &self.trace_output,
+            command_reason: self.command_reason.as_deref(),
+        }
+        .explain()
+    }
 }
 
 /// The whole fleet's progress. Pure: no I/O, no clock reads.
