@@ -470,9 +470,12 @@ fn login_profiles(
 
 /// Refreshes the emulator's Sign-In answered for `login`'s session.
 fn refreshes(login: &serde_json::Value) -> u64 {
-    let all: serde_json::Value =
-        serde_json::from_str(&crate::support::emulator_http("GET", "/_flamefire/signin", None))
-            .unwrap();
+    let all: serde_json::Value = serde_json::from_str(&crate::support::emulator_http(
+        "GET",
+        "/_flamefire/signin",
+        None,
+    ))
+    .unwrap();
     all["refreshes"][login["login_session"].as_str().unwrap()]
         .as_u64()
         .unwrap_or(0)
@@ -548,11 +551,91 @@ fn a_refused_aws_login_refresh_says_to_log_in_again() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
     assert!(text.contains("✖ credentials"), "{text}");
-    assert!(text.contains("source_profile console of profile oncall"), "{text}");
+    assert!(
+        text.contains("source_profile console of profile oncall"),
+        "{text}"
+    );
     assert!(text.contains("`aws login --profile console`"), "{text}");
     // aws-config's words for Sign-In's TOKEN_EXPIRED (login.rs 168).
     assert!(text.contains("Your session has expired"), "{text}");
     assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (0, 0));
     assert_eq!(refreshes(&login), 0);
     assert!(!dir.path().join("cache/flamefire/sts/oncall.json").exists());
+}
+
+/// `cmd`'s session cache entry, as flamefire wrote it.
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Regression (issue 17 §6 for the MFA cache): whether a cached role
+/// session still had life left was judged by the laptop's clock. A laptop
+/// 30 minutes fast threw away a session with 40 minutes left (and, with no
+/// terminal, could not run at all); a laptop 30 minutes slow used a session
+/// STS had already ended. Now STS's `Date` judges it (flamefire runs under
+/// libfaketime; the emulator keeps this machine's true time).
+#[test]
+fn a_cached_mfa_session_is_judged_by_aws_clock_not_the_laptops() {
+    let emu = Emulator::new();
+    let engineer = Engineer::new(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let env = engineer.profiles(dir.path());
+    let doctor = doctor_args(&emu, "oncall");
+    let with_code = [&doctor[..], &["--mfa-code", MFA_CODE]].concat();
+    let out = without_terminal(&with_code, &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (1, 0));
+    let cache = dir.path().join("cache/flamefire/sts/oncall.json");
+    let mut cached = read_json(&cache);
+
+    // 40 minutes left by AWS's clock, 10 by a laptop 30 minutes fast: the
+    // session serves, and nobody is asked for a code (there is no terminal).
+    cached["expires_epoch"] = (epoch_now() + 40 * 60).into();
+    std::fs::write(&cache, cached.to_string()).unwrap();
+    let out = in_a_new_session(crate::clock::on_a_clock_off_by(
+        1800,
+        &flamefire_with(&doctor, &env),
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert!(!text.contains("--mfa-code"), "{text}");
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (1, 0));
+
+    // Ended 10 minutes ago by AWS's clock, 20 minutes left by a laptop 30
+    // minutes slow: STS refuses it, so the role is assumed again with the code.
+    let key = cached["access_key_id"].as_str().unwrap();
+    emulator_admin(
+        "POST",
+        "iam/expire",
+        &serde_json::json!({ "access_key_id": key, "in_seconds": -600 }),
+    );
+    cached["expires_epoch"] = (epoch_now() - 600).into();
+    std::fs::write(&cache, cached.to_string()).unwrap();
+    let out = in_a_new_session(crate::clock::on_a_clock_off_by(
+        -1800,
+        &flamefire_with(&with_code, &env),
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (2, 0));
+    let renewed = read_json(&cache);
+    assert_ne!(renewed["access_key_id"], cached["access_key_id"]);
+    assert!(
+        renewed["expires_epoch"].as_u64().unwrap() > epoch_now() + 3000,
+        "{renewed}"
+    );
 }

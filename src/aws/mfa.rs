@@ -197,7 +197,10 @@ async fn cached_session(
 ) -> Option<Credentials> {
     let cached = read_cache(p)?;
     if cached.expires_epoch + CACHE_STALE.as_secs() < epoch(SystemTime::now()) {
-        tracing::debug!("the cached MFA session of profile {} is long over", p.profile);
+        tracing::debug!(
+            "the cached MFA session of profile {} is long over",
+            p.profile
+        );
         return None;
     }
     let creds = cached.credentials();
