@@ -474,6 +474,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cached_session_must_outlive_the_run_and_the_minimum() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s: u64| 1_700_000_000 + s;
+        // Less than CACHE_MIN_LIFE left, whatever the run needs.
+        assert_eq!(lives_long_enough(at(600), now, Duration::ZERO), Err(900));
+        assert_eq!(lives_long_enough(at(901), now, Duration::ZERO), Ok(()));
+        // A run longer than the minimum needs its own length.
+        let run = Duration::from_secs(1500);
+        assert_eq!(lives_long_enough(at(1200), now, run), Err(1500));
+        assert_eq!(lives_long_enough(at(1501), now, run), Ok(()));
+        // Over already.
+        assert_eq!(lives_long_enough(at(0), now, Duration::ZERO), Err(900));
+    }
+
+    #[test]
     fn session_names_say_who_and_fit_sts() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let who = who_from_arn("arn:aws:iam::123456789012:user/team/alice");
