@@ -237,6 +237,10 @@ def check_signin() -> None:
     code, _, _ = error_of(lambda: client("sts", old["accessKeyId"], old["secretAccessKey"],
                                          old["sessionToken"]).get_caller_identity())
     check(code == "ExpiredToken", f"the expired access token is refused: {code}")
+    ended = admin("POST", "signin", {"access_key_id": user, "session_seconds": 0})
+    ended_key = serialization.load_pem_private_key(ended["dpop_key"].encode(), None)
+    status, body, _ = token(ended["refresh_token"], proof(k=ended_key))
+    check((status, body.get("error")) == (400, "TOKEN_EXPIRED"), f"a session past its 12 h: {body}")
     admin("POST", "signin/revoke", {"login_session": login["login_session"]})
     status, body, _ = token(new["refreshToken"], proof())
     check((status, body.get("error")) == (400, "TOKEN_EXPIRED"), f"a revoked session: {body}")

@@ -60,6 +60,11 @@ from .sts import random_id
 IAT_WINDOW_S = 300
 # "Maximum value is 900 seconds (15 minutes)." (service-2.json, ExpiresIn)
 EXPIRES_IN_S = 900
+# "The short-term credentials expire in 15 minutes, but the CLI and SDKs will
+# automatically refresh them as needed up to 12 hours. When the refresh token
+# expires, you'll be prompted to log in again" (SDK reference guide, Login
+# credentials provider: https://docs.aws.amazon.com/sdkref/latest/guide/feature-login-credentials.html).
+SESSION_S = 12 * 3600
 # ClientId's pattern in service-2.json.
 CLIENT_IDS = ("arn:aws:signin:::devtools/same-device", "arn:aws:signin:::devtools/cross-device")
 SEEN_JTI_MAX = 10000
@@ -119,7 +124,8 @@ def new_session_keys(user: dict, expires: float) -> dict:
 def admin_signin_register(body: dict) -> dict:
     """`aws login` for a registered user key: {access_key_id, client_id?,
     expires_in? (seconds; default -60, an access token already expired, so
-    that the SDK must refresh before using it)}. Returns what the login
+    that the SDK must refresh before using it), session_seconds? (how long
+    the refresh token lasts; default 12 h)}. Returns what the login
     writes to its token cache: the session ARN (the profile's
     `login_session`), the access token, the refresh token, the client id and
     the DPoP private key (SEC1 PEM, as login/dpop.rs `DPoPAuthScheme::new`
@@ -142,9 +148,10 @@ def admin_signin_register(body: dict) -> dict:
     access = new_session_keys(user, expires)
     refresh = "rt-" + uuid.uuid4().hex + uuid.uuid4().hex
     session = user["principal"]
+    ends = now() + float(body.get("session_seconds", SESSION_S))
     with EMU.state.lock:
         EMU.auth.signin_tokens[refresh] = {"session": session, "user_key": user_key, "jkt": jkt,
-                                           "client_id": client_id, "state": "active"}
+                                           "client_id": client_id, "state": "active", "ends": ends}
         EMU.auth.signin_refreshes.setdefault(session, 0)
     return {"login_session": session, "account_id": ACCOUNT_ID, "client_id": client_id,
             "dpop_key": pem, "refresh_token": refresh, "jkt": jkt,
@@ -259,7 +266,7 @@ def signin_create_token(headers, body: bytes, uri: str) -> bytes:
     jwk = verify_dpop(proof, "POST", uri)
     with EMU.state.lock:
         token = EMU.auth.signin_tokens.get(refresh)
-        if token is None or token["state"] != "active":
+        if token is None or token["state"] != "active" or now() >= token["ends"]:
             raise SigninError("AccessDeniedException", "TOKEN_EXPIRED",
                               "The refresh token has expired or been revoked.")
         if token["client_id"] != client_id:
@@ -274,6 +281,7 @@ def signin_create_token(headers, body: bytes, uri: str) -> bytes:
                               "The user's credentials changed; sign in again.")
         token["state"] = "spent"
         rotated = "rt-" + uuid.uuid4().hex + uuid.uuid4().hex
+        # The rotated token ends with the session: refreshing does not extend it.
         EMU.auth.signin_tokens[rotated] = {**token, "state": "active"}
         EMU.auth.signin_refreshes[token["session"]] = \
             EMU.auth.signin_refreshes.get(token["session"], 0) + 1
