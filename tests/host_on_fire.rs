@@ -1,7 +1,9 @@
-//! A host on fire still gives its flamegraph (issue 18 §2, §3, §4): a
+//! A host on fire still gives its flamegraph (issue 18 §2, §3, §4, §6): a
 //! saturated CPU, a post-processing time limit, a disk that fills up during
-//! the recording or during `perf script`, a host short of memory, and a
-//! cancel that leaves no perf.data behind. Run as the SSM agent runs the
+//! the recording or during `perf script`, a host short of memory (perf
+//! script refused, warned, or stopped at its memory limit), a cancel that
+//! leaves no perf.data behind, perf's own warnings (kptr_restrict), and an
+//! upload endpoint that stalls. Run as the SSM agent runs the
 //! script (tests/agent.rs), with real perf and real Node.
 //!
 //! Test-only knobs of the script (documented at its top):
