@@ -1264,38 +1264,51 @@ check_map_content() {
 # screen_host_maps: `perf script --pid` drops another process's sample only
 # after machine__resolve has looked up its leaf symbol
 # (tools/perf/util/event.c, machine__resolve; the pid test is
-# thread__is_filtered, tools/perf/util/thread.h), and that lookup loads
-# /tmp/perf-PID.map when the leaf is in anonymous (JIT) memory. So with -a,
-# perf may open the map of any process of the host, not only the targets'
-# (measured with perf 6.1: a FIFO planted as the map of a process that is
-# not a target still hangs `perf script --pid <target>`). perf skips a map
-# owned by neither root nor itself unless given --force (dso__load,
-# tools/perf/util/symbol.c: "not owned by current user or root, ignoring
-# it"). So when a map in /tmp that root does not own is a FIFO, a symlink or
-# not a regular file, `perf script` runs without --force: such a file is then
-# never opened, and the JIT frames of targets whose map is not root's become
-# [unknown] (warned). A hostile map owned by root can only be root's doing;
-# perf script's time limit bounds it. Maps inside other mount namespaces of
-# processes that are not targets are not looked at (residual risk).
+# thread__is_filtered, tools/perf/util/thread.h), and that lookup loads the
+# JIT map when the leaf is in anonymous (JIT) memory. So with -a, perf may
+# open the map of any process of the host, not only the targets'. perf 6.1
+# opens it whoever owns it, --force or not (measured: a FIFO owned by nobody
+# as the map of a busy non-target blocks `perf script --pid <target>` in
+# fifo_open; dso__load, tools/perf/util/symbol.c in torvalds/linux@005f9294,
+# has no owner test for /tmp/perf- maps, only ancient perfs had one). For a
+# process in another mount namespace (a root container, a PrivateTmp
+# service) perf stats /proc/PID/ns/mnt at `perf script` time (nsinfo__init,
+# tools/perf/util/namespaces.c), enters that namespace and opens
+# /tmp/perf-NSPID.map there (dso__find_perf_map, nsinfo__mountns_enter):
+# a FIFO there blocked perf script until its time limit (issue 18 §5).
+#
+# So every map perf may open is screened, in one pass: /tmp/perf-*.map,
+# and the map of each process in another mount namespace (one find lists
+# them; NSpid from /proc/PID/status). Each that is a FIFO, a symlink or not a
+# regular file goes into MASKS, and perf script runs in a mount namespace of
+# its own (the prefix MASKS becomes) where /dev/null is bound over a host map
+# and an empty tmpfs hides /proc/PID of a namespaced one: perf then never
+# enters that namespace, and looks for /tmp/perf-PID.map in ours, where
+# there is none (measured: perf script of the same perf.data ends in 3.6 s
+# with the target's stacks, and blocks without it). The mounts die with perf
+# script's namespace. A map swapped for a FIFO after this is caught by
+# script_watch.
 screen_host_maps() {
-  local map owner n=0 uids=""
-  [[ $RECORD_MODE == system-wide ]] || return 0
+  local map pid m=""
+  MASKS=()
+  command -v unshare >/dev/null || return 0
   for map in /tmp/perf-*.map; do
-    hostile_map "$map" || continue
-    # stat without -L: the owner of a symlink itself, as perf's lstat sees it
-    owner=$(stat -c %u -- "$map" 2>/dev/null) || continue
-    ((owner != 0)) || continue
-    n=$((n + 1))
-    [[ " $uids " == *" $owner "* ]] || uids+="${uids:+ }$owner"
+    if hostile_map "$map"; then MASKS+=("$map") m=$map; fi
   done
-  ((n > 0)) || return 0
-  local kept=() o
-  for o in ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"}; do
-    [[ $o == --force ]] || kept+=("$o")
-  done
-  SCRIPT_OPTS=(${kept[@]+"${kept[@]}"})
-  FORCE_DROPPED=yes
-  warn "$n perf map(s) in /tmp are a FIFO, a symlink or not a regular file (owner uid $uids): perf script ran without --force so as never to open them; JIT frames of targets whose map is not owned by root are [unknown]"
+  # -samefile, not -lname: "mnt:[N]" would be a glob.
+  while IFS=/ read -r _ _ pid _; do
+    ns_pid "$pid"
+    map=/proc/$pid/root/tmp/perf-${REPLY:-$pid}.map
+    if hostile_map "$map"; then MASKS+=("/proc/$pid") m=$map; fi
+  done <<<"$(find -L /proc/[0-9]*/ns/mnt -maxdepth 0 ! -samefile /proc/self/ns/mnt 2>/dev/null || true)"
+  ((${#MASKS[@]})) || return 0
+  warn "kept perf script from ${#MASKS[@]} perf map(s) that are no regular file, as $m"
+  # perf script's prefix: sh makes the mounts in a private mount namespace
+  # (made private first: unshare before util-linux 2.27 leaves propagation
+  # shared), then execs perf. A mount that fails (the process has exited)
+  # leaves nothing to hide, and says so in script.log.
+  # shellcheck disable=SC2016
+  MASKS=(unshare --mount -- sh -c 'mount --make-rprivate / || exit; while [ "$1" != -- ]; do case $1 in /p*) mount -t tmpfs x "$1";; *) mount --bind /dev/null "$1";; esac; shift; done; shift; exec "$@"' sh "${MASKS[@]}" --)
 }
 
 prepare_maps() {
@@ -1307,8 +1320,8 @@ prepare_maps() {
     map_path "$i"
     map=$REPLY
     if hostile_map "$map"; then
-      # Not root's, and perf runs without --force: it skips the file.
-      if [[ $FORCE_DROPPED == yes && $(stat -c %u -- "$map" 2>/dev/null || printf 0) != 0 ]]; then
+      # screen_host_maps saw it too: perf script never opens it.
+      if ((${#MASKS[@]})); then
         warn_pid hostile "$pid" "have a perf map that is a symlink or not a regular file (FIFO?); its JIT frames are [unknown]"
         T_MAP[i]=hostile
         continue
@@ -1415,6 +1428,25 @@ check_memory() {
   fi
 }
 
+# script_watch: perf script asleep in the open or the read of a FIFO makes
+# no progress: perf never reads a FIFO but a perf map (perf.data is a file,
+# and it writes to our pipe). So at the first sight it is stopped, and
+# BLOCKED names the FIFO among the maps in its /tmp (while blocked, its root
+# is that of the mount namespace it entered) and that namespace. TIMED_OUT
+# keeps the "idle" warning away. wchan says where it sleeps:
+# wait_for_partner (open) and pipe_read on 5.x and later (measured on 6.1:
+# wait_for_partner, in fifo_open). Before 5.6 read and write both wait in
+# pipe_wait, which a write to our own pipe shares: not taken, there the time
+# limit stops it (screen_host_maps keeps perf from the maps seen before).
+script_watch() {
+  local p=${CHILD_PIDS[0]} w="" m=""
+  read -r w <"/proc/$p/wchan" || true
+  [[ $w =~ ^(wait_for_partner|pipe_read)$ ]] || return 0
+  for w in "/proc/$p/root/tmp/"perf-*.map; do [[ -p $w ]] && m=${w#/proc/"$p"/root}; done
+  BLOCKED="blocked on the FIFO perf map $m in $(readlink "/proc/$p/ns/mnt" || true)" TIMED_OUT=1
+  kill -KILL "$p" || true
+}
+
 # write_stacks: `perf script` streamed through awk, which counts the samples
 # on the way (a sample starts with an unindented header line; its frames are
 # indented), into gzip, through FIFOs: the text (5-10x perf.data) never lands
@@ -1451,7 +1483,7 @@ write_stacks() {
   local t0=$REPLY
   # Not through start_child: a redirection on a function call is opened by
   # this shell, which would block on the FIFO.
-  run_low "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
+  run_low ${MASKS[@]+"${MASKS[@]}"} "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
     ${pick[@]+"${pick[@]}"} >"$WORK/stacks.pipe" 2>"$LOGS/script.log" &
   CHILD_PIDS+=("$!")
   run_low awk -v o="$LOGS/samples" '/^[^ \t]/{n++}1;END{print n+0>o}' \
@@ -1459,7 +1491,7 @@ write_stacks() {
   CHILD_PIDS+=("$!")
   run_low gzip -6 -n -c <"$WORK/count.pipe" >"$WORK/stacks.gz" 2>"$LOGS/gzip.log" &
   CHILD_PIDS+=("$!")
-  wait_children "$limit"
+  wait_children "$limit" script_watch
   # gzip first: when it fails (a full disk), perf script dies of SIGPIPE.
   if ((CHILD_RCS[2] != 0)); then
     full_fs
@@ -1469,7 +1501,7 @@ write_stacks() {
   read -r SAMPLES <"$LOGS/samples" || SAMPLES=0
   if ((TIMED_OUT)); then
     PARTIAL=true
-    warn "perf script was stopped at its time limit of $limit s: stacks.gz is partial, $SAMPLES samples"
+    warn "perf script was stopped ${BLOCKED:-at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
   elif ((CHILD_RCS[0] != 0)); then
     last=$(tail -n1 "$LOGS/script.log" | sanitize_text || true)
     die 6 "perf script failed (exit ${CHILD_RCS[0]}; memory limit $MEM_MIB MiB)${last:+: $(printable "$last" 200)}"
@@ -1709,7 +1741,7 @@ main() {
   DEADLINE=$(($(date +%s) + BUDGET_S))
   INSTALL_S=0.000 RECORD_S=0.000 SCRIPT_S=0.000 COMPRESS_S=0.000
   SAMPLES=0 PARTIAL=false CG_cpu=0 CG_mem=0 STACKS_BYTES=0 STARTED_AT=0 FREQ=0 DELIVERED="" TARGETS_FOUND=0 PERF=perf
-  SCRIPT_OPTS=() SCRIPT_FORCE=no SCRIPT_PID=no FORCE_DROPPED=no RECORD_MODE=system-wide TARGETS_NEW=0
+  SCRIPT_OPTS=() SCRIPT_FORCE=no SCRIPT_PID=no RECORD_MODE=system-wide TARGETS_NEW=0
 
   read_params
   check_upload_params

@@ -493,6 +493,82 @@ fn perf_maps_swapped_for_fifos_while_read_never_hang_the_script() {
     );
 }
 
+/// A JIT process that is not a target, in another mount namespace (a root
+/// container, a `PrivateTmp=yes` service): `perf script` resolves the leaf
+/// frames of every sampled process before it filters by pid, and for this
+/// one it enters the namespace and opens `/tmp/perf-NSPID.map` there.
+/// Regression (issue 18 §5): a FIFO there blocked `perf script` until its
+/// time limit, and the host failed, or delivered nothing, saying "time
+/// limit". The map is screened: the run delivers the target's stacks and its
+/// warning names the map.
+#[test]
+fn a_fifo_map_in_another_mount_namespace_neither_hangs_nor_is_read() {
+    require("perf");
+    require("unshare");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    // The "container": Node as pid 1 of its own pid namespace, with its
+    // own /tmp, busy, so that it has samples in anonymous (JIT) memory.
+    let container = Guard::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+            .args(["sh", "-c", "mount -t tmpfs flamefire /tmp && exec node --perf-basic-prof -e \"$0\""])
+            .arg(
+                "function inTheContainer(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
+                 setInterval(() => inTheContainer(3e6), 1);",
+            )
+            .stdout(Stdio::null()),
+    );
+    let started = Instant::now();
+    let (node, map) = loop {
+        let found = crate::support::children(container.pid())
+            .into_iter()
+            .map(|pid| {
+                (
+                    pid,
+                    PathBuf::from(format!("/proc/{pid}/root/tmp/perf-1.map")),
+                )
+            })
+            .find(|(_, map)| std::fs::metadata(map).is_ok_and(|m| m.len() > 0));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the namespaced node wrote no /tmp/perf-1.map"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Its map becomes a FIFO (Node keeps writing to the unlinked file).
+    std::fs::remove_file(&map).unwrap();
+    mkfifo(&map);
+    let run = AgentRun::local(Shells::debian(), &app.pids, 2);
+    // Safety net only: past perf script's own time limit.
+    let out = wait_or_kill(run.spawn(), Duration::from_secs(480), "namespaced FIFO map");
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = run.meta();
+    assert_eq!(meta["partial"], false, "{meta}");
+    assert!(run.stacks().contains("tokenizeHtml"), "{meta}");
+    let named = format!("/proc/{node}/root/tmp/perf-1.map");
+    assert!(
+        meta["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&named)),
+        "no warning names {named}: {meta}"
+    );
+    // What kept perf script from the map stayed in perf script's own mount
+    // namespace: the host still sees the process and its FIFO.
+    assert!(std::fs::metadata(format!("/proc/{node}/status")).is_ok());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&map)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
 /// Regression (issue 18 §5): the lock file was in world-writable
 /// /run/lock: any local user could create it and hold it, and every run
 /// waited 360 s, then failed blaming "another flamefire run".
