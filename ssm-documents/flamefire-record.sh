@@ -1277,32 +1277,35 @@ check_map_content() {
 # /tmp/perf-NSPID.map there (dso__find_perf_map, nsinfo__mountns_enter):
 # a FIFO there blocked perf script until its time limit (issue 18 §5).
 #
-# So every map perf may open is screened, in one pass: /tmp/perf-*.map,
-# and the map of each process in another mount namespace (one find lists
-# them; NSpid from /proc/PID/status). Each that is a FIFO, a symlink or not a
-# regular file goes into MASKS, and perf script runs in a mount namespace of
-# its own (the prefix MASKS becomes) where /dev/null is bound over a host map
-# and an empty tmpfs hides /proc/PID of a namespaced one: perf then never
-# enters that namespace, and looks for /tmp/perf-PID.map in ours, where
-# there is none (measured: perf script of the same perf.data ends in 3.6 s
-# with the target's stacks, and blocks without it). The mounts die with perf
-# script's namespace. A map swapped for a FIFO after this is caught by
-# script_watch.
+# So every map perf may open is screened, in one pass: /tmp/perf-PID.map
+# (perf opens no other name), and the map of each process in another mount
+# namespace (one find lists them; NSpid from /proc/PID/status). Each that is
+# a FIFO, a symlink or not a regular file is hidden from perf script, which
+# then runs in a mount namespace of its own (unshare, util-linux; the prefix
+# MASKS becomes): an empty tmpfs over /proc/PID makes nsinfo__init fail, so
+# perf never enters that process's namespace and looks for
+# /tmp/perf-PID.map in its own, where for a host map /dev/null is bound over
+# it. Both are needed for a host map: perf script in a namespace of its own
+# sees every host process as in another one, and would enter the host's to
+# open the map (measured: it did, and blocked). Measured with perf 6.1: perf
+# script of the same perf.data ends in 2-4 s with the target's stacks, and
+# blocks without the masks. The mounts die with perf script's namespace. A
+# map swapped for a FIFO after this is caught by script_watch.
 screen_host_maps() {
   local map pid m=""
   MASKS=()
-  command -v unshare >/dev/null || return 0
-  for map in /tmp/perf-*.map; do
-    if hostile_map "$map"; then MASKS+=("$map") m=$map; fi
+  for map in /tmp/perf-[0-9]*.map; do
+    pid=${map:10:-4}
+    hostile_map "$map" && MASKS+=("$map" "/proc/$pid") m=$map
   done
   # -samefile, not -lname: "mnt:[N]" would be a glob.
   while IFS=/ read -r _ _ pid _; do
     ns_pid "$pid"
     map=/proc/$pid/root/tmp/perf-${REPLY:-$pid}.map
-    if hostile_map "$map"; then MASKS+=("/proc/$pid") m=$map; fi
+    hostile_map "$map" && MASKS+=("/proc/$pid") m=$map
   done <<<"$(find -L /proc/[0-9]*/ns/mnt -maxdepth 0 ! -samefile /proc/self/ns/mnt 2>/dev/null || true)"
   ((${#MASKS[@]})) || return 0
-  warn "kept perf script from ${#MASKS[@]} perf map(s) that are no regular file, as $m"
+  warn "kept perf script from non-regular perf map(s), as $m"
   # perf script's prefix: sh makes the mounts in a private mount namespace
   # (made private first: unshare before util-linux 2.27 leaves propagation
   # shared), then execs perf. A mount that fails (the process has exited)
@@ -1430,7 +1433,9 @@ check_memory() {
 
 # script_watch: perf script asleep in the open or the read of a FIFO makes
 # no progress: perf never reads a FIFO but a perf map (perf.data is a file,
-# and it writes to our pipe). So at the first sight it is stopped, and
+# and it writes to our pipe). Not before its stdout is stacks.pipe: until
+# awk opens it, the shell that starts perf waits in that FIFO's open (it
+# did, and a host FIFO map was named). So at the first sight it is stopped, and
 # BLOCKED names the FIFO among the maps in its /tmp (while blocked, its root
 # is that of the mount namespace it entered) and that namespace. TIMED_OUT
 # keeps the "idle" warning away. wchan says where it sleeps:
@@ -1441,10 +1446,10 @@ check_memory() {
 script_watch() {
   local p=${CHILD_PIDS[0]} w="" m=""
   read -r w <"/proc/$p/wchan" || true
-  [[ $w =~ ^(wait_for_partner|pipe_read)$ ]] || return 0
+  [[ /proc/$p/fd/1 -ef $WORK/stacks.pipe && $w =~ ^(wait_for_partner|pipe_read)$ ]] || return 0
   for w in "/proc/$p/root/tmp/"perf-*.map; do [[ -p $w ]] && m=${w#/proc/"$p"/root}; done
-  BLOCKED="blocked on the FIFO perf map $m in $(readlink "/proc/$p/ns/mnt" || true)" TIMED_OUT=1
-  kill -KILL "$p" || true
+  BLOCKED=", blocked on FIFO perf map $m in $(readlink "/proc/$p/ns/mnt" || true)" TIMED_OUT=1
+  kill -9 "$p" || true
 }
 
 # write_stacks: `perf script` streamed through awk, which counts the samples
@@ -1501,7 +1506,7 @@ write_stacks() {
   read -r SAMPLES <"$LOGS/samples" || SAMPLES=0
   if ((TIMED_OUT)); then
     PARTIAL=true
-    warn "perf script was stopped ${BLOCKED:-at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
+    warn "perf script was stopped${BLOCKED:- at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
   elif ((CHILD_RCS[0] != 0)); then
     last=$(tail -n1 "$LOGS/script.log" | sanitize_text || true)
     die 6 "perf script failed (exit ${CHILD_RCS[0]}; memory limit $MEM_MIB MiB)${last:+: $(printable "$last" 200)}"
