@@ -28,7 +28,7 @@ pub fn of(folded: &Folded) -> Option<Heatmap> {
     }
     let mut map = Heatmap::from_offsets(folded.offsets_ns.iter().map(|&ns| ns as f64 / 1e9), ROWS);
     if !folded.timed.is_empty() {
-        map.timeline = Some(Timeline::new(&folded.stacks, &folded.timed));
+        map.timeline = Some(Timeline::new(&folded.stacks, &folded.timed, folded.weight));
     }
     Some(map)
 }
@@ -86,7 +86,7 @@ mod tests {
     fn the_timeline_holds_each_cells_stacks_as_a_tree() {
         let stacks = vec![("a;b".to_string(), 2), ("a;c".to_string(), 1)];
         let timed = [(0, 0, 1), (5, 1, 1), (CELL_NS * 3 + 1, 0, 1)];
-        let t = Timeline::new(&stacks, &timed);
+        let t = Timeline::new(&stacks, &timed, crate::model::Weight::Sample);
         assert_eq!(t.frames, ["a", "b", "c"]);
         assert_eq!(
             (t.parent.clone(), t.frame.clone()),

@@ -11,23 +11,29 @@ use crate::support::{Emulator, NodeApp, require, svg_titles};
 
 const ONLINE: (&str, &str) = ("flamefire-test:ssm", "online");
 
-/// `cmd` run under `faketime -f +SECONDS`: the same program, arguments
-/// and environment, with this process's clock moved. Monotonic time is
-/// left alone, so that timeouts and progress keep their real length.
+/// `cmd` run under `faketime -f +SECONDS`: see [`on_a_clock_off_by`].
 fn on_a_clock_fast_by(seconds: u64, cmd: &Command) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(on_a_clock_off_by(seconds as i64, cmd))
+}
+
+/// `cmd` run under `faketime -f ±SECONDS` (fast when positive, slow when
+/// negative): the same program, arguments and environment, with this
+/// process's clock moved. Monotonic time is left alone, so that timeouts
+/// and progress keep their real length.
+pub fn on_a_clock_off_by(seconds: i64, cmd: &Command) -> Command {
     require("faketime");
-    let mut fast = Command::new("faketime");
-    fast.args(["-f", &format!("+{seconds}s")])
+    let mut off = Command::new("faketime");
+    off.args(["-f", &format!("{seconds:+}s")])
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     for (k, v) in cmd.get_envs() {
         match v {
-            Some(v) => fast.env(k, v),
-            None => fast.env_remove(k),
+            Some(v) => off.env(k, v),
+            None => off.env_remove(k),
         };
     }
-    assert_cmd::Command::from_std(fast)
+    off
 }
 
 /// Regression (issue 17 §6): StartAt came from the laptop's clock, so a

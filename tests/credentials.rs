@@ -31,7 +31,25 @@ fn mfa_profile(dir: &std::path::Path, source_key: &str) -> Vec<(String, std::pat
 /// The binary in a new session: no controlling terminal, so /dev/tty cannot
 /// be opened and nothing can wait for a code typed by hand.
 fn without_terminal(args: &[&str], env: &[(String, std::path::PathBuf)]) -> std::process::Output {
+    in_a_new_session(flamefire_with(args, env))
+}
+
+/// `cmd` run in a new session (no controlling terminal), to its end.
+fn in_a_new_session(mut cmd: std::process::Command) -> std::process::Output {
     use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    cmd.output().expect("flamefire runs")
+}
+
+/// The binary with `args`, the emulator's endpoint, no stray AWS settings,
+/// and `env` on top (an empty value removes the variable).
+fn flamefire_with(args: &[&str], env: &[(String, std::path::PathBuf)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("flamefire"));
     for var in [
         "AWS_PROFILE",
@@ -55,14 +73,7 @@ fn without_terminal(args: &[&str], env: &[(String, std::path::PathBuf)]) -> std:
             cmd.env(k, v);
         }
     }
-    // SAFETY: setsid is async-signal-safe; nothing else runs in the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    cmd.output().expect("flamefire runs")
+    cmd
 }
 
 #[test]
@@ -384,4 +395,247 @@ fn without_terminal_or_region(
     env.push(("AWS_REGION".into(), "".into()));
     env.push(("AWS_DEFAULT_REGION".into(), "".into()));
     without_terminal(args, &env)
+}
+
+/// What `aws login` leaves behind for `engineer`, as the emulator's Sign-In
+/// issues it: the session ARN (a profile's `login_session`), an access
+/// token that has already expired (so that aws-config must refresh it
+/// before use), a refresh token bound to a DPoP key, and that key.
+fn aws_login(engineer: &Engineer) -> serde_json::Value {
+    emulator_admin(
+        "POST",
+        "signin",
+        &serde_json::json!({ "access_key_id": engineer.key }),
+    )
+}
+
+/// The token file where aws-config 1.13.0 looks for it:
+/// `$AWS_LOGIN_CACHE_DIRECTORY/<hex SHA-256 of the login_session>.json`
+/// (src/login/cache.rs 24-45), with the fields its `parse_cached_token`
+/// reads (cache.rs 135-300; `accessToken` as in json_credentials.rs).
+fn login_token_file(cache_dir: &std::path::Path, login: &serde_json::Value) -> std::path::PathBuf {
+    use sha2::Digest;
+    let session = login["login_session"].as_str().unwrap();
+    let hash: String = sha2::Sha256::digest(session.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    cache_dir.join(format!("{hash}.json"))
+}
+
+fn write_login_token(cache_dir: &std::path::Path, login: &serde_json::Value) -> std::path::PathBuf {
+    let file = login_token_file(cache_dir, login);
+    std::fs::create_dir_all(cache_dir).unwrap();
+    let token = serde_json::json!({
+        "accessToken": login["access_token"],
+        "tokenType": "aws_sigv4",
+        "refreshToken": login["refresh_token"],
+        "clientId": login["client_id"],
+        "dpopKey": login["dpop_key"],
+    });
+    std::fs::write(&file, token.to_string()).unwrap();
+    file
+}
+
+/// `[profile console]` logged in with `aws login`, and `[profile oncall]`
+/// that assumes the engineer's on-call role with MFA from it. No region in
+/// the files: `--region` alone says it, as in the chained test.
+fn login_profiles(
+    engineer: &Engineer,
+    login: &serde_json::Value,
+    dir: &std::path::Path,
+) -> Vec<(String, std::path::PathBuf)> {
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile console]\nlogin_session = {}\n\n\
+             [profile oncall]\nrole_arn = {}\nsource_profile = console\nmfa_serial = {}\n",
+            login["login_session"].as_str().unwrap(),
+            engineer.role_arn,
+            engineer.serial
+        ),
+    )
+    .unwrap();
+    let cache = dir.join("login-cache");
+    write_login_token(&cache, login);
+    vec![
+        ("AWS_CONFIG_FILE".into(), config),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), dir.join("none")),
+        ("AWS_LOGIN_CACHE_DIRECTORY".into(), cache),
+        ("XDG_CACHE_HOME".into(), dir.join("cache")),
+        ("HOME".into(), dir.to_path_buf()),
+    ]
+}
+
+/// Refreshes the emulator's Sign-In answered for `login`'s session.
+fn refreshes(login: &serde_json::Value) -> u64 {
+    let all: serde_json::Value = serde_json::from_str(&crate::support::emulator_http(
+        "GET",
+        "/_flamefire/signin",
+        None,
+    ))
+    .unwrap();
+    all["refreshes"][login["login_session"].as_str().unwrap()]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Issue 17 §4: an `aws login` source whose access token has expired must
+/// be refreshed through AWS Sign-In (CreateOAuth2Token with a DPoP proof),
+/// which needs the region: the MFA path gave the source's provider none,
+/// so this failed with "Missing Region". Here the refreshed session signs
+/// the AssumeRole with MFA, the expired one signs nothing, and the token
+/// file holds the rotated refresh token afterwards.
+#[test]
+fn an_aws_login_source_is_refreshed_through_sign_in_and_assumes_the_role_with_mfa() {
+    let emu = Emulator::new();
+    let engineer = Engineer::new(&emu);
+    let login = aws_login(&engineer);
+    let dir = tempfile::tempdir().unwrap();
+    let env = login_profiles(&engineer, &login, dir.path());
+    let args = [
+        &doctor_args(&emu, "oncall")[..],
+        &["--mfa-code", MFA_CODE, "--region", REGION],
+    ]
+    .concat();
+
+    let out = without_terminal_or_region(&args, &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    let session = format!(
+        "assumed-role/{}/flamefire-{}",
+        engineer.role_name, engineer.name
+    );
+    assert!(text.contains(&session), "{session} not in:\n{text}\n{err}");
+    assert_eq!(refreshes(&login), 1);
+
+    // The expired access token signed nothing; the refreshed one, saved
+    // back by aws-config with the rotated refresh token, signed the AssumeRole.
+    let expired = login["access_token"]["accessKeyId"].as_str().unwrap();
+    assert_eq!(calls_by(expired, "sts:AssumeRole"), (0, 0));
+    let saved: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(login_token_file(&dir.path().join("login-cache"), &login)).unwrap(),
+    )
+    .unwrap();
+    assert_ne!(saved["refreshToken"], login["refresh_token"], "{saved}");
+    let fresh = saved["accessToken"]["accessKeyId"].as_str().unwrap();
+    assert_ne!(fresh, expired);
+    assert_eq!(calls_by(fresh, "sts:AssumeRole"), (1, 0));
+}
+
+/// Issue 17 §4: when Sign-In refuses the refresh (the session was signed
+/// out or revoked), the error names the profiles and the command that
+/// logs in again, and no role is assumed.
+#[test]
+fn a_refused_aws_login_refresh_says_to_log_in_again() {
+    let emu = Emulator::new();
+    let engineer = Engineer::new(&emu);
+    let login = aws_login(&engineer);
+    emulator_admin(
+        "POST",
+        "signin/revoke",
+        &serde_json::json!({ "login_session": login["login_session"] }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let env = login_profiles(&engineer, &login, dir.path());
+    let args = [
+        &doctor_args(&emu, "oncall")[..],
+        &["--mfa-code", MFA_CODE, "--region", REGION],
+    ]
+    .concat();
+
+    let out = without_terminal(&args, &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert!(text.contains("✖ credentials"), "{text}");
+    assert!(
+        text.contains("source_profile console of profile oncall"),
+        "{text}"
+    );
+    assert!(text.contains("`aws login --profile console`"), "{text}");
+    // aws-config's words for Sign-In's TOKEN_EXPIRED (login.rs 168).
+    assert!(text.contains("Your session has expired"), "{text}");
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (0, 0));
+    assert_eq!(refreshes(&login), 0);
+    assert!(!dir.path().join("cache/flamefire/sts/oncall.json").exists());
+}
+
+/// `cmd`'s session cache entry, as flamefire wrote it.
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Regression (issue 17 §6 for the MFA cache): whether a cached role
+/// session still had life left was judged by the laptop's clock. A laptop
+/// 30 minutes fast threw away a session with 40 minutes left (and, with no
+/// terminal, could not run at all); a laptop 30 minutes slow used a session
+/// STS had already ended. Now STS's `Date` judges it (flamefire runs under
+/// libfaketime; the emulator keeps this machine's true time).
+#[test]
+fn a_cached_mfa_session_is_judged_by_aws_clock_not_the_laptops() {
+    let emu = Emulator::new();
+    let engineer = Engineer::new(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let env = engineer.profiles(dir.path());
+    let doctor = doctor_args(&emu, "oncall");
+    let with_code = [&doctor[..], &["--mfa-code", MFA_CODE]].concat();
+    let out = without_terminal(&with_code, &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (1, 0));
+    let cache = dir.path().join("cache/flamefire/sts/oncall.json");
+    let mut cached = read_json(&cache);
+
+    // 40 minutes left by AWS's clock, 10 by a laptop 30 minutes fast: the
+    // session serves, and nobody is asked for a code (there is no terminal).
+    cached["expires_epoch"] = (epoch_now() + 40 * 60).into();
+    std::fs::write(&cache, cached.to_string()).unwrap();
+    let out = in_a_new_session(crate::clock::on_a_clock_off_by(
+        1800,
+        &flamefire_with(&doctor, &env),
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert!(!text.contains("--mfa-code"), "{text}");
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (1, 0));
+
+    // Ended 10 minutes ago by AWS's clock, 20 minutes left by a laptop 30
+    // minutes slow: STS refuses it, so the role is assumed again with the code.
+    let key = cached["access_key_id"].as_str().unwrap();
+    emulator_admin(
+        "POST",
+        "iam/expire",
+        &serde_json::json!({ "access_key_id": key, "in_seconds": -600 }),
+    );
+    cached["expires_epoch"] = (epoch_now() - 600).into();
+    std::fs::write(&cache, cached.to_string()).unwrap();
+    let out = in_a_new_session(crate::clock::on_a_clock_off_by(
+        -1800,
+        &flamefire_with(&with_code, &env),
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert_eq!(calls_by(&engineer.key, "sts:AssumeRole"), (2, 0));
+    let renewed = read_json(&cache);
+    assert_ne!(renewed["access_key_id"], cached["access_key_id"]);
+    assert!(
+        renewed["expires_epoch"].as_u64().unwrap() > epoch_now() + 3000,
+        "{renewed}"
+    );
 }

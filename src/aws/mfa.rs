@@ -8,6 +8,11 @@
 //! with SerialNumber and TokenCode using the `source_profile`'s
 //! credentials, and caches the session until shortly before it expires, so
 //! that the code is asked once per session, not once per command.
+//!
+//! Whether a cached session still has life left is judged by the
+//! account's clock (`clock`), not the laptop's: one GetCallerIdentity with
+//! the cached session asks STS, whose `Date` sets the run's clock and whose
+//! `ExpiredToken` says the session is over, however wrong the laptop is.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -17,8 +22,9 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use serde::{Deserialize, Serialize};
 
+use super::clock::Clock;
 use super::errors;
-use crate::error::{Error, Result};
+use crate::error::{AwsKind, Error, Result};
 
 /// A profile that assumes a role with MFA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,10 @@ pub struct MfaProfile {
     pub role_arn: String,
     pub mfa_serial: String,
     pub source_profile: String,
+    /// How the source profile is logged in again, when it is a login
+    /// (`aws login`'s `login_session`, or SSO): the command to name when
+    /// its credentials fail.
+    pub source_login: Option<String>,
     pub role_session_name: Option<String>,
     pub duration_seconds: Option<i32>,
     pub external_id: Option<String>,
@@ -35,6 +45,12 @@ pub struct MfaProfile {
 /// A cached session is used only while it has this much life left: enough
 /// for a default run (30 s recording, 300 s timeout) with room to spare.
 const CACHE_MIN_LIFE: Duration = Duration::from_secs(15 * 60);
+
+/// A cached session that ended this long ago by the laptop's clock is
+/// dropped without asking STS: a laptop a day wrong is rarer than a
+/// session left over from yesterday, and asking would put an
+/// `ExpiredToken` in CloudTrail at the start of every day.
+const CACHE_STALE: Duration = Duration::from_secs(24 * 3600);
 
 /// The selected profile, when it assumes a role with `mfa_serial`.
 /// Environment credentials come first in the SDK's chain, so with
@@ -75,11 +91,21 @@ pub async fn find(profile: Option<&str>) -> Result<Option<MfaProfile>> {
             "profile {name} has role_arn and mfa_serial but no source_profile: flamefire needs source_profile (the profile with your own credentials) to assume the role with MFA"
         ))
     })?;
+    let source_login = set.get_profile(source_profile).and_then(|src| {
+        if src.get("login_session").is_some() {
+            Some(format!("aws login --profile {source_profile}"))
+        } else if src.get("sso_session").is_some() || src.get("sso_start_url").is_some() {
+            Some(format!("aws sso login --profile {source_profile}"))
+        } else {
+            None
+        }
+    });
     Ok(Some(MfaProfile {
         profile: name.clone(),
         role_arn: role_arn.to_string(),
         mfa_serial: mfa_serial.to_string(),
         source_profile: source_profile.to_string(),
+        source_login,
         role_session_name: p.get("role_session_name").map(str::to_string),
         duration_seconds: p.get("duration_seconds").and_then(|d| d.parse().ok()),
         external_id: p.get("external_id").map(str::to_string),
@@ -125,31 +151,92 @@ fn epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// The cached session of `p`, when it is the same role and device and
-/// lives for `min_life` more (at least [`CACHE_MIN_LIFE`]).
-fn read_cache(p: &MfaProfile, now: SystemTime, min_life: Duration) -> Option<Credentials> {
+/// The cached session of `p`, when it is the same role and device.
+fn read_cache(p: &MfaProfile) -> Option<Cached> {
     let bytes = std::fs::read(cache_file(&p.profile)?).ok()?;
     let c: Cached = serde_json::from_slice(&bytes).ok()?;
-    let life = min_life.max(CACHE_MIN_LIFE).as_secs();
-    let fresh = c.expires_epoch > epoch(now) + life;
-    if c.role_arn != p.role_arn || c.mfa_serial != p.mfa_serial {
-        return None;
+    (c.role_arn == p.role_arn && c.mfa_serial == p.mfa_serial).then_some(c)
+}
+
+impl Cached {
+    fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            Some(self.session_token.clone()),
+            Some(UNIX_EPOCH + Duration::from_secs(self.expires_epoch)),
+            "flamefire-mfa-cache",
+        )
     }
-    if !fresh {
-        tracing::info!(
-            "the cached MFA session of profile {} ends too soon for this run ({} s needed): asking for a new code",
-            p.profile,
-            life
+}
+
+/// Whether a session ending at `expires_epoch` lives `min_life` more (at
+/// least [`CACHE_MIN_LIFE`]) after `now`; else the life it needs, in s.
+fn lives_long_enough(
+    expires_epoch: u64,
+    now: SystemTime,
+    min_life: Duration,
+) -> std::result::Result<(), u64> {
+    let life = min_life.max(CACHE_MIN_LIFE).as_secs();
+    if expires_epoch > epoch(now) + life {
+        Ok(())
+    } else {
+        Err(life)
+    }
+}
+
+/// The cached session of `p`, when STS still takes it and, by the
+/// account's clock, it lives long enough for this run. The one
+/// GetCallerIdentity it makes needs no permission; its `Date` sets
+/// `clock` for the whole run (every later client shares it).
+async fn cached_session(
+    p: &MfaProfile,
+    min_life: Duration,
+    base: &aws_types::SdkConfig,
+    clock: &Clock,
+) -> Option<Credentials> {
+    let cached = read_cache(p)?;
+    if cached.expires_epoch + CACHE_STALE.as_secs() < epoch(SystemTime::now()) {
+        tracing::debug!(
+            "the cached MFA session of profile {} is long over",
+            p.profile
         );
         return None;
     }
-    Some(Credentials::new(
-        c.access_key_id,
-        c.secret_access_key,
-        Some(c.session_token),
-        Some(UNIX_EPOCH + Duration::from_secs(c.expires_epoch)),
-        "flamefire-mfa-cache",
-    ))
+    let creds = cached.credentials();
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(base)
+            .credentials_provider(creds.clone())
+            .interceptor(clock.interceptor())
+            .build(),
+    );
+    if let Err(e) = sts.get_caller_identity().send().await {
+        if errors::kind(&e) == Some(AwsKind::BadCredentials) {
+            tracing::info!(
+                "STS no longer takes the cached MFA session of profile {} ({}): asking for a new code",
+                p.profile,
+                errors::chain(&e)
+            );
+            return None;
+        }
+        // Not an answer about the session (the network, a throttle): judge
+        // by the clock as far as it is known; the run's own calls will say more.
+        tracing::debug!(
+            "sts:GetCallerIdentity with the cached MFA session: {}",
+            errors::chain(&e)
+        );
+    }
+    match lives_long_enough(cached.expires_epoch, clock.now(), min_life) {
+        Ok(()) => Some(creds),
+        Err(life) => {
+            tracing::info!(
+                "the cached MFA session of profile {} ends too soon for this run ({} s needed, by AWS's clock): asking for a new code",
+                p.profile,
+                life
+            );
+            None
+        }
+    }
 }
 
 /// Writes the session with owner-only permissions (it is a credential).
@@ -248,16 +335,17 @@ pub fn profile_provider(
 
 /// The role session for `p`: from the cache, or AssumeRole with the code.
 /// `base` gives the endpoint for STS; `region` is the one resolved for
-/// the run, given to the source profile's own provider too.
+/// the run, given to the source profile's own provider too; `clock` is
+/// the run's, set by the first STS answer here.
 pub async fn credentials(
     p: &MfaProfile,
     plan: &super::AwsPlan,
     region: &aws_types::region::Region,
     base: &aws_types::SdkConfig,
+    clock: &Clock,
 ) -> Result<Credentials> {
-    let now = SystemTime::now();
     // The cache wins even over --mfa-code: AWS refuses a code used twice.
-    if let Some(cached) = read_cache(p, now, plan.min_life) {
+    if let Some(cached) = cached_session(p, plan.min_life, base, clock).await {
         tracing::debug!("using the cached MFA session of profile {}", p.profile);
         return Ok(cached);
     }
@@ -274,20 +362,27 @@ pub async fn credentials(
                 p.profile,
                 errors::chain(&e)
             ),
-            next: format!(
-                "check the credentials of profile {} (it signs the AssumeRole of {})",
-                p.source_profile, p.role_arn
-            ),
+            next: match &p.source_login {
+                Some(login) => format!(
+                    "log in again with `{login}` (profile {} is the source_profile of {}), then retry",
+                    p.source_profile, p.profile
+                ),
+                None => format!(
+                    "check the credentials of profile {} (it signs the AssumeRole of {})",
+                    p.source_profile, p.role_arn
+                ),
+            },
         })?;
     let code = token_code(p, plan.mfa_code.as_deref()).await?;
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(base)
             .credentials_provider(source_creds)
+            .interceptor(clock.interceptor())
             .build(),
     );
     let session = match &p.role_session_name {
         Some(name) => name.clone(),
-        None => session_name(&sts, now).await,
+        None => session_name(&sts, SystemTime::now()).await,
     };
     let out = sts
         .assume_role()
@@ -377,6 +472,21 @@ fn session_name_for(who: Option<&str>, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_session_must_outlive_the_run_and_the_minimum() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |s: u64| 1_700_000_000 + s;
+        // Less than CACHE_MIN_LIFE left, whatever the run needs.
+        assert_eq!(lives_long_enough(at(600), now, Duration::ZERO), Err(900));
+        assert_eq!(lives_long_enough(at(901), now, Duration::ZERO), Ok(()));
+        // A run longer than the minimum needs its own length.
+        let run = Duration::from_secs(1500);
+        assert_eq!(lives_long_enough(at(1200), now, run), Err(1500));
+        assert_eq!(lives_long_enough(at(1501), now, run), Ok(()));
+        // Over already.
+        assert_eq!(lives_long_enough(at(0), now, Duration::ZERO), Err(900));
+    }
 
     #[test]
     fn session_names_say_who_and_fit_sts() {

@@ -105,12 +105,13 @@ impl Aws {
                     .into(),
             )
         })?;
-        let credentials = credentials(plan, &region, &config).await?;
+        // Before the credentials: a cached MFA session is judged by it.
+        let clock = Clock::default();
+        let credentials = credentials(plan, &region, &config, &clock).await?;
         config = config
             .into_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
             .build();
-        let clock = Clock::default();
         let region = region.to_string();
         Ok(Aws {
             ec2: aws_sdk_ec2::Client::from_conf(
@@ -228,10 +229,11 @@ async fn credentials(
     plan: &AwsPlan,
     region: &Region,
     config: &aws_types::SdkConfig,
+    clock: &Clock,
 ) -> Result<aws_credential_types::Credentials> {
     let profile = plan.profile.as_deref();
     if let Some(p) = mfa::find(profile).await? {
-        return mfa::credentials(&p, plan, region, config).await;
+        return mfa::credentials(&p, plan, region, config, clock).await;
     }
     let resolved = match profile {
         // The SDK's default chain reads the environment first, whatever

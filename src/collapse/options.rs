@@ -1,27 +1,7 @@
 //! What the caller asks collapse for: which samples ([`Select`], with its
 //! time [`Window`]) and what each one weighs ([`Weight`]). Plain data.
 
-use std::fmt;
-
-/// What one sample weighs in the folded counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Weight {
-    /// Every sample counts 1 (right for `cpu-clock` at a fixed frequency).
-    #[default]
-    Sample,
-    /// Every sample counts its period (`cycles` in frequency mode), so that
-    /// shares match `perf report`'s.
-    Period,
-}
-
-impl fmt::Display for Weight {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Weight::Sample => "sample",
-            Weight::Period => "period",
-        })
-    }
-}
+pub use crate::model::Weight;
 
 /// Which samples of an input to fold, and how to count them.
 #[derive(Clone, Debug, Default, PartialEq)]

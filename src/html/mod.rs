@@ -124,7 +124,7 @@ struct ScopeData<'a> {
     /// Cells per second.
     rows: usize,
     /// What the weights count: `samples`, or `period` with `--weight period`.
-    unit: &'a str,
+    unit: &'static str,
     hosts: Vec<ScopeHost<'a>>,
 }
 
@@ -155,7 +155,7 @@ pub fn page(report: &RunReport, read: &dyn Fn(&Path) -> Option<String>) -> Strin
         .filter_map(|(i, o)| Some((i, *o, o.heatmap.as_ref()?.timeline.as_ref()?)))
         .collect();
     if !timed.is_empty() {
-        scope(&mut h, report, &timed, &mut csp);
+        scope(&mut h, &timed, &mut csp);
     }
     if let Some(diff) = &report.diff {
         let _ = write!(
@@ -300,19 +300,12 @@ fn style() -> String {
 /// when there are several hosts, the chosen host's heat map, and the
 /// flamegraph of the selected stretch beside them, drawn by [`REPORT_JS`]
 /// from the time lines embedded as JSON.
-fn scope(
-    h: &mut String,
-    report: &RunReport,
-    timed: &[(usize, &Rendered, &Timeline)],
-    csp: &mut Csp,
-) {
-    let period = report
-        .params
-        .iter()
-        .any(|p| p.name == "weight" && p.value.contains("period"));
+fn scope(h: &mut String, timed: &[(usize, &Rendered, &Timeline)], csp: &mut Csp) {
+    // One run folds every host with the same --weight.
+    let weight = timed.first().map(|(_, _, t)| t.weight).unwrap_or_default();
     let data = ScopeData {
         rows: crate::heatmap::ROWS,
-        unit: if period { "period" } else { "samples" },
+        unit: weight.unit(),
         hosts: timed
             .iter()
             .map(|(_, o, t)| ScopeHost {
@@ -378,7 +371,7 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::heatmap::Heatmap;
-    use crate::model::{Failed, Who};
+    use crate::model::{Failed, Weight, Who};
     use crate::report::Param;
     use std::path::PathBuf;
 
@@ -493,17 +486,17 @@ mod tests {
         let hostile = "</script><script>alert(1)</script><!--";
         let stacks = vec![(format!("node;{hostile}"), 2)];
         let mut map = Heatmap::from_offsets([0.0, 0.5], 50);
-        map.timeline = Some(Timeline::new(&stacks, &[(0, 0, 1), (500_000_000, 0, 1)]));
+        map.timeline = Some(Timeline::new(
+            &stacks,
+            &[(0, 0, 1), (500_000_000, 0, 1)],
+            Weight::Sample,
+        ));
         let o = HostOutcome::Rendered(Rendered {
             heatmap: Some(map),
             ..drawn("i-0abc", Some(hostile), "/tmp/out/i-0abc.svg")
         });
         let page = page(&report(vec![o]), &read);
-        let open = "<script type=\"application/json\" id=\"flamefire-data\">";
-        let data = &page[page.find(open).unwrap() + open.len()..];
-        let data = &data[..data.find("</script>").unwrap()];
-        assert!(!data.contains('<'), "{data}");
-        let json: serde_json::Value = serde_json::from_str(data).unwrap();
+        let json = embedded_data(&page);
         assert_eq!(json["hosts"][0]["t"]["frames"][1], hostile);
         assert_eq!(page.matches("<script").count(), 2, "data and code only");
         for end in ["</script", "<script", "<!--"] {
@@ -511,5 +504,37 @@ mod tests {
         }
         assert!(page.contains(&format!("&#39;{}&#39;", sha256(REPORT_JS))));
         assert!(!page.contains("unsafe-inline"));
+    }
+
+    /// The JSON the time view's script reads; no `<` may end it early.
+    fn embedded_data(page: &str) -> serde_json::Value {
+        let open = "<script type=\"application/json\" id=\"flamefire-data\">";
+        let data = &page[page.find(open).unwrap() + open.len()..];
+        let data = &data[..data.find("</script>").unwrap()];
+        assert!(!data.contains('<'), "{data}");
+        serde_json::from_str(data).unwrap()
+    }
+
+    /// The time view names what its numbers count from the time line's type
+    /// (`--weight period` sums periods), whatever the report's labels say.
+    #[test]
+    fn the_time_views_unit_comes_from_the_time_lines_weight() {
+        let unit_of = |weight| {
+            let stacks = vec![("node;a".to_string(), 2)];
+            let mut map = Heatmap::from_offsets([0.0, 0.5], 50);
+            map.timeline = Some(Timeline::new(
+                &stacks,
+                &[(0, 0, 7), (500_000_000, 0, 9)],
+                weight,
+            ));
+            let o = HostOutcome::Rendered(Rendered {
+                heatmap: Some(map),
+                ..drawn("i-0abc", None, "/tmp/out/i-0abc.svg")
+            });
+            let page = page(&report(vec![o]), &read);
+            embedded_data(&page)["unit"].as_str().unwrap().to_string()
+        };
+        assert_eq!(unit_of(Weight::Sample), "samples");
+        assert_eq!(unit_of(Weight::Period), "period");
     }
 }

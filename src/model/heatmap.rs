@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::Weight;
+
 /// Rows per second: 20 ms buckets, FlameScope's default.
 pub const ROWS: usize = 50;
 
@@ -48,15 +50,22 @@ pub struct Timeline {
     pub cell_end: Vec<u32>,
     pub entry_stack: Vec<u32>,
     pub entry_weight: Vec<u64>,
+    /// What `entry_weight` counts: report.html's unit.
+    #[serde(skip)]
+    pub weight: Weight,
 }
 
 /// Nanoseconds in one cell: a second over [`ROWS`].
 pub const CELL_NS: u64 = 1_000_000_000 / ROWS as u64;
 
 impl Timeline {
-    /// From folded stacks and their timed samples (`Folded::timed`).
-    pub fn new(stacks: &[(String, u64)], timed: &[(u64, u32, u64)]) -> Timeline {
-        let mut t = Timeline::default();
+    /// From folded stacks and their timed samples (`Folded::timed`), whose
+    /// weights count `weight`.
+    pub fn new(stacks: &[(String, u64)], timed: &[(u64, u32, u64)], weight: Weight) -> Timeline {
+        let mut t = Timeline {
+            weight,
+            ..Timeline::default()
+        };
         let mut frame_ids: std::collections::HashMap<&str, u32> = Default::default();
         let mut children: std::collections::HashMap<(u32, u32), u32> = Default::default();
         for (stack, _) in stacks {

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod recorder;
 pub mod run;
 pub mod status;
+pub mod weight;
 
 pub use ending::{Ended, Explained};
 pub use heatmap::{Heatmap, Timeline};
@@ -23,6 +24,7 @@ pub use outcome::{Failed, HostOutcome, HotFunction, Rendered, Role, Skipped, Sta
 pub use recorder::RecorderExit;
 pub use run::{RunKey, RunLocation};
 pub use status::{AgentRefusal, DeliveryFailure, InvocationStatus};
+pub use weight::Weight;
 
 /// The run ids of `doctor --probe` start with this: their objects (one
 /// `upload-check` a host) are not a run's, and `runs` does not list them.

@@ -168,6 +168,84 @@ def check_evaluation_rules() -> None:
           "rule: an untagged instance fails the opt-in tag condition")
 
 
+def check_signin() -> None:
+    """AWS Sign-In's refresh (emu/signin.py): each DPoP rule refuses a proof
+    that breaks it, and the same request with a good proof is answered."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    user = fresh_key()
+    admin("POST", "iam", {"access_key_id": user, "secret_access_key": "s" * 40,
+                          "principal": f"arn:aws:iam::{ACCOUNT}:user/signin-{RUN}"})
+    login = admin("POST", "signin", {"access_key_id": user})
+    key = serialization.load_pem_private_key(login["dpop_key"].encode(), None)
+    uri = f"{ENDPOINT}/v1/token"
+
+    def b64(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    def proof(k=key, htm="POST", htu=uri, iat=None, jti=None, typ="dpop+jwt") -> str:
+        n = k.public_key().public_numbers()
+        head = {"typ": typ, "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256",
+                "x": b64(n.x.to_bytes(32, "big")), "y": b64(n.y.to_bytes(32, "big"))}}
+        claims = {"jti": jti or str(uuid.uuid4()), "htm": htm, "htu": htu,
+                  "iat": int(time.time() if iat is None else iat)}
+        msg = b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode())
+        r, s_ = decode_dss_signature(k.sign(msg.encode(), ec.ECDSA(hashes.SHA256())))
+        return msg + "." + b64(r.to_bytes(32, "big") + s_.to_bytes(32, "big"))
+
+    def token(refresh: str, dpop: str | None, client_id: str | None = None) -> tuple[int, dict, str]:
+        body = {"clientId": client_id or login["client_id"], "grantType": "refresh_token",
+                "refreshToken": refresh}
+        headers = {"Content-Type": "application/json", **({"DPoP": dpop} if dpop else {})}
+        req = urllib.request.Request(uri, method="POST", data=json.dumps(body).encode(), headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read()), ""
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read()), e.headers.get("x-amzn-ErrorType", "")
+
+    refresh = login["refresh_token"]
+    for why, dpop in (("no DPoP proof", None),
+                      ("a proof signed by another key", proof(k=ec.generate_private_key(ec.SECP256R1()))),
+                      ("htm GET", proof(htm="GET")),
+                      ("htu of another path", proof(htu=f"{ENDPOINT}/v1/other")),
+                      ("iat 10 minutes old", proof(iat=time.time() - 600)),
+                      ("typ JWT", proof(typ="JWT")),
+                      ("a tampered signature", proof()[:-4] + "AAAA")):
+        status, body, shape = token(refresh, dpop)
+        check((status, shape, body.get("error")) == (400, "ValidationException", "invalid_request"),
+              f"Sign-In refuses {why}: {status} {shape} {body}")
+    status, body, shape = token(refresh, proof(), client_id="arn:aws:signin:::devtools/cross-device")
+    check((status, body.get("error")) == (400, "invalid_client"), f"... another clientId: {body}")
+    replayed = proof()
+    status, body, _ = token(refresh, replayed)
+    check(status == 200 and body["expiresIn"] == 900 and body["tokenType"] == "aws_sigv4"
+          and body["refreshToken"] != refresh, f"... and answers a good proof: {status}")
+    new = body
+    status, body, _ = token(new["refreshToken"], replayed)
+    check(status == 400 and "replay" in body.get("message", ""), f"a proof's jti once only: {body}")
+    status, body, shape = token(refresh, proof())
+    check((status, shape, body.get("error")) == (400, "AccessDeniedException", "TOKEN_EXPIRED"),
+          f"a spent refresh token: TOKEN_EXPIRED {status} {body}")
+    sts_new = client("sts", new["accessToken"]["accessKeyId"], new["accessToken"]["secretAccessKey"],
+                     new["accessToken"]["sessionToken"])
+    arn = sts_new.get_caller_identity()["Arn"]
+    check(arn == f"arn:aws:iam::{ACCOUNT}:user/signin-{RUN}", f"the refreshed keys are the user's: {arn}")
+    old = login["access_token"]
+    code, _, _ = error_of(lambda: client("sts", old["accessKeyId"], old["secretAccessKey"],
+                                         old["sessionToken"]).get_caller_identity())
+    check(code == "ExpiredToken", f"the expired access token is refused: {code}")
+    ended = admin("POST", "signin", {"access_key_id": user, "session_seconds": 0})
+    ended_key = serialization.load_pem_private_key(ended["dpop_key"].encode(), None)
+    status, body, _ = token(ended["refresh_token"], proof(k=ended_key))
+    check((status, body.get("error")) == (400, "TOKEN_EXPIRED"), f"a session past its 12 h: {body}")
+    admin("POST", "signin/revoke", {"login_session": login["login_session"]})
+    status, body, _ = token(new["refreshToken"], proof())
+    check((status, body.get("error")) == (400, "TOKEN_EXPIRED"), f"a revoked session: {body}")
+
+
 def main() -> None:
     check_evaluation_rules()
     check_against_service_authorization_reference()
@@ -472,6 +550,7 @@ def main() -> None:
         check(code == "", "... of that operation only")
     finally:
         admin("DELETE", f"throttle?access_key_id={other_key}")
+    check_signin()
     print("PASS all")
 
 

@@ -36,6 +36,9 @@ from .iam import (
 )
 from .post import verify_post_object
 from .ssm import SSM_HANDLERS, request_region
+from .signin import (
+    SigninError, admin_signin_list, admin_signin_register, admin_signin_revoke, signin_create_token,
+)
 from .state import EMU
 from .sts import sts_assume_role, sts_caller_identity
 from .throttling import admin_throttle_get, admin_throttle_set, throttle_check
@@ -103,6 +106,13 @@ def service_of(headers, query: dict) -> str:
     if "multipart/form-data" in headers.get("Content-Type", ""):
         return "s3"
     return "unknown"
+
+
+def is_signin_token(method: str, path: str, headers) -> bool:
+    """AWS Sign-In's CreateOAuth2Token: POST /v1/token, unsigned (the
+    operation's "authtype": "none"; see signin.py). No other service the
+    emulator answers has that path."""
+    return method == "POST" and path == "/v1/token" and not headers.get("Authorization")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -227,7 +237,9 @@ class Handler(BaseHTTPRequestHandler):
             target = self.headers.get("X-Amz-Target", "")
             service = service_of(self.headers, query)
             body = None
-            if target:
+            if is_signin_token(self.command, url.path, self.headers):
+                service, op = "signin", "signin:CreateOAuth2Token"
+            elif target:
                 op = f"{service}:{target.split('.')[-1]}"
             elif service == "s3":
                 op = "s3:" + s3_operation(self.command, url.path, query, self.headers)
@@ -322,6 +334,19 @@ class Handler(BaseHTTPRequestHandler):
                 key = verify_post_object(url.path, self.headers, body or b"", self.secure,
                                          self.client_address[0])
                 corrupt_before_meta(key)
+            elif op == "signin:CreateOAuth2Token":
+                body = body if body is not None else self.read_body()
+                scheme = "https" if self.secure else "http"
+                host = self.host_override or self.headers.get("Host", "")
+                uri = f"{scheme}://{host}{urllib.parse.urlsplit(self.raw_path).path}"
+                try:
+                    answer = signin_create_token(self.headers, body, uri)
+                except SigninError as err:
+                    self.reply(err.status, err.body(), "application/json",
+                               {"x-amzn-ErrorType": err.shape})
+                    return body, err.status
+                self.reply(200, answer, "application/json")
+                return body, 200
             elif op in ("sts:AssumeRole", "sts:GetCallerIdentity"):
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(
                     (body or b"").decode("utf-8", "replace")).items()}
@@ -526,6 +551,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply_json(200, admin_iam_list())
             elif path == "/_flamefire/iam/expire" and m == "POST":
                 self.reply_json(200, admin_iam_expire(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/signin" and m == "POST":
+                self.reply_json(200, admin_signin_register(json.loads(self.read_body() or b"{}")))
+            elif path == "/_flamefire/signin" and m == "GET":
+                self.reply_json(200, admin_signin_list())
+            elif path == "/_flamefire/signin/revoke" and m == "POST":
+                self.reply_json(200, admin_signin_revoke(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/render" and m == "POST":
                 self.reply_json(200, terraform_role(json.loads(self.read_body() or b"{}")))
             elif path == "/_flamefire/roles" and m == "POST":

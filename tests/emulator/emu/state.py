@@ -50,6 +50,11 @@ class Auth:
         # Limits for one access key only: key -> {pattern: (rate, burst)}.
         self.key_throttle: dict[str, dict[str, tuple[float, float]]] = {}
         self.key_throttled: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        # Sign-In (signin.py): refresh token -> {session, user_key, jkt, client_id,
+        # state}; login session -> refreshes answered; DPoP jti -> iat (replays).
+        self.signin_tokens: dict[str, dict] = {}
+        self.signin_refreshes: dict[str, int] = {}
+        self.signin_jti: dict[str, float] = {}
 
 
 class Tls:

@@ -97,9 +97,14 @@ def sts_assume_role(params: dict, caller_key: str, headers) -> bytes | None:
         # Long-term credentials: aws:MultiFactorAuthPresent is present only when
         # MFA was given to this very call (IAM condition keys, MultiFactorAuthPresent).
         ctx.pop("aws:multifactorauthpresent", None)
-        if mfa:
-            ctx["aws:multifactorauthpresent"] = "true"
-            ctx["aws:multifactorauthage"] = "0"
+    if mfa:
+        # A code checked by this very call satisfies the trust policy's MFA
+        # condition whatever signs the call, long-term keys or a session such
+        # as an `aws login` one (AssumeRole, TokenCode: "The value provided by
+        # the MFA device, if the trust policy of the role being assumed
+        # requires MFA").
+        ctx["aws:multifactorauthpresent"] = "true"
+        ctx["aws:multifactorauthage"] = "0"
     decision, direct = awsauth.trust_allows(role["trust"], caller_arn, ACCOUNT_ID, role_arn, ctx)
     if decision != "allow":
         # STS words a trust-policy refusal without a policy type.
