@@ -1290,7 +1290,9 @@ check_map_content() {
 # open the map (measured: it did, and blocked). Measured with perf 6.1: perf
 # script of the same perf.data ends in 2-4 s with the target's stacks, and
 # blocks without the masks. The mounts die with perf script's namespace. A
-# map swapped for a FIFO after this is caught by script_watch.
+# map swapped for a FIFO after this, or one the screening cannot see (a
+# process chrooted inside its namespace: /proc/PID/root is its chroot, while
+# setns puts perf at the namespace's root), is caught by script_watch.
 screen_host_maps() {
   local map pid m=""
   MASKS=()

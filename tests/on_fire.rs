@@ -575,6 +575,60 @@ fn a_fifo_map_in_another_mount_namespace_neither_hangs_nor_is_read() {
     );
 }
 
+/// A map the screening cannot see: the process is chrooted inside its mount
+/// namespace, so `/proc/PID/root/tmp/perf-1.map` (its chroot's, a regular
+/// file) is not the `/tmp/perf-1.map` perf opens after entering the
+/// namespace (setns puts perf at the namespace's root), a FIFO. `perf
+/// script` blocks in its open. Regression (issue 18 §5): it sat there until
+/// its time limit and the host said "time limit"; it is stopped at once and
+/// the warning says it was blocked on that map.
+#[test]
+fn a_perf_script_blocked_on_a_fifo_map_is_stopped_and_says_so() {
+    require("perf");
+    require("unshare");
+    require("chroot");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let jail = "mount -t tmpfs flamefire /tmp && mkfifo /tmp/perf-1.map && mkdir /tmp/jail \
+                && mount --rbind / /tmp/jail && mount -t tmpfs flamefire /tmp/jail/tmp \
+                && exec chroot /tmp/jail node --perf-basic-prof -e \"$0\"";
+    let container = Guard::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+            .args(["sh", "-c", jail])
+            .arg(
+                "function inTheJail(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
+                 setInterval(() => inTheJail(3e6), 1);",
+            )
+            .stdout(Stdio::null()),
+    );
+    let started = Instant::now();
+    while !crate::support::children(container.pid())
+        .into_iter()
+        .any(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/root/tmp/perf-1.map")).is_ok_and(|m| m.len() > 0)
+        })
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the jailed node wrote no /tmp/perf-1.map"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = AgentRun::local(Shells::debian(), &app.pids, 2);
+    // Safety net only: past perf script's own time limit.
+    let out = wait_or_kill(run.spawn(), Duration::from_secs(480), "blocked perf script");
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = run.meta();
+    assert_eq!(meta["partial"], true, "{meta}");
+    assert!(
+        meta["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("blocked on FIFO perf map /tmp/perf-1.map in mnt:[")),
+        "no warning says perf script was blocked on the map: {meta}"
+    );
+}
+
 /// Regression (issue 18 §5): the lock file was in world-writable
 /// /run/lock: any local user could create it and hold it, and every run
 /// waited 360 s, then failed blaming "another flamefire run".
