@@ -278,15 +278,17 @@ is_alive() {
 # while waiting (record uses it to find Node processes that start meanwhile).
 wait_children() {
   local limit=$1 watch=${2:-} pid alive end rc ticks=0
-  end=$(($(date +%s) + limit))
   TIMED_OUT=0
   CHILD_RCS=()
   # bash prints "<line>: PID Killed ..." for a child killed by a signal (ours,
   # or the OOM killer's) at whatever command comes next: on stderr, before
   # our error line, in the 2,500 characters the agent keeps. So the whole
   # wait runs with stderr to /dev/null; CHILD_RCS says it (128+N), and an
-  # error line goes to fd 3 (say_error), the script's own stderr.
+  # error line goes to fd 3 (say_error), the script's own stderr. The
+  # group starts before the first command that forks (date): a child killed
+  # while bash waited for it was announced on stderr (seen under load).
   {
+  end=$(($(date +%s) + limit))
   while :; do
     if [[ -n $watch ]] && ((ticks++ % 5 == 0)); then "$watch"; fi
     alive=0
