@@ -278,15 +278,17 @@ is_alive() {
 # while waiting (record uses it to find Node processes that start meanwhile).
 wait_children() {
   local limit=$1 watch=${2:-} pid alive end rc ticks=0
-  end=$(($(date +%s) + limit))
   TIMED_OUT=0
   CHILD_RCS=()
   # bash prints "<line>: PID Killed ..." for a child killed by a signal (ours,
   # or the OOM killer's) at whatever command comes next: on stderr, before
   # our error line, in the 2,500 characters the agent keeps. So the whole
   # wait runs with stderr to /dev/null; CHILD_RCS says it (128+N), and an
-  # error line goes to fd 3 (say_error), the script's own stderr.
+  # error line goes to fd 3 (say_error), the script's own stderr. The
+  # group starts before the first command that forks (date): a child killed
+  # while bash waited for it was announced on stderr (seen under load).
   {
+  end=$(($(date +%s) + limit))
   while :; do
     if [[ -n $watch ]] && ((ticks++ % 5 == 0)); then "$watch"; fi
     alive=0
@@ -1264,38 +1266,56 @@ check_map_content() {
 # screen_host_maps: `perf script --pid` drops another process's sample only
 # after machine__resolve has looked up its leaf symbol
 # (tools/perf/util/event.c, machine__resolve; the pid test is
-# thread__is_filtered, tools/perf/util/thread.h), and that lookup loads
-# /tmp/perf-PID.map when the leaf is in anonymous (JIT) memory. So with -a,
-# perf may open the map of any process of the host, not only the targets'
-# (measured with perf 6.1: a FIFO planted as the map of a process that is
-# not a target still hangs `perf script --pid <target>`). perf skips a map
-# owned by neither root nor itself unless given --force (dso__load,
-# tools/perf/util/symbol.c: "not owned by current user or root, ignoring
-# it"). So when a map in /tmp that root does not own is a FIFO, a symlink or
-# not a regular file, `perf script` runs without --force: such a file is then
-# never opened, and the JIT frames of targets whose map is not root's become
-# [unknown] (warned). A hostile map owned by root can only be root's doing;
-# perf script's time limit bounds it. Maps inside other mount namespaces of
-# processes that are not targets are not looked at (residual risk).
+# thread__is_filtered, tools/perf/util/thread.h), and that lookup loads the
+# JIT map when the leaf is in anonymous (JIT) memory. So with -a, perf may
+# open the map of any process of the host, not only the targets'. perf 6.1
+# opens it whoever owns it, --force or not (measured: a FIFO owned by nobody
+# as the map of a busy non-target blocks `perf script --pid <target>` in
+# fifo_open; dso__load, tools/perf/util/symbol.c in torvalds/linux@005f9294,
+# has no owner test for /tmp/perf- maps, only ancient perfs had one). For a
+# process in another mount namespace (a root container, a PrivateTmp
+# service) perf stats /proc/PID/ns/mnt at `perf script` time (nsinfo__init,
+# tools/perf/util/namespaces.c), enters that namespace and opens
+# /tmp/perf-NSPID.map there (dso__find_perf_map, nsinfo__mountns_enter):
+# a FIFO there blocked perf script until its time limit (issue 18 §5).
+#
+# So every map perf may open is screened, in one pass: /tmp/perf-PID.map
+# (perf opens no other name), and the map of each process in another mount
+# namespace (one find lists them; NSpid from /proc/PID/status). Each that is
+# a FIFO, a symlink or not a regular file is hidden from perf script, which
+# then runs in a mount namespace of its own (unshare, util-linux; the prefix
+# MASKS becomes): an empty tmpfs over /proc/PID makes nsinfo__init fail, so
+# perf never enters that process's namespace and looks for
+# /tmp/perf-PID.map in its own, where for a host map /dev/null is bound over
+# it. Both are needed for a host map: perf script in a namespace of its own
+# sees every host process as in another one, and would enter the host's to
+# open the map (measured: it did, and blocked). Measured with perf 6.1: perf
+# script of the same perf.data ends in 2-4 s with the target's stacks, and
+# blocks without the masks. The mounts die with perf script's namespace. A
+# map swapped for a FIFO after this, or one the screening cannot see (a
+# process chrooted inside its namespace: /proc/PID/root is its chroot, while
+# setns puts perf at the namespace's root), is caught by script_watch.
 screen_host_maps() {
-  local map owner n=0 uids=""
-  [[ $RECORD_MODE == system-wide ]] || return 0
-  for map in /tmp/perf-*.map; do
-    hostile_map "$map" || continue
-    # stat without -L: the owner of a symlink itself, as perf's lstat sees it
-    owner=$(stat -c %u -- "$map" 2>/dev/null) || continue
-    ((owner != 0)) || continue
-    n=$((n + 1))
-    [[ " $uids " == *" $owner "* ]] || uids+="${uids:+ }$owner"
+  local map pid m=""
+  MASKS=()
+  for map in /tmp/perf-[0-9]*.map; do
+    pid=${map:10:-4}
+    hostile_map "$map" && MASKS+=("$map" "/proc/$pid") m=$map
   done
-  ((n > 0)) || return 0
-  local kept=() o
-  for o in ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"}; do
-    [[ $o == --force ]] || kept+=("$o")
-  done
-  SCRIPT_OPTS=(${kept[@]+"${kept[@]}"})
-  FORCE_DROPPED=yes
-  warn "$n perf map(s) in /tmp are a FIFO, a symlink or not a regular file (owner uid $uids): perf script ran without --force so as never to open them; JIT frames of targets whose map is not owned by root are [unknown]"
+  # -samefile, not -lname: "mnt:[N]" would be a glob.
+  while IFS=/ read -r _ _ pid _; do
+    ns_pid "$pid"
+    map=/proc/$pid/root/tmp/perf-${REPLY:-$pid}.map
+    hostile_map "$map" && MASKS+=("/proc/$pid") m=$map
+  done <<<"$(find -L /proc/[0-9]*/ns/mnt -maxdepth 0 ! -samefile /proc/self/ns/mnt 2>/dev/null || true)"
+  ((${#MASKS[@]})) || return 0
+  warn "kept perf script from non-regular perf map(s), as $m"
+  # perf script's prefix: sh makes the mounts in a private mount namespace
+  # (made private first: unshare before util-linux 2.27 leaves propagation
+  # shared), then execs perf. A mount that fails (the process has exited)
+  # leaves nothing to hide, and says so in script.log.
+  # shellcheck disable=SC2016
+  MASKS=(unshare --mount -- sh -c 'mount --make-rprivate / || exit; while [ "$1" != -- ]; do case $1 in /p*) mount -t tmpfs x "$1";; *) mount --bind /dev/null "$1";; esac; shift; done; shift; exec "$@"' sh "${MASKS[@]}" --)
 }
 
 prepare_maps() {
@@ -1307,8 +1327,8 @@ prepare_maps() {
     map_path "$i"
     map=$REPLY
     if hostile_map "$map"; then
-      # Not root's, and perf runs without --force: it skips the file.
-      if [[ $FORCE_DROPPED == yes && $(stat -c %u -- "$map" 2>/dev/null || printf 0) != 0 ]]; then
+      # screen_host_maps saw it too: perf script never opens it.
+      if ((${#MASKS[@]})); then
         warn_pid hostile "$pid" "have a perf map that is a symlink or not a regular file (FIFO?); its JIT frames are [unknown]"
         T_MAP[i]=hostile
         continue
@@ -1415,6 +1435,27 @@ check_memory() {
   fi
 }
 
+# script_watch: perf script asleep in the open or the read of a FIFO makes
+# no progress: perf never reads a FIFO but a perf map (perf.data is a file,
+# and it writes to our pipe). Not before its stdout is stacks.pipe: until
+# awk opens it, the shell that starts perf waits in that FIFO's open (it
+# did, and a host FIFO map was named). So at the first sight it is stopped, and
+# BLOCKED names the FIFO among the maps in its /tmp (while blocked, its root
+# is that of the mount namespace it entered) and that namespace. TIMED_OUT
+# keeps the "idle" warning away. wchan says where it sleeps:
+# wait_for_partner (open) and pipe_read on 5.x and later (measured on 6.1:
+# wait_for_partner, in fifo_open). Before 5.6 read and write both wait in
+# pipe_wait, which a write to our own pipe shares: not taken, there the time
+# limit stops it (screen_host_maps keeps perf from the maps seen before).
+script_watch() {
+  local p=${CHILD_PIDS[0]} w="" m=""
+  read -r w <"/proc/$p/wchan" || true
+  [[ /proc/$p/fd/1 -ef $WORK/stacks.pipe && $w =~ ^(wait_for_partner|pipe_read)$ ]] || return 0
+  for w in "/proc/$p/root/tmp/"perf-*.map; do [[ -p $w ]] && m=${w#/proc/"$p"/root}; done
+  BLOCKED=", blocked on FIFO perf map $m in $(readlink "/proc/$p/ns/mnt" || true)" TIMED_OUT=1
+  kill -9 "$p" || true
+}
+
 # write_stacks: `perf script` streamed through awk, which counts the samples
 # on the way (a sample starts with an unindented header line; its frames are
 # indented), into gzip, through FIFOs: the text (5-10x perf.data) never lands
@@ -1451,7 +1492,7 @@ write_stacks() {
   local t0=$REPLY
   # Not through start_child: a redirection on a function call is opened by
   # this shell, which would block on the FIFO.
-  run_low "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
+  run_low ${MASKS[@]+"${MASKS[@]}"} "$PERF" script -i "$WORK/perf.data" ${SCRIPT_OPTS[@]+"${SCRIPT_OPTS[@]}"} \
     ${pick[@]+"${pick[@]}"} >"$WORK/stacks.pipe" 2>"$LOGS/script.log" &
   CHILD_PIDS+=("$!")
   run_low awk -v o="$LOGS/samples" '/^[^ \t]/{n++}1;END{print n+0>o}' \
@@ -1459,7 +1500,7 @@ write_stacks() {
   CHILD_PIDS+=("$!")
   run_low gzip -6 -n -c <"$WORK/count.pipe" >"$WORK/stacks.gz" 2>"$LOGS/gzip.log" &
   CHILD_PIDS+=("$!")
-  wait_children "$limit"
+  wait_children "$limit" script_watch
   # gzip first: when it fails (a full disk), perf script dies of SIGPIPE.
   if ((CHILD_RCS[2] != 0)); then
     full_fs
@@ -1469,7 +1510,7 @@ write_stacks() {
   read -r SAMPLES <"$LOGS/samples" || SAMPLES=0
   if ((TIMED_OUT)); then
     PARTIAL=true
-    warn "perf script was stopped at its time limit of $limit s: stacks.gz is partial, $SAMPLES samples"
+    warn "perf script was stopped${BLOCKED:- at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
   elif ((CHILD_RCS[0] != 0)); then
     # The OOM killer in our memory cgroup (v2 memory.events, v1
     # memory.oom_control count its kills): perf script hit MEM_MIB. It
@@ -1714,7 +1755,7 @@ main() {
   DEADLINE=$(($(date +%s) + BUDGET_S))
   INSTALL_S=0.000 RECORD_S=0.000 SCRIPT_S=0.000 COMPRESS_S=0.000
   SAMPLES=0 PARTIAL=false CG_cpu=0 CG_mem=0 STACKS_BYTES=0 STARTED_AT=0 FREQ=0 DELIVERED="" TARGETS_FOUND=0 PERF=perf
-  SCRIPT_OPTS=() SCRIPT_FORCE=no SCRIPT_PID=no FORCE_DROPPED=no RECORD_MODE=system-wide TARGETS_NEW=0
+  SCRIPT_OPTS=() SCRIPT_FORCE=no SCRIPT_PID=no RECORD_MODE=system-wide TARGETS_NEW=0
 
   read_params
   check_upload_params

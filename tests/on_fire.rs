@@ -409,9 +409,8 @@ impl FlippingMaps {
             let fifo = dir.path().join(format!("fifo{i}"));
             std::fs::write(&file, "7e0000000000 10 LazyCompile:~flipped /x.js:1\n").unwrap();
             mkfifo(&fifo);
-            // Not root's: with a FIFO among /tmp's maps, perf script runs
-            // without --force, and a map that is not root's is skipped with
-            // a warning instead of failing the run.
+            // Not root's (perf 6.1 opens a map whoever owns it: the script
+            // hides a FIFO map from perf script, screen_host_maps).
             for p in [&file, &fifo] {
                 chown(p, Some(65534), Some(65534)).unwrap();
             }
@@ -474,7 +473,7 @@ fn perf_maps_swapped_for_fifos_while_read_never_hang_the_script() {
         .map(|_| Guard::spawn(Command::new("sleep").arg("600")))
         .collect();
     let pids: Vec<u32> = sleepers.iter().map(Guard::pid).collect();
-    // A FIFO map that stays one, so that perf script runs without --force.
+    // A FIFO map that stays one: perf script runs with it hidden.
     let mut fifo_owner = Guard::spawn(Command::new("sleep").arg("600"));
     let fifo = PathBuf::from(format!("/tmp/perf-{}.map", fifo_owner.pid()));
     mkfifo(&fifo);
@@ -491,6 +490,143 @@ fn perf_maps_swapped_for_fifos_while_read_never_hang_the_script() {
         out.status.success() || stderr(&out).contains("flamefire: error:"),
         "{}",
         describe(&out)
+    );
+}
+
+/// A JIT process that is not a target, in another mount namespace (a root
+/// container, a `PrivateTmp=yes` service): `perf script` resolves the leaf
+/// frames of every sampled process before it filters by pid, and for this
+/// one it enters the namespace and opens `/tmp/perf-NSPID.map` there.
+/// Regression (issue 18 §5): a FIFO there blocked `perf script` until its
+/// time limit, and the host failed, or delivered nothing, saying "time
+/// limit". The map is screened: the run delivers the target's stacks and its
+/// warning names the map. On the host too, a busy non-target's FIFO map owned
+/// by nobody: perf 6.1 opens it, `--force` or not.
+#[test]
+fn a_fifo_map_in_another_mount_namespace_neither_hangs_nor_is_read() {
+    require("perf");
+    require("unshare");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let mut host_other = busy_node();
+    let host_fifo = PathBuf::from(format!("/tmp/perf-{}.map", host_other.pid()));
+    let _ = std::fs::remove_file(&host_fifo);
+    mkfifo(&host_fifo);
+    std::os::unix::fs::chown(&host_fifo, Some(65534), Some(65534)).unwrap();
+    host_other.planted.push(host_fifo);
+    // The "container": Node as pid 1 of its own pid namespace, with its
+    // own /tmp, busy, so that it has samples in anonymous (JIT) memory.
+    let container = Guard::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+            .args(["sh", "-c", "mount -t tmpfs flamefire /tmp && exec node --perf-basic-prof -e \"$0\""])
+            .arg(
+                "function inTheContainer(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
+                 setInterval(() => inTheContainer(3e6), 1);",
+            )
+            .stdout(Stdio::null()),
+    );
+    let started = Instant::now();
+    let (node, map) = loop {
+        let found = crate::support::children(container.pid())
+            .into_iter()
+            .map(|pid| {
+                (
+                    pid,
+                    PathBuf::from(format!("/proc/{pid}/root/tmp/perf-1.map")),
+                )
+            })
+            .find(|(_, map)| std::fs::metadata(map).is_ok_and(|m| m.len() > 0));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the namespaced node wrote no /tmp/perf-1.map"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Its map becomes a FIFO (Node keeps writing to the unlinked file).
+    std::fs::remove_file(&map).unwrap();
+    mkfifo(&map);
+    let run = AgentRun::local(Shells::debian(), &app.pids, 2);
+    // Safety net only: past perf script's own time limit.
+    let out = wait_or_kill(run.spawn(), Duration::from_secs(480), "namespaced FIFO map");
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = run.meta();
+    assert_eq!(meta["partial"], false, "{meta}");
+    assert!(run.stacks().contains("tokenizeHtml"), "{meta}");
+    let named = format!("/proc/{node}/root/tmp/perf-1.map");
+    assert!(
+        meta["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains(&named)),
+        "no warning names {named}: {meta}"
+    );
+    // What kept perf script from the map stayed in perf script's own mount
+    // namespace: the host still sees the process and its FIFO.
+    assert!(std::fs::metadata(format!("/proc/{node}/status")).is_ok());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&map)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+/// A map the screening cannot see: the process is chrooted inside its mount
+/// namespace, so `/proc/PID/root/tmp/perf-1.map` (its chroot's, a regular
+/// file) is not the `/tmp/perf-1.map` perf opens after entering the
+/// namespace (setns puts perf at the namespace's root), a FIFO. `perf
+/// script` blocks in its open. Regression (issue 18 §5): it sat there until
+/// its time limit and the host said "time limit"; it is stopped at once and
+/// the warning says it was blocked on that map.
+#[test]
+fn a_perf_script_blocked_on_a_fifo_map_is_stopped_and_says_so() {
+    require("perf");
+    require("unshare");
+    require("chroot");
+    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
+    let jail = "mount -t tmpfs flamefire /tmp && mkfifo /tmp/perf-1.map && mkdir /tmp/jail \
+                && mount --rbind / /tmp/jail && mount -t tmpfs flamefire /tmp/jail/tmp \
+                && exec chroot /tmp/jail node --perf-basic-prof -e \"$0\"";
+    let container = Guard::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
+            .args(["sh", "-c", jail])
+            .arg(
+                "function inTheJail(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
+                 setInterval(() => inTheJail(3e6), 1);",
+            )
+            .stdout(Stdio::null()),
+    );
+    let started = Instant::now();
+    while !crate::support::children(container.pid())
+        .into_iter()
+        .any(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/root/tmp/perf-1.map")).is_ok_and(|m| m.len() > 0)
+        })
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the jailed node wrote no /tmp/perf-1.map"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = AgentRun::local(Shells::debian(), &app.pids, 2);
+    // Safety net only: past perf script's own time limit.
+    let out = wait_or_kill(run.spawn(), Duration::from_secs(480), "blocked perf script");
+    assert!(out.status.success(), "{}", describe(&out));
+    let meta = run.meta();
+    assert_eq!(meta["partial"], true, "{meta}");
+    assert!(
+        meta["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("blocked on FIFO perf map /tmp/perf-1.map in mnt:[")),
+        "no warning says perf script was blocked on the map: {meta}"
     );
 }
 
