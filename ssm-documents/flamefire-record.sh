@@ -1512,6 +1512,11 @@ write_stacks() {
     PARTIAL=true
     warn "perf script was stopped${BLOCKED:- at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
   elif ((CHILD_RCS[0] != 0)); then
+    # The OOM killer in our memory cgroup (v2 memory.events, v1
+    # memory.oom_control count its kills): perf script hit MEM_MIB. It
+    # dies of SIGKILL then, with nothing in its log to say why. (Neither
+    # file has another line with "oom_kill ": oom_group_kill, oom_kill_disable.)
+    grep -qs 'oom_kill [1-9]' "${CGP[0]}/memory.events" "${CGP[2]}/memory.oom_control" && die 6 "perf script hit its memory limit of $MEM_MIB MiB: free memory or use --perf-basic-prof-only-functions"
     last=$(tail -n1 "$LOGS/script.log" | sanitize_text || true)
     die 6 "perf script failed (exit ${CHILD_RCS[0]}; memory limit $MEM_MIB MiB)${last:+: $(printable "$last" 200)}"
   fi

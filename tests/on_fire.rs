@@ -127,6 +127,7 @@ fn wait_or_kill(mut child: Child, limit: Duration, what: &str) -> Output {
 /// map both have `lines` lines more.
 fn long_maps_on_a_target_and_a_non_target(lines: usize) {
     require("perf");
+    let _maps = crate::support::live_maps_lock();
     let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
     let worker = *app.pids.last().unwrap();
     let target_map = PathBuf::from(format!("/tmp/perf-{worker}.map"));

@@ -95,6 +95,16 @@ pub fn perf_stand_ins() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Held by tests whose figures depend on the host's live perf maps (the
+/// script's memory estimate sums every live /tmp/perf-PID.map) and by tests
+/// that plant big maps: one of them planting tens of MB between another's
+/// reading and its script's check would turn that one's limit into a
+/// refusal.
+pub fn live_maps_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The demo cluster (`demo/cluster.js`) with perf maps on: real Node
 /// processes with a known hot function (`tokenizeHtml` in sick mode).
 pub struct NodeApp {
