@@ -1509,6 +1509,9 @@ write_stacks() {
   fi
   read -r SAMPLES <"$LOGS/samples" || SAMPLES=0
   if ((TIMED_OUT)); then
+    # Nothing at all to deliver: an error that says why, not an empty
+    # flamegraph whose advice would be "record for longer".
+    ((SAMPLES)) || die 6 "perf script was stopped${BLOCKED:- at its time limit of $limit s} before its first sample${BLOCKED:+: remove that FIFO}"
     PARTIAL=true
     warn "perf script was stopped${BLOCKED:- at its time limit of $limit s}: stacks.gz is partial, $SAMPLES samples"
   elif ((CHILD_RCS[0] != 0)); then

@@ -7,49 +7,11 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::agent::{AgentRun, Shells, describe};
-use crate::support::{NodeApp, mkfifo, require};
-
-/// A process that is killed (its whole group) and reaped on drop, with the
-/// files planted for it removed.
-struct Guard {
-    child: Child,
-    planted: Vec<PathBuf>,
-}
-
-impl Guard {
-    fn spawn(cmd: &mut Command) -> Guard {
-        let child = cmd
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Guard {
-            child,
-            planted: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.child.wait();
-        for path in &self.planted {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
+use crate::support::{Guard, NodeApp, mkfifo, require, stderr, wait_or_kill};
 
 /// A busy Node process that is not started with a perf map option: its
 /// `/tmp/perf-PID.map` is the one the test writes.
@@ -93,31 +55,6 @@ fn append_map_lines(map: &Path, lines: usize) {
 fn line_count(path: &Path) -> usize {
     let bytes = std::fs::read(path).unwrap();
     bytes.iter().filter(|&&b| b == b'\n').count()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Waits for the child to end; kills its group and fails if it has not
-/// ended after `limit` (a safety net against a hang, not a time assertion).
-fn wait_or_kill(mut child: Child, limit: Duration, what: &str) -> Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what}: the script still ran after {limit:?}\n{}",
-                describe(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Regression (issue 18 §1): a perf map over 100,000 lines (a
@@ -573,60 +510,6 @@ fn a_fifo_map_in_another_mount_namespace_neither_hangs_nor_is_read() {
             .unwrap()
             .file_type()
             .is_fifo()
-    );
-}
-
-/// A map the screening cannot see: the process is chrooted inside its mount
-/// namespace, so `/proc/PID/root/tmp/perf-1.map` (its chroot's, a regular
-/// file) is not the `/tmp/perf-1.map` perf opens after entering the
-/// namespace (setns puts perf at the namespace's root), a FIFO. `perf
-/// script` blocks in its open. Regression (issue 18 §5): it sat there until
-/// its time limit and the host said "time limit"; it is stopped at once and
-/// the warning says it was blocked on that map.
-#[test]
-fn a_perf_script_blocked_on_a_fifo_map_is_stopped_and_says_so() {
-    require("perf");
-    require("unshare");
-    require("chroot");
-    let app = NodeApp::start("sick", 1, &["--perf-basic-prof"]);
-    let jail = "mount -t tmpfs flamefire /tmp && mkfifo /tmp/perf-1.map && mkdir /tmp/jail \
-                && mount --rbind / /tmp/jail && mount -t tmpfs flamefire /tmp/jail/tmp \
-                && exec chroot /tmp/jail node --perf-basic-prof -e \"$0\"";
-    let container = Guard::spawn(
-        Command::new("unshare")
-            .args(["--mount", "--pid", "--fork", "--propagation", "private"])
-            .args(["sh", "-c", jail])
-            .arg(
-                "function inTheJail(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }\
-                 setInterval(() => inTheJail(3e6), 1);",
-            )
-            .stdout(Stdio::null()),
-    );
-    let started = Instant::now();
-    while !crate::support::children(container.pid())
-        .into_iter()
-        .any(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/root/tmp/perf-1.map")).is_ok_and(|m| m.len() > 0)
-        })
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the jailed node wrote no /tmp/perf-1.map"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let run = AgentRun::local(Shells::debian(), &app.pids, 2);
-    // Safety net only: past perf script's own time limit.
-    let out = wait_or_kill(run.spawn(), Duration::from_secs(480), "blocked perf script");
-    assert!(out.status.success(), "{}", describe(&out));
-    let meta = run.meta();
-    assert_eq!(meta["partial"], true, "{meta}");
-    assert!(
-        meta["warnings"].as_array().unwrap().iter().any(|w| w
-            .as_str()
-            .unwrap()
-            .contains("blocked on FIFO perf map /tmp/perf-1.map in mnt:[")),
-        "no warning says perf script was blocked on the map: {meta}"
     );
 }
 

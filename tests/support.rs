@@ -3,7 +3,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
@@ -576,4 +576,67 @@ pub fn bucket_keys(bucket: &str) -> Vec<String> {
         .filter_map(|k| k.split("</Key>").next())
         .map(str::to_string)
         .collect()
+}
+
+/// A process that is killed (its whole group) and reaped on drop, with the
+/// files planted for it removed.
+pub struct Guard {
+    pub child: Child,
+    pub planted: Vec<PathBuf>,
+}
+
+impl Guard {
+    pub fn spawn(cmd: &mut Command) -> Guard {
+        let child = cmd
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Guard {
+            child,
+            planted: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+        for path in &self.planted {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits for the child to end; kills its group and fails if it has not
+/// ended after `limit` (a safety net against a hang, not a time assertion).
+pub fn wait_or_kill(mut child: Child, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: the script still ran after {limit:?}\n{}",
+                crate::agent::describe(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.wait_with_output().unwrap()
 }
