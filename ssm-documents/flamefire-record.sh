@@ -1,4 +1,4 @@
-# flamefire-record: the host side of a flamefire run; docs/contracts.md, and the commented ssm-documents/flamefire-record.sh.
+# flamefire-record: the host side of a flamefire run (ssm-documents/flamefire-record.sh has the comments).
 # shellcheck shell=bash
 #
 # This file is the source: scripts/build-document.sh copies it, without its
@@ -128,10 +128,15 @@ readonly KEEP_FREE_PCT=20
 readonly LOCK_WAIT_S=360
 
 # --- state (the EXIT trap reads these) --------------------------------------
-WORK=""            # private work dir, removed on every exit path
-CHILD_PIDS=()      # the long-running children we are waiting for, if any
-CLEANUP_FILES=()   # maps copied out of containers, staged outputs
-RESTORE_OWNERS=()  # "uid:gid:inode:path" of maps chowned to root (old perf only)
+# WORK: the private work dir, removed on every exit path. CHILD_PIDS: the
+# long-running children we are waiting for, if any. CLEANUP_FILES: maps
+# copied out of containers, staged outputs. RESTORE_OWNERS:
+# "uid:gid:inode:path" of maps chowned to root (old perf only). (Comments
+# on lines of their own: build-document.sh leaves those out of the YAML.)
+WORK=""
+CHILD_PIDS=()
+CLEANUP_FILES=()
+RESTORE_OWNERS=()
 WARNINGS=()
 # SAID: an error line has been printed. ERR_AT: the last failed command (the
 # ERR trap). INSTALL_PID: a package manager run, never killed (try_install).
@@ -410,8 +415,10 @@ param_pattern() {
 # the whole document (issue 16).
 param_max_len() {
   case $1 in
-    UploadPolicy) REPLY=8194 ;;        # 8,192 base64 characters and up to two '='
-    UploadSecurityToken) REPLY=4096 ;; # STS session tokens are far shorter
+    # 8,192 base64 characters and up to two '='
+    UploadPolicy) REPLY=8194 ;;
+    # STS session tokens are far shorter
+    UploadSecurityToken) REPLY=4096 ;;
     *) REPLY=0 ;;
   esac
 }
