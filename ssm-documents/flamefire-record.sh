@@ -1334,8 +1334,9 @@ prepare_maps() {
     map_path "$i"
     map=$REPLY
     if hostile_map "$map"; then
-      # screen_host_maps saw it too: perf script never opens it.
-      if ((${#MASKS[@]})); then
+      # Masked by screen_host_maps (every mask it makes names /proc/PID):
+      # perf script never opens it. Not masked: it changed since.
+      if [[ " ${MASKS[*]} " == *" /proc/$pid "* ]]; then
         warn_pid hostile "$pid" "have a perf map that is a symlink or not a regular file (FIFO?); its JIT frames are [unknown]"
         T_MAP[i]=hostile
         continue
